@@ -1,0 +1,170 @@
+//! Chunker invariants, checked with the real all-MiniLM-L6-v2 tokenizer.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use ragmill_chunk::{Chunker, ChunkerConfig};
+use ragmill_core::{DocumentKind, ExtractedDocument, Heading, PageSpan};
+use tokenizers::Tokenizer;
+
+fn model_dir() -> PathBuf {
+    std::env::var_os("RAGMILL_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
+    })
+}
+
+fn tokenizer() -> Tokenizer {
+    let path = model_dir().join("tokenizer.json");
+    Tokenizer::from_file(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-model.sh)", path.display()))
+}
+
+fn chunker(config: ChunkerConfig) -> Chunker {
+    Chunker::new(tokenizer(), config).expect("valid config")
+}
+
+fn default_chunker() -> &'static Chunker {
+    static C: OnceLock<Chunker> = OnceLock::new();
+    C.get_or_init(|| {
+        chunker(ChunkerConfig { max_tokens: 64, target_tokens: 48, overlap_tokens: 8 })
+    })
+}
+
+fn plain(text: &str) -> ExtractedDocument {
+    ExtractedDocument {
+        kind: DocumentKind::Text,
+        text: text.to_owned(),
+        markdown: false,
+        headings: vec![],
+        pages: vec![],
+    }
+}
+
+/// Every invariant the pipeline relies on.
+fn check_invariants(chunker: &Chunker, doc: &ExtractedDocument) {
+    let chunks = chunker.chunk(doc).expect("chunking succeeds");
+    let max = chunker.config().max_tokens;
+    let mut exact = tokenizer();
+    exact.with_padding(None);
+    exact.with_truncation(None).expect("no truncation");
+    let mut covered = vec![false; doc.text.len()];
+    let mut last_start = None;
+    for (i, c) in chunks.iter().enumerate() {
+        assert_eq!(c.ordinal as usize, i);
+        assert_eq!(&doc.text[c.start..c.end], c.text, "range matches text");
+        // Token limit, counted independently with special tokens.
+        let n = exact.encode(c.text.as_str(), true).expect("encode").len();
+        assert_eq!(n, c.tokens, "recorded token count");
+        assert!(n <= max, "chunk {i} has {n} tokens > {max}");
+        // In order.
+        if let Some(prev) = last_start {
+            assert!(c.start > prev, "starts strictly increase");
+        }
+        last_start = Some(c.start);
+        covered[c.start..c.end].iter_mut().for_each(|b| *b = true);
+    }
+    // Full coverage: every non-whitespace character lies in some chunk.
+    for (pos, ch) in doc.text.char_indices() {
+        if !ch.is_whitespace() {
+            assert!(covered[pos], "byte {pos} ({ch:?}) not in any chunk");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn prose_respects_limits_and_covers_everything(
+        words in prop::collection::vec("[a-zA-Z]{1,12}|[0-9]{1,6}|[.,;!?]|\n\n|é|日本|🙂", 0..600)
+    ) {
+        check_invariants(default_chunker(), &plain(&words.join(" ")));
+    }
+
+    #[test]
+    fn markdown_respects_limits_and_covers_everything(
+        sections in prop::collection::vec(("[A-Z][a-z]{2,10}", prop::collection::vec("[a-z]{1,10}", 1..120)), 1..8)
+    ) {
+        let text: String = sections.iter().enumerate()
+            .map(|(i, (h, body))| format!("{} {h}\n\n{}\n\n", "#".repeat(i % 3 + 1), body.join(" ")))
+            .collect();
+        let doc = ExtractedDocument { markdown: true, kind: DocumentKind::Markdown, ..plain(&text) };
+        check_invariants(default_chunker(), &doc);
+    }
+}
+
+#[test]
+fn consecutive_chunks_overlap() {
+    let text: String = (0..400).map(|i| format!("word{i} ")).collect();
+    let chunks = default_chunker().chunk(&plain(&text)).expect("chunks");
+    assert!(chunks.len() > 3);
+    for pair in chunks.windows(2) {
+        assert!(
+            pair[1].start < pair[0].end,
+            "chunk {} does not overlap the one before",
+            pair[1].ordinal
+        );
+    }
+}
+
+#[test]
+fn a_single_unbroken_token_run_is_still_bounded() {
+    // No spaces, no sentence breaks: the splitter must fall back to character boundaries.
+    let text = "x".repeat(5000) + &"語".repeat(3000);
+    check_invariants(default_chunker(), &plain(&text));
+}
+
+#[test]
+fn pages_and_heading_paths_are_recorded() {
+    let text = "# Guide\n\nIntro text here.\n\n## Install\n\nRun the installer.\n\n## Use\n\nType a query.";
+    let offset = |s: &str| text.find(s).expect("present");
+    let doc = ExtractedDocument {
+        kind: DocumentKind::Markdown,
+        text: text.to_owned(),
+        markdown: true,
+        headings: vec![
+            Heading { level: 1, title: "Guide".into(), offset: 0 },
+            Heading { level: 2, title: "Install".into(), offset: offset("## Install") },
+            Heading { level: 2, title: "Use".into(), offset: offset("## Use") },
+        ],
+        pages: vec![
+            PageSpan { number: 1, start: 0, end: offset("## Use") },
+            PageSpan { number: 2, start: offset("## Use"), end: text.len() },
+        ],
+    };
+    let small = chunker(ChunkerConfig { max_tokens: 12, target_tokens: 10, overlap_tokens: 0 });
+    let chunks = small.chunk(&doc).expect("chunks");
+    let use_chunk = chunks.iter().find(|c| c.text.contains("Type a query")).expect("last section");
+    assert_eq!(use_chunk.heading_path, vec!["Guide", "Use"]);
+    assert_eq!(use_chunk.page, Some(2));
+    let install = chunks.iter().find(|c| c.text.contains("installer")).expect("install section");
+    assert_eq!(install.heading_path, vec!["Guide", "Install"]);
+    assert_eq!(install.page, Some(1));
+}
+
+#[test]
+fn default_config_fits_the_model_window() {
+    let text: String = (0..3000).map(|i| format!("token{i} and more words. ")).collect();
+    check_invariants(&chunker(ChunkerConfig::default()), &plain(&text));
+}
+
+#[test]
+fn bad_sizes_are_refused() {
+    let bad = |max, target, overlap| {
+        Chunker::new(
+            tokenizer(),
+            ChunkerConfig { max_tokens: max, target_tokens: target, overlap_tokens: overlap },
+        )
+        .is_err()
+    };
+    assert!(bad(2, 2, 0), "no room beside [CLS] and [SEP]");
+    assert!(bad(256, 300, 0), "target above max");
+    assert!(bad(256, 100, 98), "overlap as large as the target's content");
+    assert!(!bad(256, 256, 32));
+}
+
+#[test]
+fn empty_text_gives_no_chunks() {
+    assert!(default_chunker().chunk(&plain("   \n\n ")).expect("ok").is_empty());
+}

@@ -1,0 +1,84 @@
+//! The local embedder against the reference implementation's vectors.
+
+use std::path::PathBuf;
+
+use ragmill_core::{Embedder, cosine};
+use ragmill_embed::{LocalEmbedder, LocalOptions, ModelDir};
+
+fn model_dir() -> ModelDir {
+    let path = std::env::var_os("RAGMILL_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
+    });
+    ModelDir::open(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[derive(serde::Deserialize)]
+struct Fixture {
+    max_seq_length: usize,
+    items: Vec<Item>,
+}
+
+#[derive(serde::Deserialize)]
+struct Item {
+    text: String,
+    embedding: Vec<f32>,
+}
+
+fn fixture() -> Fixture {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/minilm-reference.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture present"))
+        .expect("fixture parses")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reproduces_every_reference_vector() {
+    let fixture = fixture();
+    let dir = model_dir();
+    assert_eq!(dir.max_seq_length, fixture.max_seq_length);
+    // Batch of 7 so the fixtures span several micro-batches of mixed lengths.
+    let embedder = LocalEmbedder::load(&dir, LocalOptions { max_batch: 7 }).expect("model loads");
+    assert_eq!(embedder.info().dimensions, 384);
+    let texts: Vec<String> = fixture.items.iter().map(|i| i.text.clone()).collect();
+    let vectors = embedder.embed(texts).await.expect("embeds");
+    assert_eq!(vectors.len(), fixture.items.len());
+    let mut worst = (1.0f32, String::new());
+    for (item, v) in fixture.items.iter().zip(&vectors) {
+        assert_eq!(v.len(), item.embedding.len());
+        let c = cosine(v, &item.embedding);
+        if c < worst.0 {
+            worst = (c, item.text.chars().take(40).collect());
+        }
+        let norm = ragmill_core::dot(v, v).sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "not unit length: {norm}");
+    }
+    assert!(worst.0 >= 0.999, "cosine {} for {:?}", worst.0, worst.1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_composition_does_not_change_vectors() {
+    let embedder = LocalEmbedder::load(&model_dir(), LocalOptions { max_batch: 4 }).expect("loads");
+    let texts: Vec<String> =
+        ["short", "a somewhat longer sentence about tides and the moon", "", "x y z"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+    let together = embedder.embed(texts.clone()).await.expect("batch");
+    for (text, v) in texts.iter().zip(&together) {
+        let alone = embedder.embed(vec![text.clone()]).await.expect("single");
+        assert!(cosine(v, &alone[0]) > 0.99999, "padding changed the vector of {text:?}");
+    }
+    assert!(embedder.embed(vec![]).await.expect("empty").is_empty());
+}
+
+#[test]
+fn a_missing_model_names_the_file_and_the_fix() {
+    let dir = tempfile_dir();
+    let err = ModelDir::open(&dir).expect_err("empty dir").to_string();
+    assert!(err.contains("config.json") && err.contains("models fetch"), "{err}");
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ragmill-empty-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}

@@ -1,0 +1,353 @@
+//! Documents and their chunks, always through a [`UserStore`].
+
+use std::collections::BTreeMap;
+
+use ragmill_core::{ContentHash, DocumentKind};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{now_ms, vector_to_blob};
+use crate::{StoreError, UserStore};
+
+/// A document's id in this store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DocumentId(pub i64);
+
+/// Where a document stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentState {
+    /// Its chunks are searchable.
+    Ready,
+    /// Its last version could not be processed; `error` says why.
+    Failed,
+}
+
+impl DocumentState {
+    fn as_str(self) -> &'static str {
+        match self {
+            DocumentState::Ready => "ready",
+            DocumentState::Failed => "failed",
+        }
+    }
+}
+
+/// Seconds spent in each stage of the last processing, by stage name.
+pub type Timings = BTreeMap<String, f64>;
+
+/// A document as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DocumentRecord {
+    /// Its id.
+    pub id: DocumentId,
+    /// The name it was ingested under (unique per user).
+    pub name: String,
+    /// Hash of the bytes of the version last processed.
+    pub content_hash: String,
+    /// The detected format, if detection got that far.
+    pub kind: Option<DocumentKind>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Ready or failed.
+    pub state: DocumentState,
+    /// Stable code and message of the last failure (a failed new version of a ready document
+    /// keeps the old version searchable and records the failure here).
+    pub error: Option<(String, String)>,
+    /// Chunks stored.
+    pub chunks: u64,
+    /// Embedding model of its vectors.
+    pub model: Option<String>,
+    /// Seconds per stage.
+    pub timings: Timings,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// Milliseconds since the epoch.
+    pub updated_at: i64,
+}
+
+/// Metadata of a document version about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewDocument<'a> {
+    /// Name, unique per user: storing under an existing name replaces that document.
+    pub name: &'a str,
+    /// Hash of the bytes.
+    pub content_hash: ContentHash,
+    /// Detected format, if known.
+    pub kind: Option<DocumentKind>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Seconds per stage.
+    pub timings: Timings,
+}
+
+/// A chunk with its vector, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewChunk<'a> {
+    /// The chunk.
+    pub chunk: &'a ragmill_core::Chunk,
+    /// Hash of its text (the embedding cache key).
+    pub hash: ContentHash,
+    /// Its unit-length vector.
+    pub vector: &'a [f32],
+}
+
+const DOC_COLUMNS: &str = "id, name, content_hash, kind, size, state, error_code, error_message, \
+                           chunk_count, model, timings, created_at, updated_at";
+
+fn document_from_row(row: &Row<'_>) -> rusqlite::Result<DocumentRecord> {
+    let kind: Option<String> = row.get(3)?;
+    let state: String = row.get(5)?;
+    let code: Option<String> = row.get(6)?;
+    let message: Option<String> = row.get(7)?;
+    let timings: Option<String> = row.get(10)?;
+    Ok(DocumentRecord {
+        id: DocumentId(row.get(0)?),
+        name: row.get(1)?,
+        content_hash: row.get(2)?,
+        kind: kind.as_deref().and_then(DocumentKind::parse),
+        size: row.get::<_, i64>(4)?.max(0) as u64,
+        state: if state == "ready" { DocumentState::Ready } else { DocumentState::Failed },
+        error: code.zip(message),
+        chunks: row.get::<_, i64>(8)?.max(0) as u64,
+        model: row.get(9)?,
+        timings: timings.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default(),
+        created_at: row.get(11)?,
+        updated_at: row.get(12)?,
+    })
+}
+
+impl UserStore<'_> {
+    /// The user's document called `name`.
+    pub fn document_by_name(&self, name: &str) -> Result<Option<DocumentRecord>, StoreError> {
+        let conn = self.store.conn()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {DOC_COLUMNS} FROM documents WHERE user_id = ?1 AND name = ?2"),
+                params![self.user.0, name],
+                document_from_row,
+            )
+            .optional()?)
+    }
+
+    /// The user's document `id`; `None` also when it belongs to someone else.
+    pub fn document(&self, id: DocumentId) -> Result<Option<DocumentRecord>, StoreError> {
+        let conn = self.store.conn()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {DOC_COLUMNS} FROM documents WHERE user_id = ?1 AND id = ?2"),
+                params![self.user.0, id.0],
+                document_from_row,
+            )
+            .optional()?)
+    }
+
+    /// The user's documents, newest first.
+    pub fn documents(&self) -> Result<Vec<DocumentRecord>, StoreError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {DOC_COLUMNS} FROM documents WHERE user_id = ?1 ORDER BY updated_at DESC, id DESC"
+        ))?;
+        let rows = stmt.query_map([self.user.0], document_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores a processed version of a document, replacing any earlier version of the same name,
+    /// in one transaction: searches see the old version or the new one, never a mix.
+    ///
+    /// `model` and `dimensions` name the embedding model of the vectors; the user's collection
+    /// takes the first model it is given and refuses any other.
+    pub fn replace_document(
+        &self,
+        doc: &NewDocument<'_>,
+        chunks: &[NewChunk<'_>],
+        model: &str,
+        dimensions: usize,
+    ) -> Result<DocumentId, StoreError> {
+        if let Some(bad) = chunks.iter().find(|c| c.vector.len() != dimensions) {
+            return Err(StoreError::Dimension { got: bad.vector.len(), want: dimensions });
+        }
+        let mut conn = self.store.conn()?;
+        let tx = conn.transaction()?;
+        self.claim_model(&tx, model, dimensions)?;
+        let id = self.upsert_document(&tx, doc, "ready", None, Some(model), chunks.len())?;
+        tx.execute(
+            "DELETE FROM chunks WHERE document_id = ?1 AND user_id = ?2",
+            params![id.0, self.user.0],
+        )?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO chunks (user_id, document_id, ordinal, text, start_byte, end_byte, tokens, page, heading_path, hash, vector)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for c in chunks {
+                insert.execute(params![
+                    self.user.0,
+                    id.0,
+                    c.chunk.ordinal,
+                    c.chunk.text,
+                    c.chunk.start as i64,
+                    c.chunk.end as i64,
+                    c.chunk.tokens as i64,
+                    c.chunk.page,
+                    serde_json::to_string(&c.chunk.heading_path).unwrap_or_else(|_| "[]".into()),
+                    c.hash.as_bytes().as_slice(),
+                    vector_to_blob(c.vector),
+                ])?;
+            }
+        }
+        tx.commit()?;
+        drop(conn);
+        self.store.invalidate(self.user);
+        Ok(id)
+    }
+
+    /// Records that a version of `doc` failed. A document that was ready keeps its searchable
+    /// version and carries the error; a new one is stored as failed.
+    pub fn record_failure(
+        &self,
+        doc: &NewDocument<'_>,
+        code: &str,
+        message: &str,
+    ) -> Result<DocumentId, StoreError> {
+        let mut conn = self.store.conn()?;
+        let tx = conn.transaction()?;
+        let existing: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT id, state FROM documents WHERE user_id = ?1 AND name = ?2",
+                params![self.user.0, doc.name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let id = match existing {
+            Some((id, state)) if state == "ready" => {
+                tx.execute(
+                    "UPDATE documents SET error_code = ?1, error_message = ?2, updated_at = ?3 WHERE id = ?4 AND user_id = ?5",
+                    params![code, message, now_ms(), id, self.user.0],
+                )?;
+                DocumentId(id)
+            }
+            _ => self.upsert_document(&tx, doc, "failed", Some((code, message)), None, 0)?,
+        };
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Deletes the user's document `id` and its chunks; false if the user has no such document.
+    pub fn delete_document(&self, id: DocumentId) -> Result<bool, StoreError> {
+        let n = self.store.conn()?.execute(
+            "DELETE FROM documents WHERE id = ?1 AND user_id = ?2",
+            params![id.0, self.user.0],
+        )?;
+        self.store.invalidate(self.user);
+        Ok(n > 0)
+    }
+
+    /// The embedding model and dimension the user's collection was built with, if any.
+    pub fn collection_model(&self) -> Result<Option<(String, usize)>, StoreError> {
+        let conn = self.store.conn()?;
+        let row: (Option<String>, Option<i64>) = conn.query_row(
+            "SELECT model, dimensions FROM users WHERE id = ?1",
+            [self.user.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(row.0.zip(row.1.map(|d| d.max(0) as usize)))
+    }
+
+    /// Checks that vectors of `model` may go into (or be searched against) this collection.
+    pub fn check_model(&self, model: &str, dimensions: usize) -> Result<(), StoreError> {
+        match self.collection_model()? {
+            Some((have, dim)) if have != model || dim != dimensions => {
+                Err(StoreError::ModelMismatch {
+                    collection: have,
+                    collection_dim: dim,
+                    requested: model.to_owned(),
+                    requested_dim: dimensions,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn claim_model(
+        &self,
+        tx: &Transaction<'_>,
+        model: &str,
+        dimensions: usize,
+    ) -> Result<(), StoreError> {
+        let (have, dim): (Option<String>, Option<i64>) = tx.query_row(
+            "SELECT model, dimensions FROM users WHERE id = ?1",
+            [self.user.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        // A collection whose chunks are all gone may switch models.
+        let empty: bool = tx.query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM chunks WHERE user_id = ?1)",
+            [self.user.0],
+            |r| r.get(0),
+        )?;
+        match (have, dim) {
+            (Some(have), Some(dim)) if !empty && (have != model || dim as usize != dimensions) => {
+                Err(StoreError::ModelMismatch {
+                    collection: have,
+                    collection_dim: dim.max(0) as usize,
+                    requested: model.to_owned(),
+                    requested_dim: dimensions,
+                })
+            }
+            _ => {
+                tx.execute(
+                    "UPDATE users SET model = ?1, dimensions = ?2 WHERE id = ?3",
+                    params![model, dimensions as i64, self.user.0],
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    fn upsert_document(
+        &self,
+        tx: &Transaction<'_>,
+        doc: &NewDocument<'_>,
+        state: &str,
+        error: Option<(&str, &str)>,
+        model: Option<&str>,
+        chunk_count: usize,
+    ) -> Result<DocumentId, StoreError> {
+        let now = now_ms();
+        let timings = serde_json::to_string(&doc.timings).unwrap_or_else(|_| "{}".into());
+        let id = tx.query_row(
+            "INSERT INTO documents (user_id, name, content_hash, kind, size, state, error_code, error_message,
+                                    chunk_count, model, timings, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+             ON CONFLICT (user_id, name) DO UPDATE SET
+                content_hash = excluded.content_hash, kind = excluded.kind, size = excluded.size,
+                state = excluded.state, error_code = excluded.error_code, error_message = excluded.error_message,
+                chunk_count = excluded.chunk_count, model = excluded.model, timings = excluded.timings,
+                updated_at = excluded.updated_at
+             RETURNING id",
+            params![
+                self.user.0,
+                doc.name,
+                doc.content_hash.to_hex(),
+                doc.kind.map(|k| k.as_str()),
+                doc.size as i64,
+                state,
+                error.map(|e| e.0),
+                error.map(|e| e.1),
+                chunk_count as i64,
+                model,
+                timings,
+                now,
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(DocumentId(id))
+    }
+}
+
+impl DocumentState {
+    /// The stable lower-case name.
+    pub fn name(self) -> &'static str {
+        self.as_str()
+    }
+}

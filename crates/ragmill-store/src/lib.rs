@@ -1,0 +1,136 @@
+//! The embedded store: one SQLite file (WAL mode) in the data directory.
+//!
+//! It holds users, documents (name, content hash, kind, size, state, error, timings), chunks
+//! (text, provenance, vector) and the embedding cache keyed by (model, chunk-text hash). Search
+//! is an exact cosine scan over an in-memory [`FlatIndex`] per user, built from SQLite on first
+//! use and dropped whenever that user's chunks change, so SQLite is always the truth.
+//!
+//! **Isolation is structural.** Everything a user owns is reached through [`UserStore`], which
+//! [`Store::user`] hands out for one [`UserId`]; every query it runs carries `user_id = ?`.
+//! There is no method that reads documents or chunks without a user.
+//!
+//! ```no_run
+//! # fn run() -> Result<(), ragmill_store::StoreError> {
+//! let store = ragmill_store::Store::open("ragmill-data".as_ref())?;
+//! let alice = store.ensure_user("alice")?;
+//! let hits = store.user(alice).search(&[0.0; 384], 5, None)?;
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod codec;
+mod documents;
+mod error;
+mod index;
+mod schema;
+mod search;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub use documents::{DocumentId, DocumentRecord, DocumentState, NewChunk, NewDocument, Timings};
+pub use error::StoreError;
+pub use index::FlatIndex;
+pub use search::SearchHit;
+
+/// A user's id in this store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub i64);
+
+/// The embedded store. Share it behind an `Arc`; all methods take `&self`.
+pub struct Store {
+    path: PathBuf,
+    /// One connection behind a std mutex: SQLite serialises writers anyway, every statement here
+    /// is short, and no lock is held across an `.await` (callers are synchronous).
+    conn: Mutex<Connection>,
+    /// Per-user vector index, rebuilt lazily after that user's chunks change.
+    indexes: Mutex<HashMap<UserId, Arc<FlatIndex>>>,
+    /// Bumped by every write to chunks: an index built while a write landed is not cached.
+    generation: AtomicU64,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir`, as `ragmill.db`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Io { path: data_dir.to_owned(), source: e })?;
+        let path = data_dir.join("ragmill.db");
+        let conn = Connection::open(&path)?;
+        schema::prepare(&conn)?;
+        Ok(Self {
+            path,
+            conn: Mutex::new(conn),
+            indexes: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// The SQLite file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The user called `name`, created if new.
+    pub fn ensure_user(&self, name: &str) -> Result<UserId, StoreError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            return Err(StoreError::InvalidUserName(name.chars().take(40).collect()));
+        }
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO users (name, created_at) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+            params![name, codec::now_ms()],
+        )?;
+        let id = conn.query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))?;
+        Ok(UserId(id))
+    }
+
+    /// The user called `name`, if there is one.
+    pub fn find_user(&self, name: &str) -> Result<Option<UserId>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row("SELECT id FROM users WHERE name = ?1", [name.trim()], |r| r.get(0))
+            .optional()?
+            .map(UserId))
+    }
+
+    /// Removes a user and everything they own (documents, chunks, vectors).
+    pub fn delete_user(&self, user: UserId) -> Result<bool, StoreError> {
+        let n = self.conn()?.execute("DELETE FROM users WHERE id = ?1", [user.0])?;
+        self.invalidate(user);
+        Ok(n > 0)
+    }
+
+    /// The handle through which everything `user` owns is read and written.
+    pub fn user(&self, user: UserId) -> UserStore<'_> {
+        UserStore { store: self, user }
+    }
+
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    fn invalidate(&self, user: UserId) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut map) = self.indexes.lock() {
+            map.remove(&user);
+        }
+    }
+}
+
+/// Everything one user owns. Every query this runs is scoped by its [`UserId`].
+pub struct UserStore<'a> {
+    store: &'a Store,
+    user: UserId,
+}
+
+impl UserStore<'_> {
+    /// Whose data this handle reaches.
+    pub fn id(&self) -> UserId {
+        self.user
+    }
+}

@@ -1,0 +1,69 @@
+//! The SQLite schema and connection settings.
+
+use rusqlite::Connection;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE users (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    model       TEXT,              -- embedding model the collection was built with
+    dimensions  INTEGER,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE documents (
+    id            INTEGER PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    kind          TEXT,
+    size          INTEGER NOT NULL,
+    state         TEXT NOT NULL,
+    error_code    TEXT,
+    error_message TEXT,
+    chunk_count   INTEGER NOT NULL DEFAULT 0,
+    model         TEXT,
+    timings       TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE TABLE chunks (
+    id            INTEGER PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    document_id   INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ordinal       INTEGER NOT NULL,
+    text          TEXT NOT NULL,
+    start_byte    INTEGER NOT NULL,
+    end_byte      INTEGER NOT NULL,
+    tokens        INTEGER NOT NULL,
+    page          INTEGER,
+    heading_path  TEXT NOT NULL,
+    hash          BLOB NOT NULL,
+    vector        BLOB NOT NULL,
+    UNIQUE (document_id, ordinal)
+);
+CREATE INDEX chunks_by_user ON chunks(user_id);
+CREATE TABLE embedding_cache (
+    model   TEXT NOT NULL,
+    hash    BLOB NOT NULL,
+    vector  BLOB NOT NULL,
+    PRIMARY KEY (model, hash)
+) WITHOUT ROWID;
+";
+
+/// Sets WAL mode and the pragmas every connection needs, and creates the schema if new.
+pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 0 {
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The embedded store through its public API, on a real SQLite file.
+
+use ragmill_core::{Chunk, ContentHash, DocumentKind, normalize};
+use ragmill_store::{DocumentState, NewChunk, NewDocument, Store, StoreError};
+
+const MODEL: &str = "test-model@000000000000";
+
+fn chunk(ordinal: u32, text: &str) -> Chunk {
+    Chunk {
+        ordinal,
+        text: text.into(),
+        start: 0,
+        end: text.len(),
+        tokens: 3,
+        page: Some(ordinal + 1),
+        heading_path: vec!["Top".into(), format!("S{ordinal}")],
+    }
+}
+
+fn unit(v: [f32; 3]) -> Vec<f32> {
+    let mut v = v.to_vec();
+    normalize(&mut v);
+    v
+}
+
+fn doc<'a>(name: &'a str, content: &str) -> NewDocument<'a> {
+    NewDocument {
+        name,
+        content_hash: ContentHash::of(content.as_bytes()),
+        kind: Some(DocumentKind::Text),
+        size: content.len() as u64,
+        timings: [("embedding".to_string(), 0.5)].into(),
+    }
+}
+
+/// Stores `texts` with `vectors` as document `name` for `user`.
+fn put(
+    store: &Store,
+    user: &str,
+    name: &str,
+    texts: &[&str],
+    vectors: &[Vec<f32>],
+) -> ragmill_store::DocumentId {
+    let uid = store.ensure_user(user).expect("user");
+    let chunks: Vec<Chunk> = texts.iter().enumerate().map(|(i, t)| chunk(i as u32, t)).collect();
+    let new: Vec<NewChunk<'_>> = chunks
+        .iter()
+        .zip(vectors)
+        .map(|(c, v)| NewChunk { chunk: c, hash: ContentHash::of(c.text.as_bytes()), vector: v })
+        .collect();
+    store.user(uid).replace_document(&doc(name, &texts.concat()), &new, MODEL, 3).expect("stored")
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    (dir, store)
+}
+
+#[test]
+fn round_trip_and_ranking() {
+    let (_dir, store) = open();
+    let id = put(
+        &store,
+        "alice",
+        "a.txt",
+        &["north", "east", "up"],
+        &[unit([1.0, 0.0, 0.0]), unit([0.0, 1.0, 0.0]), unit([0.0, 0.0, 1.0])],
+    );
+    let alice = store.find_user("alice").expect("query").expect("exists");
+    let hits = store.user(alice).search(&unit([0.9, 0.1, 0.0]), 2, None).expect("search");
+    assert_eq!(hits.iter().map(|h| h.text.as_str()).collect::<Vec<_>>(), ["north", "east"]);
+    assert_eq!(hits[0].document, "a.txt");
+    assert_eq!(hits[0].document_id, id);
+    assert_eq!(hits[0].page, Some(1));
+    assert_eq!(hits[0].heading_path, vec!["Top", "S0"]);
+    assert!(hits[0].score > hits[1].score);
+
+    let rec = store.user(alice).document(id).expect("get").expect("present");
+    assert_eq!(
+        (rec.state, rec.chunks, rec.kind),
+        (DocumentState::Ready, 3, Some(DocumentKind::Text))
+    );
+    assert_eq!(rec.timings.get("embedding"), Some(&0.5));
+    assert_eq!(rec.model.as_deref(), Some(MODEL));
+}
+
+#[test]
+fn survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        put(&store, "alice", "a.txt", &["north"], &[unit([1.0, 0.0, 0.0])]);
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    let alice = store.find_user("alice").expect("q").expect("user persisted");
+    assert_eq!(store.user(alice).search(&unit([1.0, 0.0, 0.0]), 5, None).expect("search").len(), 1);
+}
+
+#[test]
+fn users_are_isolated() {
+    let (_dir, store) = open();
+    let a_doc = put(&store, "alice", "secret.txt", &["alice's secret"], &[unit([1.0, 0.0, 0.0])]);
+    let b_doc = put(&store, "bob", "notes.txt", &["bob's notes"], &[unit([1.0, 0.0, 0.0])]);
+    let (alice, bob) =
+        (store.ensure_user("alice").expect("a"), store.ensure_user("bob").expect("b"));
+
+    let bob_hits = store.user(bob).search(&unit([1.0, 0.0, 0.0]), 10, None).expect("search");
+    assert_eq!(bob_hits.len(), 1);
+    assert_eq!(bob_hits[0].text, "bob's notes");
+    // Filtering on another user's document id yields nothing, not their chunks.
+    assert!(
+        store
+            .user(bob)
+            .search(&unit([1.0, 0.0, 0.0]), 10, Some(&[a_doc]))
+            .expect("search")
+            .is_empty()
+    );
+    assert!(store.user(bob).document(a_doc).expect("get").is_none());
+    assert!(store.user(bob).document_by_name("secret.txt").expect("get").is_none());
+    assert!(
+        !store.user(bob).delete_document(a_doc).expect("delete"),
+        "cannot delete another's document"
+    );
+    assert_eq!(store.user(alice).documents().expect("list").len(), 1, "alice's document survived");
+    assert_eq!(store.user(bob).documents().expect("list")[0].id, b_doc);
+}
+
+#[test]
+fn a_new_version_replaces_the_old_atomically() {
+    let (_dir, store) = open();
+    let v1 = put(
+        &store,
+        "alice",
+        "a.txt",
+        &["old one", "old two"],
+        &[unit([1.0, 0.0, 0.0]), unit([0.0, 1.0, 0.0])],
+    );
+    let v2 = put(&store, "alice", "a.txt", &["new"], &[unit([0.0, 0.0, 1.0])]);
+    assert_eq!(v1, v2, "same name, same document");
+    let alice = store.ensure_user("alice").expect("a");
+    let hits = store.user(alice).search(&unit([1.0, 1.0, 1.0]), 10, None).expect("search");
+    assert_eq!(hits.iter().map(|h| h.text.as_str()).collect::<Vec<_>>(), ["new"]);
+    assert_eq!(store.user(alice).documents().expect("list").len(), 1);
+}
+
+#[test]
+fn a_failed_new_version_keeps_the_old_one_searchable() {
+    let (_dir, store) = open();
+    put(&store, "alice", "a.txt", &["kept"], &[unit([1.0, 0.0, 0.0])]);
+    let alice = store.ensure_user("alice").expect("a");
+    store
+        .user(alice)
+        .record_failure(&doc("a.txt", "broken"), "corrupt_file", "bad bytes")
+        .expect("recorded");
+    let rec = store.user(alice).document_by_name("a.txt").expect("get").expect("present");
+    assert_eq!(rec.state, DocumentState::Ready);
+    assert_eq!(rec.error, Some(("corrupt_file".into(), "bad bytes".into())));
+    assert_eq!(
+        store.user(alice).search(&unit([1.0, 0.0, 0.0]), 5, None).expect("s")[0].text,
+        "kept"
+    );
+
+    store.user(alice).record_failure(&doc("b.txt", "x"), "empty_file", "empty").expect("recorded");
+    let b = store.user(alice).document_by_name("b.txt").expect("get").expect("present");
+    assert_eq!((b.state, b.chunks), (DocumentState::Failed, 0));
+}
+
+#[test]
+fn a_collection_refuses_another_model() {
+    let (_dir, store) = open();
+    put(&store, "alice", "a.txt", &["x"], &[unit([1.0, 0.0, 0.0])]);
+    let alice = store.ensure_user("alice").expect("a");
+    let c = chunk(0, "y");
+    let v = vec![1.0; 4];
+    let err = store
+        .user(alice)
+        .replace_document(
+            &doc("b.txt", "y"),
+            &[NewChunk { chunk: &c, hash: ContentHash::of(b"y"), vector: &v }],
+            "other@1",
+            4,
+        )
+        .expect_err("mismatch");
+    assert!(matches!(err, StoreError::ModelMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("re-index"));
+    assert!(store.user(alice).check_model("other@1", 4).is_err());
+    assert!(store.user(alice).check_model(MODEL, 3).is_ok());
+}
+
+#[test]
+fn the_cache_is_keyed_by_model_and_text() {
+    let (_dir, store) = open();
+    let (h1, h2) = (ContentHash::of(b"one"), ContentHash::of(b"two"));
+    store.cache_put("m1", &[(h1, &[1.0, 2.0])]).expect("put");
+    let got = store.cache_get("m1", &[h1, h2]).expect("get");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[&h1], vec![1.0, 2.0]);
+    assert!(store.cache_get("m2", &[h1]).expect("get").is_empty(), "another model never sees it");
+    assert_eq!(store.cache_len("m1").expect("len"), 1);
+}
+
+#[test]
+fn bad_user_names_are_refused() {
+    let (_dir, store) = open();
+    assert!(matches!(store.ensure_user("  "), Err(StoreError::InvalidUserName(_))));
+    assert!(matches!(store.ensure_user("a\u{0}b"), Err(StoreError::InvalidUserName(_))));
+    assert_eq!(store.ensure_user("bob").expect("ok"), store.ensure_user(" bob ").expect("ok"));
+}
