@@ -1,0 +1,355 @@
+//! The embedding batcher: one task that owns the queue of texts waiting to be embedded.
+//!
+//! Every document in flight submits its cache misses here; the task packs them into batches up
+//! to a count and a token budget, so ten small documents cost about one large one. A text whose
+//! hash is already queued or in flight is not queued again: its caller waits on the same result,
+//! so identical content arriving from two documents at once is still embedded once.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use ragmill_core::{ContentHash, EmbedError, Embedder};
+use tokio::sync::{mpsc, oneshot};
+
+/// How batches are packed.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchConfig {
+    /// Most texts in one batch.
+    pub max_batch: usize,
+    /// Most model tokens in one batch.
+    pub max_tokens: usize,
+    /// Batches in flight at once (1 for the in-process model, which uses every core already).
+    pub concurrency: usize,
+    /// How long a lone text waits for company before an idle embedder takes it.
+    pub linger: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 32,
+            max_tokens: 32 * 256,
+            concurrency: 1,
+            linger: Duration::from_millis(3),
+        }
+    }
+}
+
+/// The result one waiter receives.
+pub type Embedded = Result<Arc<[f32]>, Arc<EmbedError>>;
+
+struct Item {
+    hash: ContentHash,
+    text: String,
+    tokens: usize,
+    reply: oneshot::Sender<Embedded>,
+}
+
+/// Figures since start, for reports.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatcherStats {
+    /// Batches sent to the embedder.
+    pub batches: u64,
+    /// Texts embedded.
+    pub texts: u64,
+    /// Requests that joined a text already queued or in flight.
+    pub joined: u64,
+}
+
+/// A handle to the batching task; cheap to clone. The task ends when every handle is dropped.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: mpsc::UnboundedSender<Item>,
+    stats: Arc<std::sync::Mutex<BatcherStats>>,
+}
+
+impl Batcher {
+    /// Starts the task on the current tokio runtime.
+    pub fn start(embedder: Arc<dyn Embedder>, config: BatchConfig) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(std::sync::Mutex::new(BatcherStats::default()));
+        tokio::spawn(run(embedder, config, rx, Arc::clone(&stats)));
+        Self { tx, stats }
+    }
+
+    /// Queues `text` (hash, text, tokens) and returns a receiver for its vector.
+    pub fn submit(
+        &self,
+        hash: ContentHash,
+        text: String,
+        tokens: usize,
+    ) -> oneshot::Receiver<Embedded> {
+        let (reply, rx) = oneshot::channel();
+        // If the task has stopped, `reply` is dropped with the item and the receiver errors.
+        let _ = self.tx.send(Item { hash, text, tokens, reply });
+        rx
+    }
+
+    /// Figures so far.
+    pub fn stats(&self) -> BatcherStats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+}
+
+async fn run(
+    embedder: Arc<dyn Embedder>,
+    config: BatchConfig,
+    mut rx: mpsc::UnboundedReceiver<Item>,
+    stats: Arc<std::sync::Mutex<BatcherStats>>,
+) {
+    let mut queue: VecDeque<(ContentHash, String, usize)> = VecDeque::new();
+    let mut waiters: HashMap<ContentHash, Vec<oneshot::Sender<Embedded>>> = HashMap::new();
+    let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
+
+    let accept =
+        |item: Item, queue: &mut VecDeque<_>, waiters: &mut HashMap<ContentHash, Vec<_>>| {
+            match waiters.get_mut(&item.hash) {
+                Some(list) => {
+                    list.push(item.reply);
+                    if let Ok(mut s) = stats.lock() {
+                        s.joined += 1;
+                    }
+                }
+                None => {
+                    waiters.insert(item.hash, vec![item.reply]);
+                    queue.push_back((item.hash, item.text, item.tokens));
+                }
+            }
+        };
+
+    loop {
+        // Start batches while there is room.
+        while in_flight.len() < config.concurrency.max(1) && !queue.is_empty() {
+            if in_flight.is_empty() && queue.len() < config.max_batch && open {
+                // Idle embedder, small queue: give other documents a moment to join.
+                let deadline = tokio::time::sleep(config.linger);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        _ = &mut deadline => break,
+                        item = rx.recv() => match item {
+                            Some(item) => {
+                                accept(item, &mut queue, &mut waiters);
+                                if queue.len() >= config.max_batch { break; }
+                            }
+                            None => { open = false; break; }
+                        },
+                    }
+                }
+            }
+            let batch = take_batch(&mut queue, &waiters, config);
+            if batch.is_empty() {
+                continue;
+            }
+            if let Ok(mut s) = stats.lock() {
+                s.batches += 1;
+                s.texts += batch.len() as u64;
+            }
+            let embedder = Arc::clone(&embedder);
+            in_flight.push(async move {
+                let (hashes, texts): (Vec<ContentHash>, Vec<String>) = batch.into_iter().unzip();
+                let result = embedder.embed(texts).await;
+                (hashes, result)
+            });
+        }
+        if !open && queue.is_empty() && in_flight.is_empty() {
+            return;
+        }
+        tokio::select! {
+            item = rx.recv(), if open => match item {
+                Some(item) => accept(item, &mut queue, &mut waiters),
+                None => open = false,
+            },
+            Some((hashes, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                deliver(&mut waiters, hashes, result);
+            }
+        }
+    }
+}
+
+/// Takes texts off the front of the queue up to the batch limits, skipping texts whose every
+/// waiter has gone away.
+fn take_batch(
+    queue: &mut VecDeque<(ContentHash, String, usize)>,
+    waiters: &HashMap<ContentHash, Vec<oneshot::Sender<Embedded>>>,
+    config: BatchConfig,
+) -> Vec<(ContentHash, String)> {
+    let mut batch = Vec::new();
+    let mut tokens = 0;
+    while let Some((hash, _, t)) = queue.front() {
+        let abandoned = waiters.get(hash).is_none_or(|w| w.iter().all(|r| r.is_closed()));
+        if !batch.is_empty() && (batch.len() >= config.max_batch || tokens + t > config.max_tokens)
+        {
+            break;
+        }
+        let Some((hash, text, t)) = queue.pop_front() else { break };
+        if abandoned {
+            continue;
+        }
+        tokens += t;
+        batch.push((hash, text));
+    }
+    batch
+}
+
+fn deliver(
+    waiters: &mut HashMap<ContentHash, Vec<oneshot::Sender<Embedded>>>,
+    hashes: Vec<ContentHash>,
+    result: Result<Vec<Vec<f32>>, EmbedError>,
+) {
+    match result {
+        Ok(vectors) if vectors.len() == hashes.len() => {
+            for (hash, v) in hashes.into_iter().zip(vectors) {
+                let v: Arc<[f32]> = v.into();
+                for reply in waiters.remove(&hash).unwrap_or_default() {
+                    let _ = reply.send(Ok(Arc::clone(&v)));
+                }
+            }
+        }
+        Ok(vectors) => {
+            let err = Arc::new(EmbedError::Shape {
+                got: vectors.len(),
+                dim: 0,
+                want: hashes.len(),
+                want_dim: 0,
+            });
+            fail(waiters, hashes, err);
+        }
+        Err(e) => fail(waiters, hashes, Arc::new(e)),
+    }
+}
+
+fn fail(
+    waiters: &mut HashMap<ContentHash, Vec<oneshot::Sender<Embedded>>>,
+    hashes: Vec<ContentHash>,
+    err: Arc<EmbedError>,
+) {
+    for hash in hashes {
+        for reply in waiters.remove(&hash).unwrap_or_default() {
+            let _ = reply.send(Err(Arc::clone(&err)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use ragmill_core::ModelInfo;
+    use std::sync::Mutex;
+
+    /// Records every batch it is asked for; vectors encode the text length.
+    struct Recording {
+        info: ModelInfo,
+        batches: Mutex<Vec<Vec<String>>>,
+        fail: bool,
+    }
+
+    impl Recording {
+        fn new(fail: bool) -> Arc<Self> {
+            let info =
+                ModelInfo { id: "rec".into(), dimensions: 2, max_tokens: 256, preferred_batch: 4 };
+            Arc::new(Self { info, batches: Mutex::new(Vec::new()), fail })
+        }
+        fn batches(&self) -> Vec<Vec<String>> {
+            self.batches.lock().map(|b| b.clone()).unwrap_or_default()
+        }
+    }
+
+    #[async_trait]
+    impl Embedder for Recording {
+        fn info(&self) -> &ModelInfo {
+            &self.info
+        }
+        async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Ok(mut b) = self.batches.lock() {
+                b.push(texts.clone());
+            }
+            if self.fail {
+                return Err(EmbedError::Backend("boom".into()));
+            }
+            Ok(texts.iter().map(|t| vec![t.len() as f32, 1.0]).collect())
+        }
+    }
+
+    fn submit(b: &Batcher, text: &str, tokens: usize) -> oneshot::Receiver<Embedded> {
+        b.submit(ContentHash::of(text.as_bytes()), text.to_owned(), tokens)
+    }
+
+    #[tokio::test]
+    async fn texts_from_many_callers_share_batches_and_duplicates_are_embedded_once() {
+        let rec = Recording::new(false);
+        let config = BatchConfig {
+            max_batch: 8,
+            max_tokens: 10_000,
+            concurrency: 1,
+            linger: Duration::from_millis(50),
+        };
+        let b = Batcher::start(rec.clone(), config);
+        let rxs: Vec<_> =
+            ["a", "bb", "a", "ccc", "bb", "dddd"].iter().map(|t| submit(&b, t, 1)).collect();
+        let mut got = Vec::new();
+        for rx in rxs {
+            got.push(rx.await.expect("reply").expect("vector")[0]);
+        }
+        assert_eq!(got, vec![1.0, 2.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(
+            rec.batches(),
+            vec![vec!["a", "bb", "ccc", "dddd"]],
+            "one batch, each text once"
+        );
+        assert_eq!(b.stats(), BatcherStats { batches: 1, texts: 4, joined: 2 });
+    }
+
+    #[tokio::test]
+    async fn batches_respect_count_and_token_budget() {
+        let rec = Recording::new(false);
+        let config = BatchConfig {
+            max_batch: 3,
+            max_tokens: 100,
+            concurrency: 1,
+            linger: Duration::from_millis(50),
+        };
+        let b = Batcher::start(rec.clone(), config);
+        let texts = ["t1", "t2", "t3", "t4", "t5", "t6", "t7"];
+        let tokens = [10, 10, 10, 60, 60, 10, 10];
+        let rxs: Vec<_> = texts.iter().zip(tokens).map(|(t, n)| submit(&b, t, n)).collect();
+        for rx in rxs {
+            rx.await.expect("reply").expect("vector");
+        }
+        let sizes: Vec<usize> = rec.batches().iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![3, 1, 3], "3 by count; 60+60 > 100 tokens; then the rest");
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_fails_every_waiter() {
+        let rec = Recording::new(true);
+        let b = Batcher::start(rec.clone(), BatchConfig::default());
+        let (x, y) = (submit(&b, "x", 1), submit(&b, "x", 1));
+        for rx in [x, y] {
+            let err = rx.await.expect("reply").expect_err("failed");
+            assert!(err.to_string().contains("boom"));
+        }
+    }
+
+    #[tokio::test]
+    async fn abandoned_texts_are_not_embedded() {
+        let rec = Recording::new(false);
+        let config = BatchConfig {
+            max_batch: 8,
+            max_tokens: 1000,
+            concurrency: 1,
+            linger: Duration::from_millis(30),
+        };
+        let b = Batcher::start(rec.clone(), config);
+        let keep = submit(&b, "keep", 1);
+        drop(submit(&b, "gone", 1));
+        keep.await.expect("reply").expect("vector");
+        assert_eq!(rec.batches(), vec![vec!["keep"]]);
+    }
+}

@@ -1,0 +1,345 @@
+//! Ingesting documents.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use ragmill_core::{Chunk, ContentHash, Progress, Stage};
+use ragmill_store::{DocumentId, NewChunk, NewDocument, Timings, UserId};
+
+use crate::{Pipeline, ProgressFn, blocking};
+
+/// Where a document's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file, read when its turn comes.
+    Path(PathBuf),
+    /// Bytes already in memory.
+    Bytes(Vec<u8>),
+}
+
+/// A document to ingest: the name it will be stored under, and its bytes.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Unique per user; ingesting the same name again makes a new version.
+    pub name: String,
+    /// The bytes.
+    pub source: Source,
+}
+
+/// A document that was processed, or found unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ingested {
+    /// Its id.
+    pub id: DocumentId,
+    /// Chunks stored.
+    pub chunks: usize,
+    /// Chunks whose vector came from the cache (or from another chunk of the same text).
+    pub cache_hits: usize,
+    /// Chunks embedded now.
+    pub embedded: usize,
+    /// True when the bytes matched the stored version and nothing was done.
+    pub unchanged: bool,
+    /// Seconds per stage.
+    pub timings: Timings,
+}
+
+/// Why a document failed: a stable code and a one-line message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DocError {
+    /// Stable snake_case code (e.g. `empty_file`, `type_mismatch`, `embedding_failed`).
+    pub code: String,
+    /// For a human.
+    pub message: String,
+}
+
+impl DocError {
+    fn new(code: &str, message: impl Into<String>) -> Self {
+        Self { code: code.to_owned(), message: message.into() }
+    }
+}
+
+/// What happened to one input.
+pub type Outcome = Result<Ingested, DocError>;
+
+impl Pipeline {
+    /// Ingests `inputs` for `user`, several at once, reporting progress by input index.
+    /// Returns one outcome per input, in input order.
+    pub async fn ingest(
+        &self,
+        user: UserId,
+        inputs: Vec<Input>,
+        progress: ProgressFn,
+    ) -> Vec<(String, Outcome)> {
+        let mut pending = inputs.into_iter().enumerate();
+        let mut running = FuturesUnordered::new();
+        let mut outcomes: Vec<Option<(String, Outcome)>> = Vec::new();
+        loop {
+            while running.len() < self.config.parallel_documents.max(1) {
+                let Some((i, input)) = pending.next() else { break };
+                outcomes.push(None);
+                let (this, progress) = (self.clone(), Arc::clone(&progress));
+                running.push(async move {
+                    let report = |p: Progress| progress(i, &p);
+                    let outcome = this.ingest_one(user, &input, &report).await;
+                    let last = match &outcome {
+                        Ok(ok) => {
+                            Progress { stage: Stage::Ready, done: ok.chunks, total: ok.chunks }
+                        }
+                        Err(_) => Progress { stage: Stage::Failed, done: 0, total: 0 },
+                    };
+                    report(last);
+                    (i, input.name, outcome)
+                });
+            }
+            match running.next().await {
+                Some((i, name, outcome)) => outcomes[i] = Some((name, outcome)),
+                None => break,
+            }
+        }
+        outcomes.into_iter().flatten().collect()
+    }
+
+    /// Ingests one document; on failure records it in the store (keeping any older version).
+    pub async fn ingest_one(
+        &self,
+        user: UserId,
+        input: &Input,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Outcome {
+        let started = Instant::now();
+        let bytes = match read(input).await {
+            Ok(b) => b,
+            Err(e) => return Err(e),
+        };
+        let meta = Meta {
+            name: input.name.clone(),
+            hash: ContentHash::of(&bytes),
+            size: bytes.len() as u64,
+        };
+        let result = self.process(user, &meta, bytes, progress).await;
+        match result {
+            Ok(mut ok) => {
+                ok.timings.insert("total".into(), started.elapsed().as_secs_f64());
+                Ok(ok)
+            }
+            Err((err, kind, timings)) => {
+                let store = Arc::clone(&self.store);
+                let (code, message) = (err.code.clone(), err.message.clone());
+                let recorded = blocking(move || {
+                    let doc = NewDocument {
+                        name: &meta.name,
+                        content_hash: meta.hash,
+                        kind,
+                        size: meta.size,
+                        timings,
+                    };
+                    store.user(user).record_failure(&doc, &code, &message)
+                })
+                .await;
+                if let Ok(Err(e)) | Err(e) =
+                    recorded.map_err(|e| ragmill_store::StoreError::Corrupt(e.to_string()))
+                {
+                    tracing::warn!(document = %input.name, error = %e, "could not record the failure");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        user: UserId,
+        meta: &Meta,
+        bytes: Vec<u8>,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Ingested, (DocError, Option<ragmill_core::DocumentKind>, Timings)> {
+        let info = self.embedder.info().clone();
+        let mut timings = Timings::new();
+        let mut clock = Instant::now();
+        let mut lap = |timings: &mut Timings, stage: Stage| {
+            timings.insert(stage.as_str().into(), clock.elapsed().as_secs_f64());
+            clock = Instant::now();
+        };
+        let fail = |e: DocError, kind, timings: &Timings| (e, kind, timings.clone());
+
+        // Unchanged bytes under the same model: nothing to do.
+        let store = Arc::clone(&self.store);
+        let name = meta.name.clone();
+        let existing = blocking(move || store.user(user).document_by_name(&name))
+            .await
+            .map_err(internal)
+            .and_then(|r| r.map_err(store_error))
+            .map_err(|e| fail(e, None, &timings))?;
+        if let Some(doc) = existing.filter(|d| {
+            d.content_hash == meta.hash.to_hex()
+                && d.state == ragmill_store::DocumentState::Ready
+                && d.error.is_none()
+                && d.model.as_deref() == Some(info.id.as_str())
+        }) {
+            return Ok(Ingested {
+                id: doc.id,
+                chunks: doc.chunks as usize,
+                cache_hits: 0,
+                embedded: 0,
+                unchanged: true,
+                timings: doc.timings,
+            });
+        }
+
+        progress(Progress { stage: Stage::Extracting, done: 0, total: 1 });
+        let doc = self
+            .extractor
+            .extract(&meta.name, bytes)
+            .await
+            .map_err(|e| fail(DocError::new(e.code(), e.to_string()), None, &timings))?;
+        lap(&mut timings, Stage::Extracting);
+        let kind = Some(doc.kind);
+
+        progress(Progress { stage: Stage::Chunking, done: 0, total: 1 });
+        let chunker = Arc::clone(&self.chunker);
+        let chunks: Vec<Chunk> = blocking(move || chunker.chunk(&doc))
+            .await
+            .map_err(internal)
+            .and_then(|r| r.map_err(|e| DocError::new("chunking_failed", e.to_string())))
+            .map_err(|e| fail(e, kind, &timings))?;
+        if chunks.is_empty() {
+            return Err(fail(
+                DocError::new("no_text", "the document has no text to index"),
+                kind,
+                &timings,
+            ));
+        }
+        lap(&mut timings, Stage::Chunking);
+
+        // Cache lookup, then embed each distinct missing text once.
+        let total = chunks.len();
+        progress(Progress { stage: Stage::Embedding, done: 0, total });
+        let hashes: Vec<ContentHash> =
+            chunks.iter().map(|c| ContentHash::of(c.text.as_bytes())).collect();
+        let store = Arc::clone(&self.store);
+        let (model, wanted) = (info.id.clone(), hashes.clone());
+        let mut vectors: HashMap<ContentHash, Arc<[f32]>> =
+            blocking(move || store.cache_get(&model, &wanted))
+                .await
+                .map_err(internal)
+                .and_then(|r| r.map_err(store_error))
+                .map_err(|e| fail(e, kind, &timings))?
+                .into_iter()
+                .map(|(h, v)| (h, v.into()))
+                .collect();
+        let cached = vectors.len();
+        let mut waiting = FuturesUnordered::new();
+        let mut submitted = std::collections::HashSet::new();
+        for (chunk, hash) in chunks.iter().zip(&hashes) {
+            if !vectors.contains_key(hash) && submitted.insert(*hash) {
+                let rx = self.batcher.submit(*hash, chunk.text.clone(), chunk.tokens);
+                let hash = *hash;
+                waiting.push(async move { (hash, rx.await) });
+            }
+        }
+        let embedded = submitted.len();
+        let count_for = |hs: &HashMap<ContentHash, Arc<[f32]>>| {
+            hashes.iter().filter(|h| hs.contains_key(h)).count()
+        };
+        let mut fresh = Vec::with_capacity(embedded);
+        progress(Progress { stage: Stage::Embedding, done: count_for(&vectors), total });
+        while let Some((hash, result)) = waiting.next().await {
+            let v = match result {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => {
+                    return Err(fail(
+                        DocError::new("embedding_failed", e.to_string()),
+                        kind,
+                        &timings,
+                    ));
+                }
+                Err(_) => {
+                    return Err(fail(
+                        DocError::new("embedding_failed", "the embedder stopped"),
+                        kind,
+                        &timings,
+                    ));
+                }
+            };
+            fresh.push((hash, Arc::clone(&v)));
+            vectors.insert(hash, v);
+            progress(Progress { stage: Stage::Embedding, done: count_for(&vectors), total });
+        }
+        lap(&mut timings, Stage::Embedding);
+
+        progress(Progress { stage: Stage::Storing, done: 0, total: 1 });
+        let store = Arc::clone(&self.store);
+        let (name, hash, size, stored_timings) =
+            (meta.name.clone(), meta.hash, meta.size, timings.clone());
+        let id = blocking(move || {
+            let entries: Vec<(ContentHash, &[f32])> =
+                fresh.iter().map(|(h, v)| (*h, &v[..])).collect();
+            store.cache_put(&info.id, &entries)?;
+            let new: Vec<NewChunk<'_>> = chunks
+                .iter()
+                .zip(&hashes)
+                .map(|(chunk, hash)| NewChunk {
+                    chunk,
+                    hash: *hash,
+                    vector: vectors.get(hash).map_or(&[][..], |v| &v[..]),
+                })
+                .collect();
+            let doc = NewDocument {
+                name: &name,
+                content_hash: hash,
+                kind,
+                size,
+                timings: stored_timings,
+            };
+            store.user(user).replace_document(&doc, &new, &info.id, info.dimensions)
+        })
+        .await
+        .map_err(internal)
+        .and_then(|r| r.map_err(store_error))
+        .map_err(|e| fail(e, kind, &timings))?;
+        lap(&mut timings, Stage::Storing);
+
+        Ok(Ingested {
+            id,
+            chunks: total,
+            cache_hits: total - embedded,
+            embedded,
+            unchanged: false,
+            timings,
+        })
+        .inspect(|_| tracing::debug!(document = %meta.name, cached, embedded, "ingested"))
+    }
+}
+
+struct Meta {
+    name: String,
+    hash: ContentHash,
+    size: u64,
+}
+
+async fn read(input: &Input) -> Result<Vec<u8>, DocError> {
+    match &input.source {
+        Source::Bytes(b) => Ok(b.clone()),
+        Source::Path(p) => tokio::fs::read(p)
+            .await
+            .map_err(|e| DocError::new("unreadable", format!("cannot read file: {e}"))),
+    }
+}
+
+fn internal(e: crate::SearchError) -> DocError {
+    DocError::new("internal", e.to_string())
+}
+
+fn store_error(e: ragmill_store::StoreError) -> DocError {
+    match e {
+        e @ ragmill_store::StoreError::ModelMismatch { .. } => {
+            DocError::new("model_mismatch", e.to_string())
+        }
+        e => DocError::new("storage_failed", e.to_string()),
+    }
+}

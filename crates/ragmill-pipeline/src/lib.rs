@@ -1,0 +1,120 @@
+//! The ingestion pipeline: bytes in, searchable chunks out.
+//!
+//! For each document: read → hash the bytes (an unchanged document is skipped) → extract
+//! ([`ragmill_extract::Extractor`], PDF and DOCX in a sandboxed child process) → chunk
+//! ([`ragmill_chunk::Chunker`]) → hash each chunk → look up the embedding cache → embed the
+//! misses through the shared [`Batcher`] → cache the new vectors → store the document and its
+//! chunks in one transaction. Many documents run at once and their misses share batches.
+//!
+//! Failures are per document: a file that cannot be read, extracted or embedded is recorded as
+//! failed with a stable code and a message, and every other document carries on.
+
+mod batcher;
+mod ingest;
+
+use std::sync::Arc;
+
+pub use batcher::{BatchConfig, Batcher, BatcherStats, Embedded};
+pub use ingest::{DocError, Ingested, Input, Outcome, Source};
+
+use ragmill_chunk::Chunker;
+use ragmill_core::{Embedder, Progress};
+use ragmill_extract::Extractor;
+use ragmill_store::{DocumentId, SearchHit, Store, StoreError, UserId};
+
+/// Called with (document index, progress) as each document advances.
+pub type ProgressFn = Arc<dyn Fn(usize, &Progress) + Send + Sync>;
+
+/// How many documents run at once.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineConfig {
+    /// Documents in flight at once (extraction, chunking and storage overlap with embedding).
+    pub parallel_documents: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self { parallel_documents: 8 }
+    }
+}
+
+/// A search could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// Embedding the query failed.
+    #[error(transparent)]
+    Embed(#[from] ragmill_core::EmbedError),
+    /// The store failed, or the collection was built with another model.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The pipeline and everything it needs, shared by all ingests and searches.
+#[derive(Clone)]
+pub struct Pipeline {
+    store: Arc<Store>,
+    extractor: Extractor,
+    chunker: Arc<Chunker>,
+    embedder: Arc<dyn Embedder>,
+    batcher: Batcher,
+    config: PipelineConfig,
+}
+
+impl Pipeline {
+    /// Assembles a pipeline and starts its batcher on the current tokio runtime.
+    pub fn new(
+        store: Arc<Store>,
+        extractor: Extractor,
+        chunker: Arc<Chunker>,
+        embedder: Arc<dyn Embedder>,
+        batch: BatchConfig,
+        config: PipelineConfig,
+    ) -> Self {
+        let batcher = Batcher::start(Arc::clone(&embedder), batch);
+        Self { store, extractor, chunker, embedder, batcher, config }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The embedder.
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
+    /// Batching figures so far.
+    pub fn batcher_stats(&self) -> BatcherStats {
+        self.batcher.stats()
+    }
+
+    /// Embeds `query` and returns the user's `top_k` most similar chunks, best first.
+    pub async fn search(
+        &self,
+        user: UserId,
+        query: &str,
+        top_k: usize,
+        documents: Option<Vec<DocumentId>>,
+    ) -> Result<Vec<SearchHit>, SearchError> {
+        let info = self.embedder.info().clone();
+        let store = Arc::clone(&self.store);
+        let (model, dims) = (info.id.clone(), info.dimensions);
+        blocking(move || store.user(user).check_model(&model, dims)).await??;
+        let mut vectors = self.embedder.embed(vec![query.to_owned()]).await?;
+        let vector = vectors.pop().unwrap_or_default();
+        let store = Arc::clone(&self.store);
+        Ok(blocking(move || store.user(user).search(&vector, top_k, documents.as_deref()))
+            .await??)
+    }
+}
+
+/// Runs blocking work (SQLite, tokenisation) off the async threads; a panic becomes an error.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SearchError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| SearchError::Internal(e.to_string()))
+}

@@ -1,0 +1,151 @@
+//! The pipeline end to end with the real model, a real SQLite file and in-process extraction.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ragmill_chunk::{Chunker, ChunkerConfig};
+use ragmill_core::{Progress, Stage};
+use ragmill_embed::{LocalEmbedder, LocalOptions, ModelDir};
+use ragmill_extract::{Extractor, Limits};
+use ragmill_pipeline::{BatchConfig, Input, Pipeline, PipelineConfig, ProgressFn, Source};
+use ragmill_store::Store;
+
+fn model_dir() -> ModelDir {
+    let path = std::env::var_os("RAGMILL_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
+    });
+    ModelDir::open(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn pipeline(dir: &std::path::Path) -> Pipeline {
+    let model = model_dir();
+    let embedder = Arc::new(LocalEmbedder::load(&model, LocalOptions::default()).expect("model"));
+    // Small chunks so a few paragraphs make several of them.
+    let config = ChunkerConfig { max_tokens: 40, target_tokens: 32, overlap_tokens: 0 };
+    let chunker = Arc::new(Chunker::from_file(&model.tokenizer(), config).expect("tokenizer"));
+    let store = Arc::new(Store::open(dir).expect("store"));
+    Pipeline::new(
+        store,
+        Extractor::in_process(Limits::default()),
+        chunker,
+        embedder,
+        BatchConfig::default(),
+        PipelineConfig { parallel_documents: 4 },
+    )
+}
+
+fn text(name: &str, body: &str) -> Input {
+    Input { name: name.into(), source: Source::Bytes(body.as_bytes().to_vec()) }
+}
+
+const TIDES: &str = "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans. \
+    The Moon's pull is stronger because it is closer.\n\nSpring tides happen at new and full moon, \
+    when Sun and Moon line up. Neap tides happen at the quarter moons.";
+const BREAD: &str = "A sourdough starter is a culture of wild yeast and lactic acid bacteria. \
+    Feed it flour and water every day to keep it alive.\n\nKeep the starter in a warm place and \
+    discard half before each feeding.";
+const BIKES: &str = "To fix a flat bicycle tyre, remove the wheel, lever the tyre off the rim, \
+    find the puncture and patch the inner tube.\n\nInflate it to the pressure written on the tyre wall.";
+
+fn no_progress() -> ProgressFn {
+    Arc::new(|_, _| {})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_search_reingest_and_update() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = pipeline(dir.path());
+    let user = p.store().ensure_user("alice").expect("user");
+
+    let seen: Arc<Mutex<Vec<(usize, Progress)>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let progress: ProgressFn =
+        Arc::new(move |i, p: &Progress| sink.lock().expect("lock").push((i, p.clone())));
+    let inputs = vec![
+        text("tides.txt", TIDES),
+        text("bread.txt", BREAD),
+        text("bikes.txt", BIKES),
+        text("empty.txt", "  "),
+    ];
+    let outcomes = p.ingest(user, inputs, progress).await;
+    assert_eq!(outcomes.len(), 4);
+    for (name, outcome) in &outcomes[..3] {
+        let ok = outcome.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(ok.chunks >= 2, "{name} should make several chunks, made {}", ok.chunks);
+        assert_eq!(ok.embedded + ok.cache_hits, ok.chunks);
+    }
+    let empty = outcomes[3].1.as_ref().expect_err("empty file fails");
+    assert_eq!(empty.code, "empty_file");
+
+    // Progress: every document reached a final stage, and embedding counts rose to the total.
+    let seen = seen.lock().expect("lock").clone();
+    for i in 0..3 {
+        let mine: Vec<&Progress> = seen.iter().filter(|(j, _)| *j == i).map(|(_, p)| p).collect();
+        assert_eq!(mine.last().map(|p| p.stage), Some(Stage::Ready));
+        let done: Vec<usize> =
+            mine.iter().filter(|p| p.stage == Stage::Embedding).map(|p| p.done).collect();
+        assert!(
+            done.windows(2).all(|w| w[0] <= w[1]),
+            "embedding progress never goes back: {done:?}"
+        );
+    }
+    assert_eq!(
+        seen.iter().filter(|(j, _)| *j == 3).last().map(|(_, p)| p.stage),
+        Some(Stage::Failed)
+    );
+
+    let hits = p.search(user, "why does the sea rise and fall", 3, None).await.expect("search");
+    assert_eq!(hits[0].document, "tides.txt");
+    let hits = p.search(user, "how do I repair a punctured tube", 1, None).await.expect("search");
+    assert_eq!(hits[0].document, "bikes.txt");
+
+    // The same bytes again: nothing embedded.
+    let again = p.ingest(user, vec![text("tides.txt", TIDES)], no_progress()).await;
+    let again = again[0].1.as_ref().expect("ok");
+    assert!(again.unchanged);
+    assert_eq!(again.embedded, 0);
+
+    // A changed version embeds only what changed; the old paragraph comes from the cache.
+    let updated =
+        format!("{TIDES}\n\nThe largest tidal range on Earth is in the Bay of Fundy in Canada.");
+    let out = p.ingest(user, vec![text("tides.txt", &updated)], no_progress()).await;
+    let out = out[0].1.as_ref().expect("ok");
+    assert!(!out.unchanged);
+    assert!(out.cache_hits >= 1, "unchanged chunks come from the cache: {out:?}");
+    assert!(out.embedded >= 1 && out.embedded < out.chunks, "{out:?}");
+    let hits = p.search(user, "Bay of Fundy tidal range", 1, None).await.expect("search");
+    assert!(hits[0].text.contains("Fundy"));
+    let docs = p.store().user(user).documents().expect("list");
+    assert_eq!(
+        docs.iter().filter(|d| d.name == "tides.txt").count(),
+        1,
+        "one document, new version"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identical_content_across_documents_and_users_is_embedded_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = pipeline(dir.path());
+    let (a, b) = (p.store().ensure_user("a").expect("a"), p.store().ensure_user("b").expect("b"));
+    let first =
+        p.ingest(a, vec![text("one.txt", BREAD), text("two.txt", BREAD)], no_progress()).await;
+    let chunks = first[0].1.as_ref().expect("ok").chunks;
+    assert_eq!(first[1].1.as_ref().expect("ok").chunks, chunks);
+    assert_eq!(
+        p.batcher_stats().texts as usize,
+        chunks,
+        "two identical documents at once embed each chunk once"
+    );
+
+    let other = p.ingest(b, vec![text("copy.txt", BREAD)], no_progress()).await;
+    assert_eq!(
+        other[0].1.as_ref().expect("ok").embedded,
+        0,
+        "another user's identical chunks hit the cache"
+    );
+    assert_eq!(p.batcher_stats().texts as usize, chunks, "nothing more was embedded");
+    // And the users still see only their own documents.
+    let hits = p.search(b, "sourdough starter", 10, None).await.expect("search");
+    assert!(hits.iter().all(|h| h.document == "copy.txt"), "{hits:?}");
+}

@@ -1,0 +1,84 @@
+//! `ragmill eval`: retrieval quality on a BEIR-format dataset.
+//!
+//! Each corpus entry (title and text) is ingested as one document into a scratch store through
+//! the normal pipeline (extraction, chunking, embedding), each query is searched like a user's
+//! search, and a document's score is its best chunk's. The metrics are BEIR's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use ragmill_eval::{BeirDataset, evaluate};
+use ragmill_pipeline::{Input, Source};
+use serde_json::json;
+
+use crate::Status;
+use crate::app;
+use crate::cli::{EvalArgs, Global};
+use crate::commands::print_json;
+
+/// Chunks retrieved per query before they are folded into documents.
+const CHUNKS_PER_QUERY: usize = 300;
+
+pub async fn run(g: &Global, args: EvalArgs) -> Result<Status> {
+    let dataset = BeirDataset::load(&args.beir, &args.split)?;
+    let scratch = tempfile::tempdir().context("creating a scratch data directory")?;
+    let store = Arc::new(ragmill_store::Store::open(scratch.path())?);
+    let user = store.ensure_user("eval")?;
+    let pipeline = app::pipeline(g, Arc::clone(&store), args.chunking)?;
+
+    let started = Instant::now();
+    let inputs: Vec<Input> = dataset
+        .corpus
+        .iter()
+        .map(|d| {
+            let text = if d.title.is_empty() {
+                d.text.clone()
+            } else {
+                format!("{}\n\n{}", d.title, d.text)
+            };
+            Input { name: d.id.clone(), source: Source::Bytes(text.into_bytes()) }
+        })
+        .collect();
+    let outcomes = pipeline.ingest(user, inputs, Arc::new(|_, _| {})).await;
+    let failed = outcomes.iter().filter(|(_, o)| o.is_err()).count();
+    let ingest_seconds = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let texts: Vec<String> = dataset.queries.iter().map(|q| q.text.clone()).collect();
+    let vectors = pipeline.embedder().embed(texts).await.context("embedding the queries")?;
+    let mut runs: HashMap<String, Vec<(String, f32)>> = HashMap::new();
+    for (query, vector) in dataset.queries.iter().zip(vectors) {
+        let hits = store.user(user).search(&vector, CHUNKS_PER_QUERY, None)?;
+        let mut best: HashMap<String, f32> = HashMap::new();
+        for h in hits {
+            let entry = best.entry(h.document).or_insert(f32::MIN);
+            *entry = entry.max(h.score);
+        }
+        runs.insert(query.id.clone(), best.into_iter().collect());
+    }
+    let search_seconds = started.elapsed().as_secs_f64();
+    let metrics = evaluate(&dataset, &runs);
+
+    if g.json {
+        let mut out = serde_json::to_value(&metrics)?;
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert("model".into(), json!(pipeline.embedder().info().id));
+            obj.insert("failed_documents".into(), json!(failed));
+            obj.insert("ingest_seconds".into(), json!(ingest_seconds));
+            obj.insert("search_seconds".into(), json!(search_seconds));
+        }
+        print_json(&out);
+    } else {
+        println!(
+            "nDCG@10 {:.4}  recall@100 {:.4}  MRR@10 {:.4}  ({} queries, {} documents, {failed} failed; ingest {ingest_seconds:.1} s, search {search_seconds:.2} s)",
+            metrics.ndcg_at_10,
+            metrics.recall_at_100,
+            metrics.mrr_at_10,
+            metrics.queries,
+            metrics.documents
+        );
+    }
+    Ok(if failed == 0 { Status::Ok } else { Status::Partial })
+}

@@ -1,0 +1,119 @@
+//! `ragmill ingest`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use ragmill_pipeline::{Input, Source};
+use serde_json::json;
+
+use crate::Status;
+use crate::app;
+use crate::cli::{Global, IngestArgs};
+use crate::commands::print_json;
+use crate::progress::Reporter;
+
+pub async fn run(g: &Global, args: IngestArgs) -> Result<Status> {
+    let inputs = collect(&args.paths)?;
+    if inputs.is_empty() {
+        bail!(
+            "no files found under {}",
+            args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let store = app::store(g)?;
+    let user = store.ensure_user(&args.user)?;
+    let pipeline = app::pipeline(g, store, args.chunking)?;
+
+    let started = Instant::now();
+    let reporter = Reporter::new(inputs.iter().map(|i| i.name.clone()).collect());
+    let outcomes = pipeline.ingest(user, inputs, reporter.callback()).await;
+    reporter.finish();
+    let seconds = started.elapsed().as_secs_f64();
+
+    let (mut ready, mut unchanged, mut chunks, mut embedded, mut hits) = (0, 0, 0, 0, 0);
+    let mut failures = Vec::new();
+    for (name, outcome) in &outcomes {
+        match outcome {
+            Ok(ok) if ok.unchanged => unchanged += 1,
+            Ok(ok) => {
+                ready += 1;
+                chunks += ok.chunks;
+                embedded += ok.embedded;
+                hits += ok.cache_hits;
+            }
+            Err(e) => {
+                failures.push(json!({"document": name, "code": e.code, "message": e.message}))
+            }
+        }
+    }
+    let rate = if seconds > 0.0 { chunks as f64 / seconds } else { 0.0 };
+    let batches = pipeline.batcher_stats();
+    if g.json {
+        print_json(&json!({
+            "user": args.user,
+            "documents": outcomes.len(),
+            "ingested": ready,
+            "unchanged": unchanged,
+            "failed": failures.len(),
+            "chunks": chunks,
+            "embedded": embedded,
+            "cache_hits": hits,
+            "batches": batches.batches,
+            "seconds": seconds,
+            "chunks_per_s": rate,
+            "failures": failures,
+        }));
+    } else {
+        for f in &failures {
+            reporter.line(&format!(
+                "failed: {}: {} [{}]",
+                f["document"].as_str().unwrap_or("?"),
+                f["message"].as_str().unwrap_or(""),
+                f["code"].as_str().unwrap_or("")
+            ));
+        }
+        println!(
+            "{} documents: {ready} ingested, {unchanged} unchanged, {} failed; {chunks} chunks ({embedded} embedded, {hits} from cache) in {seconds:.1} s, {rate:.1} chunks/s",
+            outcomes.len(),
+            failures.len()
+        );
+    }
+    Ok(if failures.is_empty() { Status::Ok } else { Status::Partial })
+}
+
+/// Files named on the command line, and the files under folders (recursively, skipping hidden
+/// entries). A file is stored under its path relative to the folder given, or its file name.
+fn collect(paths: &[PathBuf]) -> Result<Vec<Input>> {
+    let mut inputs = Vec::new();
+    for root in paths {
+        let meta =
+            std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
+        if meta.is_file() {
+            let name = root
+                .file_name()
+                .map_or_else(|| root.display().to_string(), |n| n.to_string_lossy().into_owned());
+            inputs.push(Input { name, source: Source::Path(root.clone()) });
+            continue;
+        }
+        let walk = walkdir::WalkDir::new(root)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !is_hidden(e.path()));
+        for entry in walk {
+            let entry = entry.with_context(|| format!("walking {}", root.display()))?;
+            if entry.file_type().is_file() {
+                let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+                inputs.push(Input {
+                    name: rel.to_string_lossy().into_owned(),
+                    source: Source::Path(entry.path().to_owned()),
+                });
+            }
+        }
+    }
+    Ok(inputs)
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}

@@ -1,0 +1,32 @@
+//! One module per command.
+
+mod bench;
+mod embed;
+mod eval;
+mod ingest;
+mod models;
+mod search;
+
+use anyhow::Result;
+
+use crate::Status;
+use crate::cli::{BenchCommand, Cli, Command};
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> Result<Status> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Ingest(args) => ingest::run(g, args).await,
+        Command::Search(args) => search::run(g, args).await,
+        Command::Embed(args) => embed::run(g, args).await,
+        Command::Eval(args) => eval::run(g, args).await,
+        Command::Bench(BenchCommand::Embed(args)) => bench::embed(g, args).await,
+        Command::Models(cmd) => models::run(g, cmd).await,
+        Command::Extract => unreachable!("handled before the runtime starts"),
+    }
+}
+
+/// Prints `value` as one line of JSON on stdout.
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
