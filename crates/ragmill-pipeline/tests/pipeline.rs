@@ -89,10 +89,7 @@ async fn ingest_search_reingest_and_update() {
             "embedding progress never goes back: {done:?}"
         );
     }
-    assert_eq!(
-        seen.iter().filter(|(j, _)| *j == 3).last().map(|(_, p)| p.stage),
-        Some(Stage::Failed)
-    );
+    assert_eq!(seen.iter().rfind(|(j, _)| *j == 3).map(|(_, p)| p.stage), Some(Stage::Failed));
 
     let hits = p.search(user, "why does the sea rise and fall", 3, None).await.expect("search");
     assert_eq!(hits[0].document, "tides.txt");

@@ -62,7 +62,7 @@ pub async fn run(g: &Global, args: EvalArgs) -> Result<Status> {
     let metrics = evaluate(&dataset, &runs);
 
     if g.json {
-        let mut out = serde_json::to_value(&metrics)?;
+        let mut out = serde_json::to_value(metrics)?;
         if let Some(obj) = out.as_object_mut() {
             obj.insert("model".into(), json!(pipeline.embedder().info().id));
             obj.insert("failed_documents".into(), json!(failed));
