@@ -1,0 +1,332 @@
+//! In-process extraction of real files (tests/data, made by scripts/make-extract-fixtures.py)
+//! and of hostile inputs built here.
+
+mod common;
+
+use common::*;
+use ragmill_core::{DocumentKind, ExtractedDocument};
+use ragmill_extract::{ExtractError, Limits, detect, extract};
+
+fn ok(bytes: &[u8], name: &str) -> ExtractedDocument {
+    extract(bytes, name, &Limits::default())
+        .unwrap_or_else(|e| panic!("{name}: {} ({})", e, e.code()))
+}
+
+fn err(bytes: &[u8], name: &str, limits: &Limits) -> ExtractError {
+    match extract(bytes, name, limits) {
+        Ok(doc) => panic!("{name}: expected an error, got {doc:?}"),
+        Err(e) => e,
+    }
+}
+
+fn headings(doc: &ExtractedDocument) -> Vec<(u8, &str, usize)> {
+    doc.headings.iter().map(|h| (h.level, h.title.as_str(), h.offset)).collect()
+}
+
+#[test]
+fn real_pdf_text_per_page() {
+    let doc = ok(&data("two-pages.pdf"), "two-pages.pdf");
+    assert_eq!(doc.kind, DocumentKind::Pdf);
+    assert!(!doc.markdown);
+    assert_eq!(doc.text, "Alpha page one text.\n\nThe quick brown fox.\n\nBeta page two text.");
+    let pages: Vec<(u32, &str)> =
+        doc.pages.iter().map(|p| (p.number, &doc.text[p.start..p.end])).collect();
+    assert_eq!(
+        pages,
+        vec![(1, "Alpha page one text.\n\nThe quick brown fox."), (2, "Beta page two text.")]
+    );
+    assert_eq!(doc.page_at(doc.text.find("Beta").expect("beta")), Some(2));
+    assert!(doc.headings.is_empty());
+    // The name does not matter when it does not lie.
+    assert_eq!(ok(&data("two-pages.pdf"), "upload").text, doc.text);
+}
+
+#[test]
+fn encrypted_pdfs() {
+    let e = err(&data("encrypted-user-password.pdf"), "secret.pdf", &Limits::default());
+    assert_eq!(e.code(), "encrypted");
+    assert_eq!(
+        e.to_string(),
+        "the PDF is password-protected; remove the password and upload it again"
+    );
+    // Encrypted with an empty user password: opens without one, so the text is extracted.
+    let doc = ok(&data("encrypted-owner-only.pdf"), "owner-only.pdf");
+    assert_eq!(doc.text, "Alpha page one text.\n\nThe quick brown fox.\n\nBeta page two text.");
+    assert_eq!(doc.pages.len(), 2);
+}
+
+#[test]
+fn scanned_pdf_has_no_text() {
+    let e = err(&data("no-text.pdf"), "scan.pdf", &Limits::default());
+    assert_eq!(e.code(), "no_text");
+    assert_eq!(e.to_string(), "the PDF has no text layer (a scanned document? OCR it first)");
+}
+
+#[test]
+fn truncated_pdf_is_corrupt() {
+    let full = data("two-pages.pdf");
+    let e = err(&full[..full.len() * 4 / 10], "cut.pdf", &Limits::default());
+    assert_eq!(e.code(), "corrupt_file");
+    assert!(
+        e.to_string().starts_with("the file is damaged or truncated: cannot parse the PDF ("),
+        "{e}"
+    );
+}
+
+#[test]
+fn hand_built_pdfs() {
+    let doc = ok(
+        &one_page_pdf(&format!("/Parent 2 0 R /MediaBox [0 0 612 792] {RESOURCES}"), "Hand made"),
+        "h.pdf",
+    );
+    assert_eq!(doc.text, "Hand made");
+    assert_eq!(doc.pages.len(), 1);
+    // No MediaBox: pdf-extract panics on the page; the panic is caught and the page lost.
+    let e = err(
+        &one_page_pdf(&format!("/Parent 2 0 R {RESOURCES}"), "No box"),
+        "nobox.pdf",
+        &Limits::default(),
+    );
+    assert_eq!(e.code(), "corrupt_file");
+    assert_eq!(
+        e.to_string(),
+        "the file is damaged or truncated: cannot read the PDF's pages (the PDF parser panicked: MediaBox)"
+    );
+}
+
+#[test]
+fn deeply_nested_pdf_object_is_bounded_by_lopdf() {
+    // lopdf caps nesting at 100 levels, so 200 000 nested arrays neither overflow the stack
+    // nor stop the rest of the document from being read.
+    let doc = ok(&nested_pdf(200_000), "nested.pdf");
+    assert_eq!(doc.text, "Nested");
+}
+
+#[test]
+fn real_docx_headings_paragraphs_table() {
+    let doc = ok(&data("report.docx"), "report.docx");
+    assert_eq!(doc.kind, DocumentKind::Docx);
+    assert!(doc.markdown);
+    assert_eq!(
+        doc.text,
+        "# Quarterly Report\n\n# Introduction\n\nRagmill reads DOCX files.\n\nBefore tab\tafter tab\nsecond line\n\n\
+         ## Details\n\nA table follows.\n\nName | Value\nalpha | 1\n\nThe end."
+    );
+    assert_eq!(
+        headings(&doc),
+        vec![(1, "Quarterly Report", 0), (1, "Introduction", 20), (2, "Details", 97)]
+    );
+    for h in &doc.headings {
+        assert!(doc.text[h.offset..].starts_with(&format!(
+            "{} {}",
+            "#".repeat(h.level.into()),
+            h.title
+        )));
+    }
+    assert_eq!(
+        doc.heading_path_at(doc.text.find("Name |").expect("table")),
+        vec!["Introduction", "Details"]
+    );
+}
+
+#[test]
+fn docx_details() {
+    let body = r#"<w:p><w:pPr><w:pStyle w:val="Heading3"/><w:tabs><w:tab w:val="left" w:pos="720"/></w:tabs></w:pPr><w:r><w:t>Deep &amp; &#8364;</w:t></w:r></w:p>
+        <w:p><w:pPr><w:numPr><w:ilvl w:val="0"/></w:numPr></w:pPr><w:r><w:t xml:space="preserve">first </w:t></w:r><w:r><w:t>item</w:t></w:r></w:p>
+        <w:p><w:pPr><w:numPr><w:ilvl w:val="0"/></w:numPr></w:pPr><w:r><w:t>second</w:t></w:r></w:p>
+        <w:p><w:r><w:t>kept</w:t></w:r><w:del><w:r><w:delText>deleted</w:delText></w:r></w:del><w:r><w:instrText>PAGE</w:instrText></w:r></w:p>
+        <w:tbl><w:tr><w:tc><w:p><w:r><w:t>a</w:t></w:r></w:p><w:p><w:r><w:t>b</w:t></w:r></w:p></w:tc><w:tc><w:p/></w:tc><w:tc><w:p><w:r><w:t>c</w:t></w:r></w:p></w:tc></w:tr></w:tbl>"#;
+    let doc = ok(&docx(body), "d.docx");
+    assert_eq!(doc.text, "### Deep & €\n\n- first item\n- second\n\nkept\n\na b |  | c");
+    assert_eq!(headings(&doc), vec![(3, "Deep & €", 0)]);
+}
+
+#[test]
+fn docx_without_text() {
+    let e =
+        err(&docx("<w:p/><w:p><w:r><w:t>  </w:t></w:r></w:p>"), "blank.docx", &Limits::default());
+    assert_eq!((e.code(), e.to_string().as_str()), ("no_text", "the DOCX has no text"));
+}
+
+#[test]
+fn docx_bomb_default_limits() {
+    // 300 MiB of XML deflates to under a mebibyte; the default budget is 256 MiB.
+    let t = std::time::Instant::now();
+    let bomb = docx_bomb(300 << 20);
+    eprintln!("made a {} byte bomb in {:?}", bomb.len(), t.elapsed());
+    assert!(bomb.len() < 1 << 20, "bomb is {} bytes", bomb.len());
+    let e = err(&bomb, "bomb.docx", &Limits::default());
+    assert_eq!(e, ExtractError::DecompressionBomb { limit: 256 << 20 });
+    assert_eq!(e.code(), "decompression_bomb");
+    assert_eq!(e.to_string(), "the archive expands to more than 256 MiB (decompression bomb?)");
+}
+
+#[test]
+fn docx_bomb_with_lying_sizes_is_bounded_by_the_read() {
+    let limits = Limits { max_decompressed_bytes: 1 << 20, ..Limits::default() };
+    let mut bomb = docx_bomb(4 << 20);
+    // Rewrite every declared uncompressed size of document.xml to 100 bytes: local header
+    // (offset 22) and central directory entry (offset 24).
+    let name = b"word/document.xml";
+    let mut patched = 0;
+    for sig_pos in 0..bomb.len().saturating_sub(46) {
+        let sig = &bomb[sig_pos..sig_pos + 4];
+        let (size_at, name_at) = match sig {
+            b"PK\x03\x04" => (sig_pos + 22, sig_pos + 30),
+            b"PK\x01\x02" => (sig_pos + 24, sig_pos + 46),
+            _ => continue,
+        };
+        if bomb.get(name_at..name_at + name.len()) == Some(name) {
+            bomb[size_at..size_at + 4].copy_from_slice(&100u32.to_le_bytes());
+            patched += 1;
+        }
+    }
+    assert_eq!(patched, 2);
+    let e = err(&bomb, "liar.docx", &limits);
+    // The zip crate stops at the declared size, the CRC then fails: a damaged file, not 4 MiB
+    // of memory.
+    assert_eq!(e.code(), "corrupt_file", "{e}");
+}
+
+#[test]
+fn docx_bomb_small_limit() {
+    let limits = Limits { max_decompressed_bytes: 1 << 20, ..Limits::default() };
+    let e = err(&docx_bomb(2 << 20), "bomb.docx", &limits);
+    assert_eq!(e, ExtractError::DecompressionBomb { limit: 1 << 20 });
+}
+
+#[test]
+fn zips_that_are_not_docx() {
+    let z = zip(&[("hello.txt", b"hello")]);
+    let e = err(&z, "archive.zip", &Limits::default());
+    assert_eq!(e.code(), "unsupported_type");
+    assert_eq!(
+        e.to_string(),
+        "unsupported file type: a ZIP archive that is not a Word document (no word/document.xml)"
+    );
+    let e = err(&z, "report.docx", &Limits::default());
+    assert_eq!(
+        e,
+        ExtractError::TypeMismatch {
+            named: "DOCX".into(),
+            detected: "a ZIP archive that is not a Word document (no word/document.xml)".into()
+        }
+    );
+    let xlsx = zip(&[("xl/workbook.xml", b"<workbook/>")]);
+    assert_eq!(
+        err(&xlsx, "book.xlsx", &Limits::default()).to_string(),
+        "unsupported file type: an Excel workbook (.xlsx)"
+    );
+}
+
+#[test]
+fn lying_names() {
+    let e = err(b"Just some notes, not a PDF at all.", "report.pdf", &Limits::default());
+    assert_eq!(e.to_string(), "the name says PDF but the content is plain text");
+    assert_eq!(e.code(), "type_mismatch");
+    let e = err(&data("two-pages.pdf"), "notes.txt", &Limits::default());
+    assert_eq!(
+        e,
+        ExtractError::TypeMismatch { named: "plain text".into(), detected: "a PDF".into() }
+    );
+    let e = err(&data("report.docx"), "page.html", &Limits::default());
+    assert_eq!(
+        e,
+        ExtractError::TypeMismatch { named: "HTML".into(), detected: "a DOCX document".into() }
+    );
+    let e = err(&data("two-pages.pdf"), "report.docx", &Limits::default());
+    assert_eq!(e.to_string(), "the name says DOCX but the content is a PDF");
+    let e = err(&junk(4096, 7), "scan.pdf", &Limits::default());
+    assert_eq!(
+        e.to_string(),
+        "the name says PDF but the content is binary data, not text or a known document format"
+    );
+    assert_eq!(detect(&data("report.docx"), "no-extension").ok(), Some(DocumentKind::Docx));
+}
+
+#[test]
+fn empty_and_junk() {
+    assert_eq!(err(b"", "x.txt", &Limits::default()), ExtractError::Empty);
+    assert_eq!(err(b" \n\t \r\n", "x.md", &Limits::default()), ExtractError::Empty);
+    assert_eq!(err(b"", "x.txt", &Limits::default()).to_string(), "the file is empty");
+    let e = err(&junk(64 * 1024, 42), "data", &Limits::default());
+    assert_eq!(
+        e.to_string(),
+        "unsupported file type: binary data, not text or a known document format"
+    );
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend(junk(512, 3));
+    assert_eq!(
+        err(&png, "photo", &Limits::default()).to_string(),
+        "unsupported file type: PNG image (png)"
+    );
+}
+
+#[test]
+fn too_large() {
+    let limits = Limits { max_input_bytes: 10, ..Limits::default() };
+    let e = err(b"hello world, this is long", "x.txt", &limits);
+    assert_eq!(e, ExtractError::TooLarge { size: 25, limit: 10 });
+    assert_eq!(e.code(), "file_too_large");
+}
+
+#[test]
+fn html_fixture() {
+    let doc = ok(&data("page.html"), "page.html");
+    assert_eq!(doc.kind, DocumentKind::Html);
+    assert!(doc.markdown);
+    assert_eq!(
+        doc.text,
+        "# Main Title\n\nFirst paragraph with bold text.\n\n## Section\n\n- one\n- two\n\nA | B\n1 | 2\n\n  keep\n    this"
+    );
+    assert_eq!(headings(&doc), vec![(1, "Main Title", 0), (2, "Section", 47)]);
+    // Content decides: the same bytes under a neutral name are still HTML.
+    assert_eq!(ok(&data("page.html"), "download").kind, DocumentKind::Html);
+    // Absurd nesting is refused before html5ever (quadratic in depth) sees it.
+    let deep = format!("<html><body>{}x</body></html>", "<div>".repeat(100_000));
+    let e = err(deep.as_bytes(), "deep.html", &Limits::default());
+    assert_eq!(
+        e.to_string(),
+        "the file is damaged or truncated: the HTML nests elements more than 2048 deep"
+    );
+    let e = err(
+        b"<html><head><script>x()</script></head><body> </body></html>",
+        "s.html",
+        &Limits::default(),
+    );
+    assert_eq!(
+        (e.code(), e.to_string().as_str()),
+        ("no_text", "the HTML page has no visible text")
+    );
+}
+
+#[test]
+fn markdown_fixture() {
+    let doc = ok(&data("notes.md"), "notes.md");
+    assert_eq!(doc.kind, DocumentKind::Markdown);
+    assert_eq!(
+        doc.text,
+        "# Title\n\nIntro text.\n\n## Part `one`\n\nBody.\n\n### Deep *three*\n\nMore.\n"
+    );
+    assert_eq!(headings(&doc), vec![(1, "Title", 0), (2, "Part one", 22), (3, "Deep three", 44)]);
+    assert_eq!(doc.heading_path_at(50), vec!["Title", "Part one", "Deep three"]);
+}
+
+#[test]
+fn encodings() {
+    let doc = ok(&data("latin1.txt"), "latin1.txt");
+    assert_eq!(doc.kind, DocumentKind::Text);
+    assert!(!doc.markdown);
+    assert_eq!(
+        doc.text,
+        "Café crème brûlée à la façon du château, très appréciée.\nDéjà vu: naïve façade, été à München.\n"
+    );
+    let doc = ok(&data("utf16le-bom.txt"), "utf16.txt");
+    assert_eq!(doc.text, "Hello UTF-16 über\nline two\n");
+    // UTF-16BE with a BOM, made here.
+    let mut be = vec![0xFE, 0xFF];
+    be.extend("# Überschrift\n\nText".encode_utf16().flat_map(|u| u.to_be_bytes()));
+    let doc = ok(&be, "be.md");
+    assert_eq!((doc.kind, doc.text.as_str()), (DocumentKind::Markdown, "# Überschrift\n\nText"));
+    assert_eq!(headings(&doc), vec![(1, "Überschrift", 0)]);
+}
