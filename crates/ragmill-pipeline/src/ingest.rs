@@ -39,7 +39,8 @@ pub struct Ingested {
     pub chunks: usize,
     /// Chunks whose vector came from the cache (or from another chunk of the same text).
     pub cache_hits: usize,
-    /// Chunks embedded now.
+    /// Distinct chunk texts that missed the cache and went to the batcher (a text that another
+    /// document in flight was already embedding is counted here but embedded only once).
     pub embedded: usize,
     /// True when the bytes matched the stored version and nothing was done.
     pub unchanged: bool,
@@ -85,7 +86,8 @@ impl Pipeline {
                 let (this, progress) = (self.clone(), Arc::clone(&progress));
                 running.push(async move {
                     let report = |p: Progress| progress(i, &p);
-                    let outcome = this.ingest_one(user, &input, &report).await;
+                    let name = input.name.clone();
+                    let outcome = this.ingest_one(user, input, &report).await;
                     let last = match &outcome {
                         Ok(ok) => {
                             Progress { stage: Stage::Ready, done: ok.chunks, total: ok.chunks }
@@ -93,7 +95,7 @@ impl Pipeline {
                         Err(_) => Progress { stage: Stage::Failed, done: 0, total: 0 },
                     };
                     report(last);
-                    (i, input.name, outcome)
+                    (i, name, outcome)
                 });
             }
             match running.next().await {
@@ -108,19 +110,13 @@ impl Pipeline {
     pub async fn ingest_one(
         &self,
         user: UserId,
-        input: &Input,
+        input: Input,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Outcome {
         let started = Instant::now();
-        let bytes = match read(input).await {
-            Ok(b) => b,
-            Err(e) => return Err(e),
-        };
-        let meta = Meta {
-            name: input.name.clone(),
-            hash: ContentHash::of(&bytes),
-            size: bytes.len() as u64,
-        };
+        let bytes = read(input.source, self.extractor.limits().max_input_bytes).await?;
+        let meta =
+            Meta { name: input.name, hash: ContentHash::of(&bytes), size: bytes.len() as u64 };
         let result = self.process(user, &meta, bytes, progress).await;
         match result {
             Ok(mut ok) => {
@@ -141,10 +137,12 @@ impl Pipeline {
                     store.user(user).record_failure(&doc, &code, &message)
                 })
                 .await;
-                if let Ok(Err(e)) | Err(e) =
-                    recorded.map_err(|e| ragmill_store::StoreError::Corrupt(e.to_string()))
-                {
-                    tracing::warn!(document = %input.name, error = %e, "could not record the failure");
+                match recorded {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "could not record a document's failure")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not record a document's failure"),
                 }
                 Err(err)
             }
@@ -322,12 +320,26 @@ struct Meta {
     size: u64,
 }
 
-async fn read(input: &Input) -> Result<Vec<u8>, DocError> {
-    match &input.source {
-        Source::Bytes(b) => Ok(b.clone()),
-        Source::Path(p) => tokio::fs::read(p)
-            .await
-            .map_err(|e| DocError::new("unreadable", format!("cannot read file: {e}"))),
+/// The document's bytes, refusing anything over `limit` before reading it.
+async fn read(source: Source, limit: u64) -> Result<Vec<u8>, DocError> {
+    let too_large = |size: u64| {
+        DocError::new(
+            "file_too_large",
+            format!("the file is {size} bytes, over the limit of {limit} bytes"),
+        )
+    };
+    let unreadable =
+        |e: std::io::Error| DocError::new("unreadable", format!("cannot read file: {e}"));
+    match source {
+        Source::Bytes(b) if b.len() as u64 > limit => Err(too_large(b.len() as u64)),
+        Source::Bytes(b) => Ok(b),
+        Source::Path(p) => {
+            let size = tokio::fs::metadata(&p).await.map_err(unreadable)?.len();
+            if size > limit {
+                return Err(too_large(size));
+            }
+            tokio::fs::read(&p).await.map_err(unreadable)
+        }
     }
 }
 

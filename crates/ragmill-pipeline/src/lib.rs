@@ -100,16 +100,26 @@ impl Pipeline {
         top_k: usize,
         documents: Option<Vec<DocumentId>>,
     ) -> Result<Vec<SearchHit>, SearchError> {
-        let info = self.embedder.info().clone();
-        let store = Arc::clone(&self.store);
-        let (model, dims) = (info.id.clone(), info.dimensions);
-        blocking(move || store.user(user).check_model(&model, dims)).await??;
-        let mut vectors = self.embedder.embed(vec![query.to_owned()]).await?;
-        let vector = vectors.pop().unwrap_or_default();
-        let store = Arc::clone(&self.store);
-        Ok(blocking(move || store.user(user).search(&vector, top_k, documents.as_deref()))
-            .await??)
+        search(&self.store, self.embedder.as_ref(), user, query, top_k, documents).await
     }
+}
+
+/// Embeds `query` with `embedder` and returns `user`'s `top_k` most similar chunks, best first,
+/// optionally only from `documents`. Refuses a collection built with another model.
+pub async fn search(
+    store: &Arc<Store>,
+    embedder: &dyn Embedder,
+    user: UserId,
+    query: &str,
+    top_k: usize,
+    documents: Option<Vec<DocumentId>>,
+) -> Result<Vec<SearchHit>, SearchError> {
+    let info = embedder.info().clone();
+    let checker = Arc::clone(store);
+    blocking(move || checker.user(user).check_model(&info.id, info.dimensions)).await??;
+    let vector = embedder.embed(vec![query.to_owned()]).await?.pop().unwrap_or_default();
+    let store = Arc::clone(store);
+    Ok(blocking(move || store.user(user).search(&vector, top_k, documents.as_deref())).await??)
 }
 
 /// Runs blocking work (SQLite, tokenisation) off the async threads; a panic becomes an error.

@@ -18,6 +18,10 @@ fn model_dir() -> ModelDir {
 }
 
 fn pipeline(dir: &std::path::Path) -> Pipeline {
+    pipeline_with(dir, Limits::default())
+}
+
+fn pipeline_with(dir: &std::path::Path, limits: Limits) -> Pipeline {
     let model = model_dir();
     let embedder = Arc::new(LocalEmbedder::load(&model, LocalOptions::default()).expect("model"));
     // Small chunks so a few paragraphs make several of them.
@@ -26,7 +30,7 @@ fn pipeline(dir: &std::path::Path) -> Pipeline {
     let store = Arc::new(Store::open(dir).expect("store"));
     Pipeline::new(
         store,
-        Extractor::in_process(Limits::default()),
+        Extractor::in_process(limits),
         chunker,
         embedder,
         BatchConfig::default(),
@@ -145,4 +149,22 @@ async fn identical_content_across_documents_and_users_is_embedded_once() {
     // And the users still see only their own documents.
     let hits = p.search(b, "sourdough starter", 10, None).await.expect("search");
     assert!(hits.iter().all(|h| h.document == "copy.txt"), "{hits:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_files_are_refused_before_reading() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = pipeline_with(dir.path(), Limits { max_input_bytes: 200, ..Limits::default() });
+    let user = p.store().ensure_user("alice").expect("user");
+    let big = dir.path().join("big.txt");
+    std::fs::write(&big, TIDES).expect("write");
+    let inputs = vec![
+        Input { name: "big.txt".into(), source: Source::Path(big) },
+        text("small.txt", "Lighthouses guide ships at night."),
+        Input { name: "missing.txt".into(), source: Source::Path(dir.path().join("nope")) },
+    ];
+    let out = p.ingest(user, inputs, no_progress()).await;
+    assert_eq!(out[0].1.as_ref().expect_err("too big").code, "file_too_large");
+    assert!(out[1].1.is_ok(), "the small file still goes in");
+    assert_eq!(out[2].1.as_ref().expect_err("missing").code, "unreadable");
 }
