@@ -19,11 +19,13 @@
 mod document;
 mod embed;
 mod hash;
+mod ids;
 mod progress;
 mod vector;
 
 pub use document::{Chunk, DocumentKind, ExtractedDocument, Heading, PageSpan};
 pub use embed::{EmbedError, Embedder, ModelInfo};
 pub use hash::{ContentHash, ParseHashError};
+pub use ids::{DocumentId, UserId};
 pub use progress::{Progress, Stage};
 pub use vector::{cosine, dot, normalize};

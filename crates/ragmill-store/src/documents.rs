@@ -2,16 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use ragmill_core::{ContentHash, DocumentKind};
+use ragmill_core::{ContentHash, DocumentId, DocumentKind};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{now_ms, vector_to_blob};
 use crate::{StoreError, UserStore};
-
-/// A document's id in this store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct DocumentId(pub i64);
 
 /// Where a document stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

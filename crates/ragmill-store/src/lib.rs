@@ -32,14 +32,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use documents::{DocumentId, DocumentRecord, DocumentState, NewChunk, NewDocument, Timings};
+pub use documents::{DocumentRecord, DocumentState, NewChunk, NewDocument, Timings};
 pub use error::StoreError;
 pub use index::FlatIndex;
+pub use ragmill_core::{DocumentId, UserId};
 pub use search::SearchHit;
-
-/// A user's id in this store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(pub i64);
 
 /// The embedded store. Share it behind an `Arc`; all methods take `&self`.
 pub struct Store {

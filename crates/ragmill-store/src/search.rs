@@ -7,9 +7,9 @@ use rusqlite::params;
 use serde::Serialize;
 
 use crate::codec::blob_to_vector;
-use crate::documents::DocumentId;
 use crate::index::FlatIndex;
 use crate::{StoreError, UserStore};
+use ragmill_core::DocumentId;
 
 /// One search result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
