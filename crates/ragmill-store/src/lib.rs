@@ -22,6 +22,7 @@ mod codec;
 mod documents;
 mod error;
 mod index;
+mod keys;
 mod schema;
 mod search;
 
@@ -35,6 +36,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use documents::{DocumentRecord, DocumentState, NewChunk, NewDocument, Timings};
 pub use error::StoreError;
 pub use index::FlatIndex;
+pub use keys::UserSummary;
 pub use ragmill_core::{DocumentId, UserId};
 pub use search::SearchHit;
 

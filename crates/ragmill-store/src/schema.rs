@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE users (
@@ -53,6 +53,19 @@ CREATE TABLE embedding_cache (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: API keys, stored only as a hash; `prefix` is a public lookup handle.
+const API_KEYS: &str = "
+CREATE TABLE api_keys (
+    id          INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    prefix      TEXT NOT NULL UNIQUE,
+    hash        BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE INDEX api_keys_by_user ON api_keys(user_id);
+";
+
 /// Sets WAL mode and the pragmas every connection needs, and creates the schema if new.
 pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -60,10 +73,13 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // Each step migrates one version up, in its own transaction.
     if version == 0 {
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {API_KEYS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
+    } else if version == 1 {
+        conn.execute_batch(&format!("BEGIN; {API_KEYS} PRAGMA user_version = 2; COMMIT;"))?;
     }
     Ok(())
 }

@@ -52,6 +52,9 @@ pub enum Command {
     /// Fetch and verify model files.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Manage users and their API keys.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Internal: the sandboxed extraction child process.
     #[command(name = "__extract", hide = true)]
     Extract,
@@ -165,5 +168,22 @@ pub enum ModelsCommand {
         /// Skip the comparison with all-MiniLM-L6-v2's reference vectors (for other models).
         #[arg(long)]
         no_reference: bool,
+    },
+}
+
+/// `ragmill users ...`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user (if new) and print a new API key, once: only its hash is stored.
+    Add {
+        /// The user's name.
+        name: String,
+    },
+    /// List users with their document and active key counts.
+    List,
+    /// Revoke every API key of a user (their documents stay).
+    Revoke {
+        /// The user's name.
+        name: String,
     },
 }

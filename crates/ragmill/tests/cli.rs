@@ -295,3 +295,28 @@ fn bench_embed_reports_throughput() {
     assert_eq!(r["tokens"], 8 * 64, "synthetic chunks are exactly 64 tokens with [CLS] and [SEP]");
     assert!(r["chunks_per_s"].as_f64().expect("rate") > 0.0);
 }
+
+#[test]
+fn users_get_keys_shown_once_and_revocable() {
+    let data = tempfile::tempdir().expect("tmp");
+    let out = ragmill(data.path(), &["users", "add", "alice", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let added = json(&out);
+    assert_eq!(added["user"], "alice");
+    let key = added["api_key"].as_str().expect("key").to_owned();
+    assert!(key.starts_with("rmk_"));
+    let db = std::fs::read(data.path().join("ragmill.db")).expect("db");
+    let secret = key.rsplit('_').next().expect("secret");
+    assert!(!String::from_utf8_lossy(&db).contains(secret), "the key is not stored in clear");
+
+    let list = json(&ragmill(data.path(), &["users", "list", "--json"]));
+    assert_eq!(list["users"][0]["name"], "alice");
+    assert_eq!(list["users"][0]["active_keys"], 1);
+
+    let out = ragmill(data.path(), &["users", "revoke", "alice", "--json"]);
+    assert_eq!(json(&out)["revoked"], 1);
+    let list = json(&ragmill(data.path(), &["users", "list", "--json"]));
+    assert_eq!(list["users"][0]["active_keys"], 0);
+    let out = ragmill(data.path(), &["users", "revoke", "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -6,6 +6,7 @@ mod eval;
 mod ingest;
 mod models;
 mod search;
+mod users;
 
 use anyhow::Result;
 
@@ -22,6 +23,7 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Eval(args) => eval::run(g, args).await,
         Command::Bench(BenchCommand::Embed(args)) => bench::embed(g, args).await,
         Command::Models(cmd) => models::run(g, cmd).await,
+        Command::Users(cmd) => users::run(g, cmd),
         Command::Extract => unreachable!("handled before the runtime starts"),
     }
 }

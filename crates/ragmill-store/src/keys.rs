@@ -1,0 +1,175 @@
+//! API keys: issued once in plain text, stored only as a BLAKE3 hash.
+//!
+//! A key reads `rmk_<prefix>_<secret>`: the 12-hex-digit prefix is a public handle used to find
+//! the row, the 64-hex-digit secret carries 256 bits of entropy. Only `blake3(key)` is stored,
+//! and the comparison of hashes is constant-time (`blake3::Hash`'s `PartialEq`). A fast hash is
+//! right here, unlike for passwords: nobody can guess a 256-bit secret, so slowing down each
+//! guess buys nothing.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use crate::codec::now_ms;
+use crate::{Store, StoreError, UserId};
+
+/// A user as `ragmill users list` shows them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserSummary {
+    /// The name.
+    pub name: String,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// Documents they own.
+    pub documents: u64,
+    /// Keys not revoked.
+    pub active_keys: u64,
+}
+
+fn random_hex(bytes: usize) -> Result<String, StoreError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf)
+        .map_err(|e| StoreError::Corrupt(format!("no randomness available: {e}")))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Store {
+    /// Issues a new API key for `user` and returns it; it is not stored and cannot be shown again.
+    pub fn create_api_key(&self, user: UserId) -> Result<String, StoreError> {
+        let prefix = random_hex(6)?;
+        let key = format!("rmk_{prefix}_{}", random_hex(32)?);
+        let hash = blake3::hash(key.as_bytes());
+        self.conn()?.execute(
+            "INSERT INTO api_keys (user_id, prefix, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![user.0, prefix, hash.as_bytes().as_slice(), now_ms()],
+        )?;
+        Ok(key)
+    }
+
+    /// The user a key belongs to, if the key is well formed, known and not revoked. Missing,
+    /// unknown, malformed and revoked keys are indistinguishable to the caller.
+    pub fn authenticate(&self, key: &str) -> Result<Option<UserId>, StoreError> {
+        let Some(prefix) = key.strip_prefix("rmk_").and_then(|rest| rest.split('_').next()) else {
+            return Ok(None);
+        };
+        if prefix.len() != 12 {
+            return Ok(None);
+        }
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn()?
+            .query_row(
+                "SELECT user_id, hash FROM api_keys WHERE prefix = ?1 AND revoked_at IS NULL",
+                [prefix],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let given = blake3::hash(key.as_bytes());
+        Ok(row.and_then(|(user, stored)| {
+            let stored: [u8; 32] = stored.try_into().ok()?;
+            (given == blake3::Hash::from_bytes(stored)).then_some(UserId(user))
+        }))
+    }
+
+    /// Revokes every key of `user`; returns how many were active.
+    pub fn revoke_api_keys(&self, user: UserId) -> Result<u64, StoreError> {
+        let n = self.conn()?.execute(
+            "UPDATE api_keys SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL",
+            params![now_ms(), user.0],
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> Result<Vec<UserSummary>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT u.name, u.created_at,
+                    (SELECT COUNT(*) FROM documents d WHERE d.user_id = u.id),
+                    (SELECT COUNT(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL)
+             FROM users u ORDER BY u.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(UserSummary {
+                name: r.get(0)?,
+                created_at: r.get(1)?,
+                documents: r.get::<_, i64>(2)?.max(0) as u64,
+                active_keys: r.get::<_, i64>(3)?.max(0) as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("open");
+        (dir, store)
+    }
+
+    #[test]
+    fn keys_authenticate_until_revoked() {
+        let (_d, store) = store();
+        let alice = store.ensure_user("alice").expect("user");
+        let bob = store.ensure_user("bob").expect("user");
+        let (k1, k2) =
+            (store.create_api_key(alice).expect("key"), store.create_api_key(alice).expect("key"));
+        let kb = store.create_api_key(bob).expect("key");
+        assert_ne!(k1, k2);
+        assert!(k1.starts_with("rmk_") && k1.len() == 4 + 12 + 1 + 64, "{k1}");
+        assert_eq!(store.authenticate(&k1).expect("auth"), Some(alice));
+        assert_eq!(store.authenticate(&kb).expect("auth"), Some(bob));
+
+        // The right prefix with a wrong secret, garbage, and empty strings are all refused.
+        let forged =
+            format!("{}{}", &k1[..k1.len() - 1], if k1.ends_with('0') { '1' } else { '0' });
+        for bad in [forged.as_str(), "", "rmk_", "rmk_zz_zz", "Bearer x", &k1[..20]] {
+            assert_eq!(store.authenticate(bad).expect("auth"), None, "{bad:?}");
+        }
+
+        assert_eq!(store.revoke_api_keys(alice).expect("revoke"), 2);
+        assert_eq!(store.authenticate(&k1).expect("auth"), None);
+        assert_eq!(store.authenticate(&kb).expect("auth"), Some(bob), "bob's key unaffected");
+
+        let users = store.users().expect("users");
+        assert_eq!(
+            users.iter().map(|u| (u.name.as_str(), u.active_keys)).collect::<Vec<_>>(),
+            [("alice", 0), ("bob", 1)]
+        );
+    }
+
+    #[test]
+    fn only_a_hash_is_stored() {
+        let (_d, store) = store();
+        let alice = store.ensure_user("alice").expect("user");
+        let key = store.create_api_key(alice).expect("key");
+        let secret = key.rsplit('_').next().expect("secret");
+        let conn = store.conn().expect("conn");
+        let (prefix, hash): (String, Vec<u8>) = conn
+            .query_row("SELECT prefix, hash FROM api_keys", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("row");
+        assert!(key.contains(&prefix));
+        assert_eq!(hash.len(), 32);
+        let dump: String = conn
+            .query_row("SELECT group_concat(prefix || hex(hash)) FROM api_keys", [], |r| r.get(0))
+            .expect("dump");
+        assert!(!dump.to_lowercase().contains(secret), "the secret is not in the database");
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_keys_table() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store.ensure_user("alice").expect("user");
+            let conn = store.conn().expect("conn");
+            conn.execute_batch("DROP TABLE api_keys; PRAGMA user_version = 1;").expect("downgrade");
+        }
+        let store = Store::open(dir.path()).expect("reopen migrates");
+        let alice = store.find_user("alice").expect("q").expect("kept");
+        let key = store.create_api_key(alice).expect("key table exists again");
+        assert_eq!(store.authenticate(&key).expect("auth"), Some(alice));
+    }
+}
