@@ -13,6 +13,10 @@ use crate::{StoreError, UserStore};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentState {
+    /// Accepted and waiting for a worker.
+    Queued,
+    /// A worker is on it.
+    Processing,
     /// Its chunks are searchable.
     Ready,
     /// Its last version could not be processed; `error` says why.
@@ -22,10 +26,41 @@ pub enum DocumentState {
 impl DocumentState {
     fn as_str(self) -> &'static str {
         match self {
+            DocumentState::Queued => "queued",
+            DocumentState::Processing => "processing",
             DocumentState::Ready => "ready",
             DocumentState::Failed => "failed",
         }
     }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "queued" => DocumentState::Queued,
+            "processing" => DocumentState::Processing,
+            "ready" => DocumentState::Ready,
+            _ => DocumentState::Failed,
+        }
+    }
+}
+
+/// What [`UserStore::accept_upload`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// A new version to process (its document may still serve an older version to search).
+    Queued(DocumentId),
+    /// The same bytes are already ready: nothing to do.
+    Unchanged(DocumentId),
+}
+
+/// A user's RAG availability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RagStatus {
+    /// True when at least one chunk is searchable.
+    pub available: bool,
+    /// Documents in the ready state.
+    pub documents_ready: u64,
+    /// Documents queued or processing.
+    pub documents_processing: u64,
 }
 
 /// Seconds spent in each stage of the last processing, by stage name.
@@ -102,7 +137,7 @@ fn document_from_row(row: &Row<'_>) -> rusqlite::Result<DocumentRecord> {
         content_hash: row.get(2)?,
         kind: kind.as_deref().and_then(DocumentKind::parse),
         size: row.get::<_, i64>(4)?.max(0) as u64,
-        state: if state == "ready" { DocumentState::Ready } else { DocumentState::Failed },
+        state: DocumentState::parse(&state),
         error: code.zip(message),
         chunks: row.get::<_, i64>(8)?.max(0) as u64,
         model: row.get(9)?,
@@ -207,17 +242,18 @@ impl UserStore<'_> {
     ) -> Result<DocumentId, StoreError> {
         let mut conn = self.store.conn()?;
         let tx = conn.transaction()?;
-        let existing: Option<(i64, String)> = tx
+        let existing: Option<(i64, i64)> = tx
             .query_row(
-                "SELECT id, state FROM documents WHERE user_id = ?1 AND name = ?2",
+                "SELECT id, chunk_count FROM documents WHERE user_id = ?1 AND name = ?2",
                 params![self.user.0, doc.name],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         let id = match existing {
-            Some((id, state)) if state == "ready" => {
+            // An older version is still searchable: it stays, ready, carrying the error.
+            Some((id, chunks)) if chunks > 0 => {
                 tx.execute(
-                    "UPDATE documents SET error_code = ?1, error_message = ?2, updated_at = ?3 WHERE id = ?4 AND user_id = ?5",
+                    "UPDATE documents SET state = 'ready', error_code = ?1, error_message = ?2, updated_at = ?3 WHERE id = ?4 AND user_id = ?5",
                     params![code, message, now_ms(), id, self.user.0],
                 )?;
                 DocumentId(id)
@@ -226,6 +262,73 @@ impl UserStore<'_> {
         };
         tx.commit()?;
         Ok(id)
+    }
+
+    /// Records an uploaded version of document `name` (bytes already kept under `hash`): a new
+    /// document is created queued; an existing one is marked queued with the new hash, keeping
+    /// its chunks searchable until the new version replaces them. The same bytes of a document
+    /// that is ready without error are [`Accepted::Unchanged`].
+    pub fn accept_upload(
+        &self,
+        name: &str,
+        hash: ContentHash,
+        size: u64,
+        kind: Option<DocumentKind>,
+    ) -> Result<Accepted, StoreError> {
+        let mut conn = self.store.conn()?;
+        let tx = conn.transaction()?;
+        let existing: Option<(i64, String, String, Option<String>)> = tx
+            .query_row(
+                "SELECT id, content_hash, state, error_code FROM documents WHERE user_id = ?1 AND name = ?2",
+                params![self.user.0, name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        if let Some((id, old_hash, state, None)) = &existing
+            && *old_hash == hash.to_hex()
+            && (state == "ready" || state == "queued" || state == "processing")
+        {
+            return Ok(Accepted::Unchanged(DocumentId(*id)));
+        }
+        let now = now_ms();
+        let id = tx.query_row(
+            "INSERT INTO documents (user_id, name, content_hash, kind, size, state, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)
+             ON CONFLICT (user_id, name) DO UPDATE SET
+                content_hash = excluded.content_hash, kind = excluded.kind, size = excluded.size,
+                state = 'queued', error_code = NULL, error_message = NULL, updated_at = excluded.updated_at
+             RETURNING id",
+            params![self.user.0, name, hash.to_hex(), kind.map(|k| k.as_str()), size as i64, now],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(Accepted::Queued(DocumentId(id)))
+    }
+
+    /// Sets the state of the user's document `id` (queued or processing); false if there is none.
+    pub fn set_state(&self, id: DocumentId, state: DocumentState) -> Result<bool, StoreError> {
+        let n = self.store.conn()?.execute(
+            "UPDATE documents SET state = ?1, updated_at = ?2 WHERE id = ?3 AND user_id = ?4",
+            params![state.as_str(), now_ms(), id.0, self.user.0],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Whether the user can search yet, and how many documents are ready or on their way.
+    pub fn rag_status(&self) -> Result<RagStatus, StoreError> {
+        let conn = self.store.conn()?;
+        let (ready, processing, searchable): (i64, i64, i64) = conn.query_row(
+            "SELECT COALESCE(SUM(state = 'ready'), 0), COALESCE(SUM(state IN ('queued', 'processing')), 0),
+                    COALESCE(SUM(chunk_count > 0), 0)
+             FROM documents WHERE user_id = ?1",
+            [self.user.0],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(RagStatus {
+            available: searchable > 0,
+            documents_ready: ready.max(0) as u64,
+            documents_processing: processing.max(0) as u64,
+        })
     }
 
     /// Deletes the user's document `id` and its chunks; false if the user has no such document.

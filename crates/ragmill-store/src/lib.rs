@@ -33,7 +33,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use documents::{DocumentRecord, DocumentState, NewChunk, NewDocument, Timings};
+pub use documents::{
+    Accepted, DocumentRecord, DocumentState, NewChunk, NewDocument, RagStatus, Timings,
+};
 pub use error::StoreError;
 pub use index::FlatIndex;
 pub use keys::UserSummary;

@@ -207,3 +207,50 @@ fn bad_user_names_are_refused() {
     assert!(matches!(store.ensure_user("a\u{0}b"), Err(StoreError::InvalidUserName(_))));
     assert_eq!(store.ensure_user("bob").expect("ok"), store.ensure_user(" bob ").expect("ok"));
 }
+
+#[test]
+fn an_upload_queues_a_new_version_while_the_old_one_stays_searchable() {
+    let (_dir, store) = open();
+    let uid = store.ensure_user("alice").expect("user");
+    let alice = store.user(uid);
+    assert_eq!(
+        alice.rag_status().expect("status"),
+        ragmill_store::RagStatus { available: false, documents_ready: 0, documents_processing: 0 }
+    );
+
+    let first = alice
+        .accept_upload("a.txt", ContentHash::of(b"v1"), 2, Some(DocumentKind::Text))
+        .expect("accept");
+    let ragmill_store::Accepted::Queued(id) = first else { panic!("{first:?}") };
+    assert_eq!(alice.document(id).expect("get").expect("row").state, DocumentState::Queued);
+    assert_eq!(alice.rag_status().expect("status").documents_processing, 1);
+    assert!(alice.set_state(id, DocumentState::Processing).expect("set"));
+
+    put(&store, "alice", "a.txt", &["version one"], &[unit([1.0, 0.0, 0.0])]);
+    let status = alice.rag_status().expect("status");
+    assert!(
+        status.available && status.documents_ready == 1 && status.documents_processing == 0,
+        "{status:?}"
+    );
+
+    // The same bytes again: unchanged. New bytes: queued, old chunks still searchable.
+    let same =
+        alice.accept_upload("a.txt", ContentHash::of(b"version one"), 11, None).expect("accept");
+    assert_eq!(same, ragmill_store::Accepted::Unchanged(id));
+    let next = alice.accept_upload("a.txt", ContentHash::of(b"v2"), 2, None).expect("accept");
+    assert_eq!(next, ragmill_store::Accepted::Queued(id));
+    assert_eq!(
+        alice.search(&unit([1.0, 0.0, 0.0]), 1, None).expect("search")[0].text,
+        "version one"
+    );
+
+    // The new version fails: the old one is still there, ready, with the error attached.
+    alice.record_failure(&doc("a.txt", "v2"), "corrupt_file", "bad").expect("record");
+    let rec = alice.document(id).expect("get").expect("row");
+    assert_eq!((rec.state, rec.chunks), (DocumentState::Ready, 1));
+    assert!(rec.error.is_some());
+
+    // Another user cannot touch it.
+    let bob = store.ensure_user("bob").expect("bob");
+    assert!(!store.user(bob).set_state(id, DocumentState::Queued).expect("set"));
+}
