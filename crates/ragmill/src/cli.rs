@@ -38,6 +38,8 @@ pub struct Global {
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the HTTP service with its background workers.
+    Serve(ServeArgs),
     /// Ingest files and folders (recursively) into a user's collection.
     Ingest(IngestArgs),
     /// Search a user's collection.
@@ -186,4 +188,27 @@ pub enum UsersCommand {
         /// The user's name.
         name: String,
     },
+}
+
+/// `ragmill serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "RAGMILL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Background workers (default: one per core).
+    #[arg(long, env = "RAGMILL_WORKERS")]
+    pub workers: Option<usize>,
+    /// Seconds a worker holds a job between heartbeats before another worker may take it over.
+    #[arg(long, env = "RAGMILL_LEASE_SECS", default_value_t = 60)]
+    pub lease_secs: u64,
+    /// Largest file accepted in an upload, in MiB.
+    #[arg(long, env = "RAGMILL_MAX_UPLOAD_MB", default_value_t = 64)]
+    pub max_upload_mb: u64,
+    /// An origin allowed to open the event WebSocket besides this server's own (repeatable; `*` for any).
+    #[arg(long = "allowed-origin", env = "RAGMILL_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Chunking and batching.
+    #[command(flatten)]
+    pub chunking: ChunkArgs,
 }

@@ -6,6 +6,7 @@ mod eval;
 mod ingest;
 mod models;
 mod search;
+mod serve;
 mod users;
 
 use anyhow::Result;
@@ -17,6 +18,7 @@ use crate::cli::{BenchCommand, Cli, Command};
 pub async fn run(cli: Cli) -> Result<Status> {
     let g = &cli.global;
     match cli.command {
+        Command::Serve(args) => serve::run(g, args).await,
         Command::Ingest(args) => ingest::run(g, args).await,
         Command::Search(args) => search::run(g, args).await,
         Command::Embed(args) => embed::run(g, args).await,

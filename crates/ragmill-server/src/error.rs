@@ -1,0 +1,114 @@
+//! The one error type of the HTTP API: `{"error":{"code","message"}}` with a fitting status.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered to a client. Internal causes are logged, never shown.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with a stable `code` and a human `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    /// Missing, unknown or revoked credentials: one answer for all three.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required: Authorization: Bearer KEY",
+        )
+    }
+
+    /// Something the user does not have (or that belongs to someone else: same answer).
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+    }
+
+    /// A malformed request.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// A failure on our side; the cause goes to the log only.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}})))
+            .into_response()
+    }
+}
+
+impl From<ragmill_store::StoreError> for ApiError {
+    fn from(e: ragmill_store::StoreError) -> Self {
+        match e {
+            e @ ragmill_store::StoreError::ModelMismatch { .. } => {
+                Self::new(StatusCode::CONFLICT, "model_mismatch", e.to_string())
+            }
+            e => Self::internal(e),
+        }
+    }
+}
+
+impl From<ragmill_queue::QueueError> for ApiError {
+    fn from(e: ragmill_queue::QueueError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<ragmill_pipeline::SearchError> for ApiError {
+    fn from(e: ragmill_pipeline::SearchError) -> Self {
+        match e {
+            ragmill_pipeline::SearchError::Store(e) => e.into(),
+            e => Self::internal(e),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            JsonRejection::BytesRejection(_) => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is too large",
+            ),
+            r => Self::bad_request("invalid_json", r.body_text()),
+        }
+    }
+}
+
+/// Runs blocking store or queue work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)
+}

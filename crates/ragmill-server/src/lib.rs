@@ -1,0 +1,45 @@
+//! ragmill's HTTP service.
+//!
+//! [`app`] builds the axum router over an [`AppState`] (store, durable queue, pipeline, event
+//! bus, blob directory); [`spawn_workers`] starts the background workers that lease jobs and
+//! process documents; [`serve`] runs both until a shutdown signal, then stops accepting
+//! connections and lets the workers finish or hand back their jobs.
+//!
+//! Invariants: only this crate knows about HTTP; every handler that touches a user's data
+//! takes [`auth::Auth`] and reaches the store through that user's `UserStore`, so another
+//! user's document answers 404 exactly like one that never existed.
+
+pub mod auth;
+mod blobs;
+mod error;
+pub mod events;
+mod routes;
+mod state;
+mod worker;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use blobs::Blobs;
+pub use error::ApiError;
+pub use state::{AppState, ServerConfig};
+pub use worker::{Workers, spawn_workers};
+
+/// The router of the whole service.
+pub fn app(state: AppState) -> axum::Router {
+    routes::router(state)
+}
+
+/// Serves `state` on `listener` with workers until `shutdown` resolves; then stops accepting,
+/// drains open requests, and gives workers `grace` to finish before their jobs are released.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let workers = spawn_workers(&state);
+    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    workers.shutdown(grace).await;
+    result
+}

@@ -1,0 +1,92 @@
+//! Everything a request handler or a worker needs, shared.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use ragmill_pipeline::Pipeline;
+use ragmill_queue::JobQueue;
+use ragmill_store::Store;
+use tokio::sync::Notify;
+
+use crate::auth::EventTokens;
+use crate::blobs::Blobs;
+use crate::events::EventBus;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest file accepted in an upload; enforced while streaming.
+    pub max_upload_bytes: u64,
+    /// Largest JSON request body.
+    pub max_json_bytes: usize,
+    /// Origins allowed to open the event WebSocket (`*` allows any). Requests without an
+    /// Origin header (non-browser clients) are always allowed.
+    pub allowed_origins: Vec<String>,
+    /// Background workers.
+    pub workers: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 64 << 20,
+            max_json_bytes: 1 << 20,
+            allowed_origins: Vec::new(),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// Shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of [`AppState`].
+pub struct Inner {
+    /// Users, documents, chunks.
+    pub store: Arc<Store>,
+    /// Durable jobs.
+    pub queue: Arc<JobQueue>,
+    /// Extraction, chunking, embedding.
+    pub pipeline: Pipeline,
+    /// Live events.
+    pub events: EventBus,
+    /// Uploaded originals.
+    pub blobs: Blobs,
+    /// Event-stream tokens for browsers.
+    pub tokens: EventTokens,
+    /// Wakes idle workers when a job is enqueued.
+    pub wake: Notify,
+    /// Settings.
+    pub config: ServerConfig,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        store: Arc<Store>,
+        queue: Arc<JobQueue>,
+        pipeline: Pipeline,
+        blobs: Blobs,
+        config: ServerConfig,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            queue,
+            pipeline,
+            events: EventBus::default(),
+            blobs,
+            tokens: EventTokens::default(),
+            wake: Notify::new(),
+            config,
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

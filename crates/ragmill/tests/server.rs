@@ -1,0 +1,424 @@
+//! `ragmill serve` as a real process on an ephemeral port, driven by real HTTP and WebSocket
+//! clients.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model_dir() -> PathBuf {
+    std::env::var_os("RAGMILL_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("models/all-MiniLM-L6-v2"))
+}
+
+fn ragmill(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragmill"));
+    cmd.arg("--data-dir").arg(data).arg("--model-dir").arg(model_dir());
+    cmd
+}
+
+/// Creates a user and returns their API key.
+fn add_user(data: &Path, name: &str) -> String {
+    let out = ragmill(data).args(["users", "add", name, "--json"]).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["api_key"].as_str().expect("key").to_owned()
+}
+
+/// A running server; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Self {
+        let mut child = ragmill(data)
+            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("address line");
+        let base = line.trim().rsplit(' ').next().expect("url").to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+        Self { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn ws_url(&self, query: &str) -> String {
+        format!("{}/v1/events{query}", self.base.replacen("http", "ws", 1))
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client")
+}
+
+async fn upload(server: &Server, key: &str, files: &[(&str, Vec<u8>)]) -> reqwest::Response {
+    let mut form = Form::new();
+    for (name, bytes) in files {
+        form = form.part("file", Part::bytes(bytes.clone()).file_name(name.to_string()));
+    }
+    client()
+        .post(server.url("/v1/documents"))
+        .bearer_auth(key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+}
+
+async fn get_json(server: &Server, key: &str, path: &str) -> (u16, Value) {
+    let r = client().get(server.url(path)).bearer_auth(key).send().await.expect("get");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn search(server: &Server, key: &str, query: &str) -> Value {
+    let r = client()
+        .post(server.url("/v1/search"))
+        .bearer_auth(key)
+        .json(&json!({"query": query, "top_k": 3}))
+        .send()
+        .await
+        .expect("search");
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("json")
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect_ws(server: &Server, key: &str) -> Ws {
+    let mut req = server.ws_url("").into_client_request().expect("request");
+    req.headers_mut().insert("authorization", format!("Bearer {key}").parse().expect("header"));
+    tokio_tungstenite::connect_async(req).await.expect("websocket").0
+}
+
+async fn next_event(ws: &mut Ws, within: Duration) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(within, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).ok(),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(repo().join("samples").join(name)).expect("sample")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_streams_progress_then_ready_then_rag_available_then_search_finds_it() {
+    let data = tempfile::tempdir().expect("tmp");
+    let key = add_user(data.path(), "alice");
+    let server = Server::start(data.path(), &[]);
+
+    let mut ws = connect_ws(&server, &key).await;
+    let snapshot = next_event(&mut ws, Duration::from_secs(10)).await.expect("snapshot");
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["rag"]["available"], false);
+    let (_, status) = get_json(&server, &key, "/v1/rag/status").await;
+    assert_eq!(
+        status,
+        json!({"available": false, "documents_ready": 0, "documents_processing": 0})
+    );
+
+    let r =
+        upload(&server, &key, &[("sourdough-starter.md", sample("sourdough-starter.md"))]).await;
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["documents"][0]["state"], "queued");
+    assert_eq!(body["documents"][0]["name"], "sourdough-starter.md");
+    let id = body["documents"][0]["id"].clone();
+
+    let (mut embedding_done, mut ready, mut rag) = (Vec::new(), None, false);
+    while let Some(e) = next_event(&mut ws, Duration::from_secs(60)).await {
+        match e["type"].as_str() {
+            Some("document.progress") => {
+                assert_eq!(e["id"], id);
+                if e["stage"] == "embedding" {
+                    embedding_done.push(e["done"].as_u64().expect("done"));
+                }
+            }
+            Some("document.ready") => ready = Some(e),
+            Some("rag.available") => {
+                assert!(ready.is_some(), "rag.available comes after the document is ready");
+                rag = true;
+                break;
+            }
+            other => panic!("unexpected event {other:?}: {e}"),
+        }
+    }
+    let ready = ready.expect("document.ready");
+    assert!(rag, "rag.available");
+    assert!(
+        !embedding_done.is_empty() && embedding_done.windows(2).all(|w| w[0] <= w[1]),
+        "{embedding_done:?}"
+    );
+    let chunks = ready["chunks"].as_u64().expect("chunks");
+    assert!(chunks >= 3);
+
+    let (code, doc) = get_json(&server, &key, &format!("/v1/documents/{id}")).await;
+    assert_eq!(code, 200);
+    assert_eq!((doc["state"].as_str(), doc["chunks"].as_u64()), (Some("ready"), Some(chunks)));
+    assert_eq!(doc["error"], Value::Null);
+    let hits = search(&server, &key, "how often should I feed my starter").await;
+    assert_eq!(hits["results"][0]["document"], "sourdough-starter.md");
+    assert_eq!(hits["results"][0]["document_id"], id);
+    let (_, status) = get_json(&server, &key, "/v1/rag/status").await;
+    assert_eq!(status["available"], true);
+
+    // The same bytes again: nothing to do. A reconnecting client's snapshot is empty.
+    let r =
+        upload(&server, &key, &[("sourdough-starter.md", sample("sourdough-starter.md"))]).await;
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["documents"][0]["state"], "ready");
+    let mut again = connect_ws(&server, &key).await;
+    let snap = next_event(&mut again, Duration::from_secs(10)).await.expect("snapshot");
+    assert_eq!(snap["documents"], json!([]));
+    assert_eq!(snap["rag"]["available"], true);
+    let _ = ws.close(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_see_nothing_of_each_other() {
+    let data = tempfile::tempdir().expect("tmp");
+    let (alice, bob) = (add_user(data.path(), "alice"), add_user(data.path(), "bob"));
+    let server = Server::start(data.path(), &[]);
+    let mut bob_ws = connect_ws(&server, &bob).await;
+    next_event(&mut bob_ws, Duration::from_secs(10)).await.expect("snapshot");
+
+    let r = upload(
+        &server,
+        &alice,
+        &[("secret.md", b"# Secret\n\nThe launch code is swordfish.".to_vec())],
+    )
+    .await;
+    let body: Value = r.json().await.expect("json");
+    let id = body["documents"][0]["id"].as_i64().expect("id");
+    // Wait for alice's document to be ready.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, doc) = get_json(&server, &alice, &format!("/v1/documents/{id}")).await;
+        if doc["state"] == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready: {doc}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let (_, list) = get_json(&server, &bob, "/v1/documents").await;
+    assert_eq!(list["documents"], json!([]));
+    let (code_foreign, foreign) = get_json(&server, &bob, &format!("/v1/documents/{id}")).await;
+    let (code_none, none) = get_json(&server, &bob, "/v1/documents/987654321").await;
+    assert_eq!((code_foreign, &foreign), (404, &none), "another user's id looks like no id at all");
+    assert_eq!(code_none, 404);
+    let c = client();
+    let del = c
+        .delete(server.url(&format!("/v1/documents/{id}")))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(del.status(), 404);
+    let re = c
+        .post(server.url(&format!("/v1/documents/{id}/reprocess")))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .expect("reprocess");
+    assert_eq!(re.status(), 404);
+    let hits = search(&server, &bob, "launch code swordfish").await;
+    assert_eq!(hits["results"], json!([]));
+    let filtered = c
+        .post(server.url("/v1/search"))
+        .bearer_auth(&bob)
+        .json(&json!({"query": "launch code", "documents": [id]}))
+        .send()
+        .await
+        .expect("search");
+    assert_eq!(filtered.json::<Value>().await.expect("json")["results"], json!([]));
+    let (_, status) = get_json(&server, &bob, "/v1/rag/status").await;
+    assert_eq!(status["available"], false);
+    assert!(
+        next_event(&mut bob_ws, Duration::from_millis(500)).await.is_none(),
+        "bob heard alice's events"
+    );
+
+    // Alice still has everything, and can delete it.
+    assert_eq!(search(&server, &alice, "launch code").await["results"][0]["document"], "secret.md");
+    let del = c
+        .delete(server.url(&format!("/v1/documents/{id}")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(del.status(), 204);
+    assert_eq!(search(&server, &alice, "launch code").await["results"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_the_documented_error_and_disturbs_nothing() {
+    let data = tempfile::tempdir().expect("tmp");
+    let key = add_user(data.path(), "alice");
+    let revoked = add_user(data.path(), "mallory");
+    let out = ragmill(data.path()).args(["users", "revoke", "mallory"]).output().expect("revoke");
+    assert!(out.status.success());
+    let server = Server::start(data.path(), &["--max-upload-mb", "1"]);
+    let c = client();
+
+    // Missing, wrong and revoked keys: one identical 401.
+    let none = c.get(server.url("/v1/documents")).send().await.expect("req");
+    assert_eq!(none.status(), 401);
+    let none_body: Value = none.json().await.expect("json");
+    assert_eq!(none_body["error"]["code"], "unauthorized");
+    for k in ["rmk_000000000000_0000", revoked.as_str(), "garbage"] {
+        let r = c.get(server.url("/v1/documents")).bearer_auth(k).send().await.expect("req");
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.json::<Value>().await.expect("json"), none_body);
+    }
+
+    let code = |v: &Value| v["error"]["code"].as_str().unwrap_or("").to_owned();
+    let r = upload(&server, &key, &[("big.txt", vec![b'a'; 2 << 20])]).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(code(&r.json().await.expect("json")), "file_too_large");
+    let r = upload(&server, &key, &[("empty.txt", Vec::new())]).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(code(&r.json().await.expect("json")), "empty_file");
+    let r = upload(&server, &key, &[("report.pdf", b"just some text, not a PDF".to_vec())]).await;
+    assert_eq!(r.status(), 415);
+    assert_eq!(code(&r.json().await.expect("json")), "type_mismatch");
+    // A good file beside a bad one: the request is refused whole, nothing queued.
+    let r = upload(
+        &server,
+        &key,
+        &[("ok.md", b"# Fine\n\ntext".to_vec()), ("bad.pdf", b"nope".to_vec())],
+    )
+    .await;
+    assert_eq!(r.status(), 415);
+    let (_, list) = get_json(&server, &key, "/v1/documents").await;
+    assert_eq!(list["documents"], json!([]));
+    let r = c
+        .post(server.url("/v1/documents"))
+        .bearer_auth(&key)
+        .body("not multipart")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 400);
+
+    let (status, body) = get_json(&server, &key, "/v1/documents/12345").await;
+    assert_eq!((status, code(&body)), (404, "not_found".into()));
+    let (status, _) = get_json(&server, &key, "/v1/documents/not-a-number").await;
+    assert_eq!(status, 404);
+
+    let r = c
+        .post(server.url("/v1/search"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{\"query\": ")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 400);
+    assert_eq!(code(&r.json().await.expect("json")), "invalid_json");
+    let r = c
+        .post(server.url("/v1/search"))
+        .bearer_auth(&key)
+        .json(&json!({"query": "  "}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(code(&r.json().await.expect("json")), "invalid_query");
+    let r = c
+        .post(server.url("/v1/search"))
+        .bearer_auth(&key)
+        .json(&json!({"query": "x", "top_k": 0}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(code(&r.json().await.expect("json")), "invalid_top_k");
+
+    // WebSockets: a bad token, and a foreign Origin with a good token.
+    match tokio_tungstenite::connect_async(server.ws_url("?token=bogus")).await {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("bad token accepted: {:?}", other.map(|_| ())),
+    }
+    let token: Value = c
+        .post(server.url("/v1/events/token"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let token = token["token"].as_str().expect("token").to_owned();
+    let mut req = server.ws_url(&format!("?token={token}")).into_client_request().expect("req");
+    req.headers_mut().insert("origin", "https://evil.example".parse().expect("header"));
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
+        other => panic!("foreign origin accepted: {:?}", other.map(|_| ())),
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url(&format!("?token={token}")))
+        .await
+        .expect("token works");
+    assert_eq!(
+        next_event(&mut ws, Duration::from_secs(10)).await.expect("snapshot")["type"],
+        "snapshot"
+    );
+    let _ = ws.send(Message::Close(None)).await;
+
+    // SSE works with the bearer key.
+    let mut sse = c
+        .get(server.url("/v1/events"))
+        .bearer_auth(&key)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(sse.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(10), sse.chunk())
+        .await
+        .expect("in time")
+        .expect("body")
+        .expect("chunk");
+    assert!(String::from_utf8_lossy(&first).contains("\"type\":\"snapshot\""));
+
+    // After all that, the server still works.
+    let r =
+        upload(&server, &key, &[("ok.md", b"# Fine\n\nLighthouses guide ships.".to_vec())]).await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(c.get(server.url("/healthz")).send().await.expect("health").status(), 200);
+}
