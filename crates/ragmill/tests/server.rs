@@ -44,8 +44,12 @@ struct Server {
 
 impl Server {
     fn start(data: &Path, extra: &[&str]) -> Self {
-        let mut child = ragmill(data)
-            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
+        let mut cmd = ragmill(data);
+        cmd.args(["serve", "--bind", "127.0.0.1:0"]);
+        if !extra.contains(&"--workers") {
+            cmd.args(["--workers", "2"]);
+        }
+        let mut child = cmd
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -421,4 +425,131 @@ async fn bad_input_gets_the_documented_error_and_disturbs_nothing() {
         upload(&server, &key, &[("ok.md", b"# Fine\n\nLighthouses guide ships.".to_vec())]).await;
     assert_eq!(r.status(), 202);
     assert_eq!(c.get(server.url("/healthz")).send().await.expect("health").status(), 200);
+}
+
+/// Distinct prose of a few paragraphs, so each document makes several chunks.
+fn essay(i: usize) -> Vec<u8> {
+    let topics = [
+        "harbours",
+        "glaciers",
+        "orchards",
+        "comets",
+        "bridges",
+        "violins",
+        "deserts",
+        "beekeeping",
+    ];
+    let t = topics[i % topics.len()];
+    (0..24)
+        .map(|p| format!("Note {i}, part {p}: {t} have a long history, and record {i}.{p} describes how people studied {t}, what they measured, and which questions about {t} remain open after many years of careful observation.\n\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+async fn wait_all_ready(server: &Server, key: &str, n: usize, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, list) = get_json(server, key, "/v1/documents").await;
+        let docs = list["documents"].as_array().cloned().unwrap_or_default();
+        if docs.len() == n && docs.iter().all(|d| d["state"] == "ready") {
+            return docs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all ready in time: {:?}",
+            docs.iter().map(|d| (&d["name"], &d["state"], &d["error"])).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_processing_then_restart_finishes_every_document_exactly_once() {
+    let data = tempfile::tempdir().expect("tmp");
+    let key = add_user(data.path(), "alice");
+    let mut server = Server::start(data.path(), &["--lease-secs", "2"]);
+    let files: Vec<(String, Vec<u8>)> =
+        (0..20).map(|i| (format!("note-{i:02}.txt"), essay(i))).collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let r = upload(&server, &key, &refs).await;
+    assert_eq!(r.status(), 202);
+
+    // Let the workers get going, then kill the process without warning.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, list) = get_json(&server, &key, "/v1/documents").await;
+        let ready = list["documents"]
+            .as_array()
+            .map_or(0, |d| d.iter().filter(|d| d["state"] == "ready").count());
+        if ready >= 1 || Instant::now() > deadline {
+            assert!(ready < 20, "everything finished before the kill; make the documents bigger");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.kill();
+
+    let server = Server::start(data.path(), &["--lease-secs", "2"]);
+    let docs = wait_all_ready(&server, &key, 20, Duration::from_secs(120)).await;
+    assert!(docs.iter().all(|d| d["error"].is_null()), "{docs:#?}");
+
+    // Each chunk exactly once: no duplicate ordinals, counts agree with the documents.
+    let db = rusqlite::Connection::open(data.path().join("ragmill.db")).expect("db");
+    let rows: Vec<(i64, i64, i64, i64)> = db
+        .prepare(
+            "SELECT d.id, d.chunk_count, COUNT(c.id), COUNT(DISTINCT c.ordinal)
+             FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.id",
+        )
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(rows.len(), 20);
+    for (id, declared, stored, distinct) in rows {
+        assert!(declared >= 2, "document {id} has {declared} chunks");
+        assert_eq!((stored, distinct), (declared, declared), "document {id}");
+    }
+    let queue_left: i64 =
+        db.query_row("SELECT COUNT(*) FROM queue_jobs", [], |r| r.get(0)).expect("jobs");
+    assert_eq!(queue_left, 0, "no job left behind");
+    let hits = search(&server, &key, "what did people measure about glaciers").await;
+    assert!(hits["results"][0]["text"].as_str().unwrap_or("").contains("glaciers"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_users_flood_does_not_starve_another() {
+    let data = tempfile::tempdir().expect("tmp");
+    let (a, b) = (add_user(data.path(), "a"), add_user(data.path(), "b"));
+    let server = Server::start(data.path(), &["--workers", "1"]);
+    let files: Vec<(String, Vec<u8>)> = (0..200)
+        .map(|i| {
+            (
+                format!("a-{i:03}.txt"),
+                format!("Short note number {i} about tide tables.").into_bytes(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    assert_eq!(upload(&server, &a, &refs).await.status(), 202);
+
+    let mut ws = connect_ws(&server, &b).await;
+    next_event(&mut ws, Duration::from_secs(10)).await.expect("snapshot");
+    assert_eq!(
+        upload(&server, &b, &[("b.txt", b"Bob's only note, about lighthouses.".to_vec())])
+            .await
+            .status(),
+        202
+    );
+    loop {
+        let e = next_event(&mut ws, Duration::from_secs(60)).await.expect("b's events");
+        if e["type"] == "document.ready" {
+            break;
+        }
+    }
+    let (_, list) = get_json(&server, &a, "/v1/documents").await;
+    let a_ready = list["documents"]
+        .as_array()
+        .map_or(0, |d| d.iter().filter(|d| d["state"] == "ready").count());
+    assert!(a_ready < 20, "b waited for {a_ready} of a's documents");
 }
