@@ -6,8 +6,8 @@
 //! so identical content arriving from two documents at once is still embedded once.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -59,11 +59,23 @@ pub struct BatcherStats {
     pub joined: u64,
 }
 
+/// Told about every batch the embedder finishes (for metrics). Called on the batcher's task:
+/// keep it quick and non-blocking.
+pub trait BatchObserver: Send + Sync {
+    /// A batch of `texts` texts came back after `elapsed`; `ok` is false when the embedder
+    /// failed it (or returned the wrong number of vectors).
+    fn batch(&self, texts: usize, elapsed: Duration, ok: bool);
+}
+
+/// The observer slot, shared by every handle and the task.
+type ObserverSlot = Arc<RwLock<Option<Arc<dyn BatchObserver>>>>;
+
 /// A handle to the batching task; cheap to clone. The task ends when every handle is dropped.
 #[derive(Clone)]
 pub struct Batcher {
     tx: mpsc::UnboundedSender<Item>,
     stats: Arc<std::sync::Mutex<BatcherStats>>,
+    observer: ObserverSlot,
 }
 
 impl Batcher {
@@ -71,8 +83,17 @@ impl Batcher {
     pub fn start(embedder: Arc<dyn Embedder>, config: BatchConfig) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(std::sync::Mutex::new(BatcherStats::default()));
-        tokio::spawn(run(embedder, config, rx, Arc::clone(&stats)));
-        Self { tx, stats }
+        let observer: ObserverSlot = Arc::new(RwLock::new(None));
+        tokio::spawn(run(embedder, config, rx, Arc::clone(&stats), Arc::clone(&observer)));
+        Self { tx, stats, observer }
+    }
+
+    /// Reports every finished batch to `observer` from now on (replacing any earlier one);
+    /// every clone of this handle shares it.
+    pub fn set_observer(&self, observer: Arc<dyn BatchObserver>) {
+        if let Ok(mut slot) = self.observer.write() {
+            *slot = Some(observer);
+        }
     }
 
     /// Queues `text` (hash, text, tokens) and returns a receiver for its vector.
@@ -99,6 +120,7 @@ async fn run(
     config: BatchConfig,
     mut rx: mpsc::UnboundedReceiver<Item>,
     stats: Arc<std::sync::Mutex<BatcherStats>>,
+    observer: ObserverSlot,
 ) {
     let mut queue: VecDeque<(ContentHash, String, usize)> = VecDeque::new();
     let mut waiters: HashMap<ContentHash, Vec<oneshot::Sender<Embedded>>> = HashMap::new();
@@ -152,8 +174,9 @@ async fn run(
             let embedder = Arc::clone(&embedder);
             in_flight.push(async move {
                 let (hashes, texts): (Vec<ContentHash>, Vec<String>) = batch.into_iter().unzip();
+                let started = Instant::now();
                 let result = embedder.embed(texts).await;
-                (hashes, result)
+                (hashes, result, started.elapsed())
             });
         }
         if !open && queue.is_empty() && in_flight.is_empty() {
@@ -164,7 +187,12 @@ async fn run(
                 Some(item) => accept(item, &mut queue, &mut waiters),
                 None => open = false,
             },
-            Some((hashes, result)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((hashes, result, elapsed)) = in_flight.next(), if !in_flight.is_empty() => {
+                let observer = observer.read().ok().and_then(|o| o.clone());
+                if let Some(observer) = observer {
+                    let ok = matches!(&result, Ok(v) if v.len() == hashes.len());
+                    observer.batch(hashes.len(), elapsed, ok);
+                }
                 deliver(&mut waiters, hashes, result);
             }
         }
@@ -324,6 +352,43 @@ mod tests {
         }
         let sizes: Vec<usize> = rec.batches().iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![3, 1, 3], "3 by count; 60+60 > 100 tokens; then the rest");
+    }
+
+    /// Keeps every (texts, ok) it is told about.
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(usize, bool)>>);
+
+    impl BatchObserver for Seen {
+        fn batch(&self, texts: usize, elapsed: Duration, ok: bool) {
+            assert!(elapsed >= Duration::from_millis(15), "the embedder sleeps 20 ms");
+            if let Ok(mut s) = self.0.lock() {
+                s.push((texts, ok));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_observer_hears_every_finished_batch() {
+        let config = BatchConfig {
+            max_batch: 2,
+            max_tokens: 1000,
+            concurrency: 1,
+            linger: Duration::from_millis(30),
+        };
+        let seen = Arc::new(Seen::default());
+        let b = Batcher::start(Recording::new(false), config);
+        b.clone().set_observer(seen.clone());
+        let rxs: Vec<_> = ["a", "b", "c"].iter().map(|t| submit(&b, t, 1)).collect();
+        for rx in rxs {
+            rx.await.expect("reply").expect("vector");
+        }
+        assert_eq!(*seen.0.lock().expect("lock"), vec![(2, true), (1, true)]);
+
+        let seen = Arc::new(Seen::default());
+        let b = Batcher::start(Recording::new(true), BatchConfig::default());
+        b.set_observer(seen.clone());
+        submit(&b, "x", 1).await.expect("reply").expect_err("failed");
+        assert_eq!(*seen.0.lock().expect("lock"), vec![(1, false)]);
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ mod ingest;
 
 use std::sync::Arc;
 
-pub use batcher::{BatchConfig, Batcher, BatcherStats, Embedded};
+pub use batcher::{BatchConfig, BatchObserver, Batcher, BatcherStats, Embedded};
 pub use ingest::{DocError, Ingested, Input, Outcome, Source};
 
 use ragmill_chunk::Chunker;
@@ -85,6 +85,13 @@ impl Pipeline {
     /// The embedder.
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
         &self.embedder
+    }
+
+    /// Reports every embedding batch to `observer` (for metrics). The batcher is shared by all
+    /// clones of this pipeline, so they all report to it.
+    pub fn with_batch_observer(self, observer: Arc<dyn BatchObserver>) -> Self {
+        self.batcher.set_observer(observer);
+        self
     }
 
     /// Batching figures so far.

@@ -2,7 +2,7 @@
 //!
 //! [`app`] builds the axum router over an [`AppState`] (store, durable queue, pipeline, event
 //! bus, blob directory); [`spawn_workers`] starts the background workers that lease jobs and
-//! process documents; [`serve`] runs both until a shutdown signal, then stops accepting
+//! process documents and record [`metrics::Metrics`] (served at `GET /metrics`); [`serve`] runs both until a shutdown signal, then stops accepting
 //! connections and lets the workers finish or hand back their jobs.
 //!
 //! Invariants: only this crate knows about HTTP; every handler that touches a user's data
@@ -13,6 +13,7 @@ pub mod auth;
 mod blobs;
 mod error;
 pub mod events;
+pub mod metrics;
 mod routes;
 mod state;
 mod worker;

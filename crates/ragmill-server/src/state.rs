@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use crate::auth::EventTokens;
 use crate::blobs::Blobs;
 use crate::events::EventBus;
+use crate::metrics::Metrics;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -59,10 +60,12 @@ pub struct Inner {
     pub wake: Notify,
     /// Settings.
     pub config: ServerConfig,
+    /// Operational metrics (`GET /metrics`).
+    pub metrics: Metrics,
 }
 
 impl AppState {
-    /// Assembles the state.
+    /// Assembles the state; the pipeline's embedding batches are reported to its metrics.
     pub fn new(
         store: Arc<Store>,
         queue: Arc<JobQueue>,
@@ -70,6 +73,8 @@ impl AppState {
         blobs: Blobs,
         config: ServerConfig,
     ) -> Self {
+        let metrics = Metrics::new();
+        let pipeline = pipeline.with_batch_observer(metrics.batch_observer());
         Self(Arc::new(Inner {
             store,
             queue,
@@ -79,6 +84,7 @@ impl AppState {
             tokens: EventTokens::default(),
             wake: Notify::new(),
             config,
+            metrics,
         }))
     }
 }

@@ -74,6 +74,7 @@ async fn run(state: AppState, name: String, mut stop: watch::Receiver<bool>) {
         match lease {
             Some(lease) => {
                 let held = lease.clone();
+                let _busy = state.metrics.worker_busy();
                 let mut job = std::pin::pin!(process(&state, &lease));
                 tokio::select! {
                     () = &mut job => {}
@@ -194,6 +195,7 @@ async fn work(state: &AppState, lease: &Lease) -> Outcome {
     state.events.progress(user, id, Live { stage: Stage::Extracting, done: 0, total: 1 });
     match state.pipeline.ingest_one(user, input, &report).await {
         Ok(ok) => {
+            state.metrics.document_done(&ok);
             state.events.finished(id);
             state.events.publish(user, Event::Ready { id, chunks: ok.chunks });
             if !was_available {
@@ -201,8 +203,12 @@ async fn work(state: &AppState, lease: &Lease) -> Outcome {
             }
             Outcome::Done
         }
-        Err(e) if RETRYABLE.contains(&e.code.as_str()) => Outcome::Retry(e.message),
+        Err(e) if RETRYABLE.contains(&e.code.as_str()) => {
+            state.metrics.document_failed(&e);
+            Outcome::Retry(e.message)
+        }
         Err(e) => {
+            state.metrics.document_failed(&e);
             state.events.finished(id);
             state.events.publish(
                 user,

@@ -106,6 +106,22 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// How many documents are in each state (`queued`, `processing`, `ready`, `failed`), across
+    /// all users, sorted by state; states with no document are absent. For operational metrics
+    /// only: it returns counts, never a document.
+    pub fn document_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare("SELECT state, COUNT(*) FROM documents GROUP BY state ORDER BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut counts = Vec::new();
+        for row in rows {
+            let (state, n) = row?;
+            counts.push((state, u64::try_from(n).unwrap_or(0)));
+        }
+        Ok(counts)
+    }
+
     /// The handle through which everything `user` owns is read and written.
     pub fn user(&self, user: UserId) -> UserStore<'_> {
         UserStore { store: self, user }
@@ -133,5 +149,32 @@ impl UserStore<'_> {
     /// Whose data this handle reaches.
     pub fn id(&self) -> UserId {
         self.user
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ragmill_core::ContentHash;
+
+    #[test]
+    fn document_counts_are_by_state_across_users() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        assert_eq!(store.document_counts().expect("counts"), vec![]);
+        let (alice, bob) =
+            (store.ensure_user("alice").expect("user"), store.ensure_user("bob").expect("user"));
+        for (user, name) in [(alice, "a.txt"), (alice, "b.txt"), (bob, "a.txt")] {
+            store
+                .user(user)
+                .accept_upload(name, ContentHash::of(name.as_bytes()), 1, None)
+                .expect("accepted");
+        }
+        let accepted = store.user(bob).document_by_name("a.txt").expect("read").expect("doc");
+        store.user(bob).set_state(accepted.id, DocumentState::Processing).expect("set");
+        assert_eq!(
+            store.document_counts().expect("counts"),
+            vec![("processing".to_owned(), 1), ("queued".to_owned(), 2)]
+        );
     }
 }

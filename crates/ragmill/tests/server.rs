@@ -553,3 +553,62 @@ async fn one_users_flood_does_not_starve_another() {
         .map_or(0, |d| d.iter().filter(|d| d["state"] == "ready").count());
     assert!(a_ready < 20, "b waited for {a_ready} of a's documents");
 }
+
+/// `/metrics` as a map from `name{labels}` to value; panics on a line that is not a sample.
+async fn scrape(server: &Server) -> std::collections::HashMap<String, f64> {
+    let r = client().get(server.url("/metrics")).send().await.expect("metrics");
+    assert_eq!(r.status(), 200);
+    let kind = r.headers()["content-type"].to_str().expect("ascii").to_owned();
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    let body = r.text().await.expect("text");
+    assert_eq!(body.lines().last(), Some("# EOF"), "{body}");
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("sample: {l}"));
+            (series.to_owned(), value.parse().unwrap_or_else(|_| panic!("value: {l}")))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_documents_chunks_batches_and_idle_workers_without_auth() {
+    let data = tempfile::tempdir().expect("tmp");
+    let key = add_user(data.path(), "alice");
+    let server = Server::start(data.path(), &[]);
+    let files = [
+        ("tides.txt", b"The moon's pull raises the sea twice a day.".to_vec()),
+        ("bread.txt", b"Feed a sourdough starter flour and water daily.".to_vec()),
+    ];
+    assert_eq!(upload(&server, &key, &files).await.status(), 202);
+    wait_all_ready(&server, &key, 2, Duration::from_secs(120)).await;
+
+    // A document is ready just before its worker hands the job back: wait for idle workers.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let m = loop {
+        let m = scrape(&server).await;
+        if m.get("ragmill_workers_busy") == Some(&0.0)
+            && m.get("ragmill_queue_jobs{state=\"leased\"}") == Some(&0.0)
+        {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "workers still busy: {m:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let get = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no {k} in {m:?}"));
+    assert_eq!(get("ragmill_documents{state=\"ready\"}"), 2.0);
+    assert_eq!(get("ragmill_documents{state=\"queued\"}"), 0.0);
+    assert_eq!(get("ragmill_queue_jobs{state=\"queued\"}"), 0.0);
+    assert_eq!(get("ragmill_queue_jobs{state=\"parked\"}"), 0.0);
+    assert_eq!(get("ragmill_workers_busy"), 0.0);
+    assert_eq!(get("ragmill_document_processing_seconds_count"), 2.0);
+    assert!(get("ragmill_document_processing_seconds_sum") > 0.0);
+    assert!(get("ragmill_embedded_chunks_total") >= 2.0);
+    assert!(get("ragmill_embedding_cache_misses_total") >= 2.0);
+    assert_eq!(get("ragmill_embedding_cache_hits_total"), 0.0);
+    assert!(get("ragmill_embedding_batch_size_count") >= 1.0);
+    assert_eq!(get("ragmill_embedding_batch_size_sum"), get("ragmill_embedded_chunks_total"));
+    assert!(get("ragmill_embedding_batch_duration_seconds_count") >= 1.0);
+    assert!(get("ragmill_embedding_batch_duration_seconds_sum") > 0.0);
+    assert!(!m.keys().any(|k| k.starts_with("ragmill_document_errors_total")), "{m:?}");
+}

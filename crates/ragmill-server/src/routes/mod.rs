@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }
@@ -59,4 +60,18 @@ async fn readyz(
     Ok(Json(
         json!({"status": "ready", "queue": {"queued": depth.queued, "leased": depth.leased, "parked": depth.parked}}),
     ))
+}
+
+/// Every metric in the OpenMetrics text format; no auth, like `/healthz` (it names no user,
+/// document or content). Document and queue levels are read now.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let (queue, store) = (std::sync::Arc::clone(&state.queue), std::sync::Arc::clone(&state.store));
+    let (depth, documents) = blocking(move || (queue.depth(), store.document_counts())).await?;
+    let body = state
+        .metrics
+        .encode(&documents?, depth?)
+        .map_err(|e| ApiError::internal(format_args!("cannot encode metrics: {e}")))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body))
 }
