@@ -39,7 +39,7 @@ impl Store {
         entries: &[(ContentHash, &[f32])],
     ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO embedding_cache (model, hash, vector) VALUES (?1, ?2, ?3)",

@@ -198,7 +198,7 @@ impl UserStore<'_> {
             return Err(StoreError::Dimension { got: bad.vector.len(), want: dimensions });
         }
         let mut conn = self.store.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         self.claim_model(&tx, model, dimensions)?;
         let id = self.upsert_document(&tx, doc, "ready", None, Some(model), chunks.len())?;
         tx.execute(
@@ -241,7 +241,7 @@ impl UserStore<'_> {
         message: &str,
     ) -> Result<DocumentId, StoreError> {
         let mut conn = self.store.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existing: Option<(i64, i64)> = tx
             .query_row(
                 "SELECT id, chunk_count FROM documents WHERE user_id = ?1 AND name = ?2",
@@ -276,7 +276,7 @@ impl UserStore<'_> {
         kind: Option<DocumentKind>,
     ) -> Result<Accepted, StoreError> {
         let mut conn = self.store.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existing: Option<(i64, String, String, Option<String>)> = tx
             .query_row(
                 "SELECT id, content_hash, state, error_code FROM documents WHERE user_id = ?1 AND name = ?2",

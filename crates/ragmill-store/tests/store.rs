@@ -254,3 +254,48 @@ fn an_upload_queues_a_new_version_while_the_old_one_stays_searchable() {
     let bob = store.ensure_user("bob").expect("bob");
     assert!(!store.user(bob).set_state(id, DocumentState::Queued).expect("set"));
 }
+
+/// Two connections writing at once (the server's store and queue share one file): read-then-
+/// write transactions must take the write lock up front, or SQLite answers "database is
+/// locked" at once instead of waiting.
+#[test]
+fn concurrent_writers_on_one_file_wait_instead_of_failing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let stores: Vec<std::sync::Arc<Store>> =
+        (0..2).map(|_| std::sync::Arc::new(Store::open(dir.path()).expect("open"))).collect();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = std::sync::Arc::clone(&stores[t % 2]);
+            std::thread::spawn(move || {
+                let user = store.ensure_user(&format!("u{t}")).expect("user");
+                for i in 0..50 {
+                    let name = format!("doc{i}");
+                    store
+                        .user(user)
+                        .accept_upload(&name, ContentHash::of(name.as_bytes()), 1, None)
+                        .expect("accept");
+                    let c = chunk(0, "x");
+                    let v = unit([1.0, 0.0, 0.0]);
+                    let new = [NewChunk { chunk: &c, hash: ContentHash::of(b"x"), vector: &v }];
+                    store
+                        .user(user)
+                        .replace_document(&doc(&name, "x"), &new, MODEL, 3)
+                        .expect("replace");
+                    store
+                        .cache_put(MODEL, &[(ContentHash::of(format!("{t}-{i}").as_bytes()), &v)])
+                        .expect("cache");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no writer failed");
+    }
+    let total: usize = (0..4)
+        .map(|t| {
+            let u = stores[0].find_user(&format!("u{t}")).expect("q").expect("user");
+            stores[0].user(u).documents().expect("list").len()
+        })
+        .sum();
+    assert_eq!(total, 200);
+}
