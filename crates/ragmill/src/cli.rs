@@ -19,6 +19,10 @@ pub struct Cli {
 /// Settings shared by every command; each also reads an environment variable.
 #[derive(Debug, Args)]
 pub struct Global {
+    /// Configuration file (TOML); values there sit under environment variables and flags.
+    /// Default: ragmill.toml in the working directory, if present.
+    #[arg(long, global = true, env = "RAGMILL_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Data directory (SQLite database and indexes).
     #[arg(long, global = true, env = "RAGMILL_DATA_DIR", default_value = "ragmill-data")]
     pub data_dir: PathBuf,

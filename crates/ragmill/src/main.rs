@@ -8,11 +8,12 @@
 mod app;
 mod cli;
 mod commands;
+mod config;
 mod progress;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
 
@@ -28,7 +29,11 @@ pub enum Status {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if matches!(cli.command, Command::Extract) {
         // The sandboxed extraction child: no logging setup, no runtime, nothing on stdout but
         // the protocol.
@@ -42,6 +47,10 @@ fn main() -> ExitCode {
         )
         .init();
 
+    if let Err(e) = config::apply(&mut cli, &matches) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

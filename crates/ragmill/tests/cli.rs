@@ -320,3 +320,58 @@ fn users_get_keys_shown_once_and_revocable() {
     let out = ragmill(data.path(), &["users", "revoke", "nobody"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Chunks made from one sample under the given config file, environment and flags.
+fn chunks_with(config: &Path, env: &[(&str, &str)], flags: &[&str]) -> u64 {
+    let data = tempfile::tempdir().expect("tmp");
+    let out = Command::new(env!("CARGO_BIN_EXE_ragmill"))
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--model-dir")
+        .arg(model_dir())
+        .args(["ingest", "--user", "u", "--json"])
+        .args(flags)
+        .arg(repo().join("samples/home-espresso.txt"))
+        .env_remove("RAGMILL_CHUNK_TOKENS") // whatever the caller's shell has set
+        .envs(env.iter().copied())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    json(&out)["chunks"].as_u64().expect("chunks")
+}
+
+#[test]
+fn configuration_file_sits_under_environment_and_flags() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("ragmill.toml");
+    std::fs::write(&config, "[chunking]\nchunk_tokens = 64\nchunk_overlap = 0\n").expect("write");
+    let from_file = chunks_with(&config, &[], &[]);
+    let from_env = chunks_with(&config, &[("RAGMILL_CHUNK_TOKENS", "128")], &[]);
+    let from_flag =
+        chunks_with(&config, &[("RAGMILL_CHUNK_TOKENS", "128")], &["--chunk-tokens", "256"]);
+    assert!(
+        from_file > from_env && from_env > from_flag,
+        "file {from_file}, env {from_env}, flag {from_flag}"
+    );
+
+    std::fs::write(&config, "[chunking]\nchunk_tokens = \"big\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_ragmill"))
+        .arg("--config")
+        .arg(&config)
+        .args(["users", "list"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ragmill.toml") && err.trim().lines().count() == 1, "{err}");
+    std::fs::write(&config, "colour = \"blue\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_ragmill"))
+        .arg("--config")
+        .arg(&config)
+        .args(["users", "list"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("colour"), "unknown keys are named");
+}

@@ -1,0 +1,136 @@
+//! The configuration file, under environment variables and flags.
+//!
+//! Precedence, lowest first: built-in defaults < the TOML file < `RAGMILL_*` environment
+//! variables < command-line flags. clap parses flags and environment variables into [`Cli`] and
+//! remembers where each value came from; [`apply`] then replaces every value that is still a
+//! built-in default with the file's, if the file sets it. The file is `--config PATH`
+//! (`RAGMILL_CONFIG`), else `ragmill.toml` in the working directory if there is one.
+//!
+//! ```toml
+//! data_dir = "/var/lib/ragmill"
+//! model_dir = "/opt/models/all-MiniLM-L6-v2"
+//!
+//! [chunking]
+//! chunk_tokens = 256
+//! chunk_overlap = 32
+//! parallel = 8
+//! batch = 32
+//!
+//! [serve]
+//! bind = "0.0.0.0:8080"
+//! workers = 2
+//! max_upload_mb = 64
+//! lease_secs = 60
+//! allowed_origins = ["https://intranet.example"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+use serde::Deserialize;
+
+use crate::cli::{ChunkArgs, Cli, Command};
+
+/// The file's contents; every field optional, unknown fields refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    model_dir: Option<PathBuf>,
+    #[serde(default)]
+    chunking: Chunking,
+    #[serde(default)]
+    serve: Serve,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Chunking {
+    chunk_tokens: Option<usize>,
+    chunk_overlap: Option<usize>,
+    parallel: Option<usize>,
+    batch: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Serve {
+    bind: Option<String>,
+    workers: Option<usize>,
+    max_upload_mb: Option<u64>,
+    lease_secs: Option<u64>,
+    allowed_origins: Option<Vec<String>>,
+}
+
+/// Fills the values of `cli` that are still defaults from the configuration file.
+pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
+    let path = match &cli.global.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from("ragmill.toml")).filter(|p| p.is_file()),
+    };
+    let Some(path) = path else { return Ok(()) };
+    let file = load(&path)?;
+    let unset = |m: &ArgMatches, id: &str| {
+        matches!(m.value_source(id), None | Some(ValueSource::DefaultValue))
+    };
+    let g = &mut cli.global;
+    if let Some(v) = file.data_dir.filter(|_| unset(matches, "data_dir")) {
+        g.data_dir = v;
+    }
+    if let Some(v) = file.model_dir.filter(|_| unset(matches, "model_dir")) {
+        g.model_dir = v;
+    }
+    let Some((_, sub)) = matches.subcommand() else { return Ok(()) };
+    let chunking = |c: &mut ChunkArgs| {
+        let f = &file.chunking;
+        if let Some(v) = f.chunk_tokens.filter(|_| unset(sub, "chunk_tokens")) {
+            c.chunk_tokens = v;
+        }
+        if let Some(v) = f.chunk_overlap.filter(|_| unset(sub, "chunk_overlap")) {
+            c.chunk_overlap = v;
+        }
+        if let Some(v) = f.parallel.filter(|_| unset(sub, "parallel")) {
+            c.parallel = v;
+        }
+        if let Some(v) = f.batch.filter(|_| unset(sub, "batch")) {
+            c.batch = v;
+        }
+    };
+    match &mut cli.command {
+        Command::Ingest(a) => chunking(&mut a.chunking),
+        Command::Eval(a) => chunking(&mut a.chunking),
+        Command::Serve(a) => {
+            chunking(&mut a.chunking);
+            let s = &file.serve;
+            if let Some(v) = s.bind.clone().filter(|_| unset(sub, "bind")) {
+                a.bind = v;
+            }
+            if let Some(v) = s.workers.filter(|_| unset(sub, "workers")) {
+                a.workers = Some(v);
+            }
+            if let Some(v) = s.max_upload_mb.filter(|_| unset(sub, "max_upload_mb")) {
+                a.max_upload_mb = v;
+            }
+            if let Some(v) = s.lease_secs.filter(|_| unset(sub, "lease_secs")) {
+                a.lease_secs = v;
+            }
+            if let Some(v) = s.allowed_origins.clone().filter(|_| unset(sub, "allowed_origins")) {
+                a.allowed_origins = v;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn load(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].lines().count().max(1));
+        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+        anyhow::anyhow!("configuration file {}, line {line}: {message}", path.display())
+    })
+}
