@@ -28,6 +28,10 @@ pub struct Input {
     pub name: String,
     /// The bytes.
     pub source: Source,
+    /// The stored document this input is a version of, when the caller created its row first
+    /// (the server does, at upload). Storing then fails with `document_deleted` if the row
+    /// has gone, rather than recreating a document the user deleted.
+    pub document: Option<DocumentId>,
 }
 
 /// A document that was processed, or found unchanged.
@@ -115,8 +119,12 @@ impl Pipeline {
     ) -> Outcome {
         let started = Instant::now();
         let bytes = read(input.source, self.extractor.limits().max_input_bytes).await?;
-        let meta =
-            Meta { name: input.name, hash: ContentHash::of(&bytes), size: bytes.len() as u64 };
+        let meta = Meta {
+            name: input.name,
+            document: input.document,
+            hash: ContentHash::of(&bytes),
+            size: bytes.len() as u64,
+        };
         let result = self.process(user, &meta, bytes, progress).await;
         match result {
             Ok(mut ok) => {
@@ -128,6 +136,7 @@ impl Pipeline {
                 let (code, message) = (err.code.clone(), err.message.clone());
                 let recorded = blocking(move || {
                     let doc = NewDocument {
+                        id: meta.document,
                         name: &meta.name,
                         content_hash: meta.hash,
                         kind,
@@ -272,8 +281,8 @@ impl Pipeline {
 
         progress(Progress { stage: Stage::Storing, done: 0, total: 1 });
         let store = Arc::clone(&self.store);
-        let (name, hash, size, stored_timings) =
-            (meta.name.clone(), meta.hash, meta.size, timings.clone());
+        let (name, document, hash, size, stored_timings) =
+            (meta.name.clone(), meta.document, meta.hash, meta.size, timings.clone());
         let id = blocking(move || {
             let entries: Vec<(ContentHash, &[f32])> =
                 fresh.iter().map(|(h, v)| (*h, &v[..])).collect();
@@ -288,6 +297,7 @@ impl Pipeline {
                 })
                 .collect();
             let doc = NewDocument {
+                id: document,
                 name: &name,
                 content_hash: hash,
                 kind,
@@ -316,6 +326,7 @@ impl Pipeline {
 
 struct Meta {
     name: String,
+    document: Option<DocumentId>,
     hash: ContentHash,
     size: u64,
 }

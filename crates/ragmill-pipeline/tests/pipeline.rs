@@ -39,7 +39,7 @@ fn pipeline_with(dir: &std::path::Path, limits: Limits) -> Pipeline {
 }
 
 fn text(name: &str, body: &str) -> Input {
-    Input { name: name.into(), source: Source::Bytes(body.as_bytes().to_vec()) }
+    Input { name: name.into(), source: Source::Bytes(body.as_bytes().to_vec()), document: None }
 }
 
 const TIDES: &str = "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans. \
@@ -159,9 +159,13 @@ async fn oversized_files_are_refused_before_reading() {
     let big = dir.path().join("big.txt");
     std::fs::write(&big, TIDES).expect("write");
     let inputs = vec![
-        Input { name: "big.txt".into(), source: Source::Path(big) },
+        Input { name: "big.txt".into(), source: Source::Path(big), document: None },
         text("small.txt", "Lighthouses guide ships at night."),
-        Input { name: "missing.txt".into(), source: Source::Path(dir.path().join("nope")) },
+        Input {
+            name: "missing.txt".into(),
+            source: Source::Path(dir.path().join("nope")),
+            document: None,
+        },
     ];
     let out = p.ingest(user, inputs, no_progress()).await;
     assert_eq!(out[0].1.as_ref().expect_err("too big").code, "file_too_large");

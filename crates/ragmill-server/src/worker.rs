@@ -185,7 +185,11 @@ async fn work(state: &AppState, lease: &Lease) -> Outcome {
     let Ok(hash) = ragmill_core::ContentHash::from_hex(&doc.content_hash) else {
         return Outcome::Retry(format!("document {} has a corrupt content hash", id.0));
     };
-    let input = Input { name: doc.name.clone(), source: Source::Path(state.blobs.path(&hash)) };
+    let input = Input {
+        name: doc.name.clone(),
+        source: Source::Path(state.blobs.path(&hash)),
+        document: Some(id),
+    };
     let events = &state.events;
     let report = move |p: Progress| {
         if !p.stage.is_final() {
@@ -201,6 +205,10 @@ async fn work(state: &AppState, lease: &Lease) -> Outcome {
             if !was_available {
                 state.events.publish(user, Event::RagAvailable);
             }
+            Outcome::Done
+        }
+        Err(e) if e.code == "document_deleted" => {
+            state.events.finished(id); // the user deleted it meanwhile: nothing to report
             Outcome::Done
         }
         Err(e) if RETRYABLE.contains(&e.code.as_str()) => {

@@ -99,6 +99,10 @@ pub struct DocumentRecord {
 /// Metadata of a document version about to be stored.
 #[derive(Debug, Clone)]
 pub struct NewDocument<'a> {
+    /// The document row this version belongs to, when the caller created it beforehand (the
+    /// server, at upload). Then only that row is updated, and if it has been deleted meanwhile
+    /// the write fails with [`StoreError::DocumentGone`] instead of bringing it back.
+    pub id: Option<DocumentId>,
     /// Name, unique per user: storing under an existing name replaces that document.
     pub name: &'a str,
     /// Hash of the bytes.
@@ -242,13 +246,24 @@ impl UserStore<'_> {
     ) -> Result<DocumentId, StoreError> {
         let mut conn = self.store.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let existing: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT id, chunk_count FROM documents WHERE user_id = ?1 AND name = ?2",
-                params![self.user.0, doc.name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
+        let existing: Option<(i64, i64)> = match doc.id {
+            Some(id) => Some(
+                tx.query_row(
+                    "SELECT id, chunk_count FROM documents WHERE user_id = ?1 AND id = ?2",
+                    params![self.user.0, id.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .ok_or(StoreError::DocumentGone(id))?,
+            ),
+            None => tx
+                .query_row(
+                    "SELECT id, chunk_count FROM documents WHERE user_id = ?1 AND name = ?2",
+                    params![self.user.0, doc.name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?,
+        };
         let id = match existing {
             // An older version is still searchable: it stays, ready, carrying the error.
             Some((id, chunks)) if chunks > 0 => {
@@ -414,6 +429,31 @@ impl UserStore<'_> {
     ) -> Result<DocumentId, StoreError> {
         let now = now_ms();
         let timings = serde_json::to_string(&doc.timings).unwrap_or_else(|_| "{}".into());
+        if let Some(id) = doc.id {
+            let updated = tx
+                .query_row(
+                    "UPDATE documents SET content_hash = ?3, kind = ?4, size = ?5, state = ?6, error_code = ?7,
+                        error_message = ?8, chunk_count = ?9, model = ?10, timings = ?11, updated_at = ?12
+                     WHERE id = ?1 AND user_id = ?2 RETURNING id",
+                    params![
+                        id.0,
+                        self.user.0,
+                        doc.content_hash.to_hex(),
+                        doc.kind.map(|k| k.as_str()),
+                        doc.size as i64,
+                        state,
+                        error.map(|e| e.0),
+                        error.map(|e| e.1),
+                        chunk_count as i64,
+                        model,
+                        timings,
+                        now,
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?;
+            return updated.map(DocumentId).ok_or(StoreError::DocumentGone(id));
+        }
         let id = tx.query_row(
             "INSERT INTO documents (user_id, name, content_hash, kind, size, state, error_code, error_message,
                                     chunk_count, model, timings, created_at, updated_at)

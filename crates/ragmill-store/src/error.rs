@@ -45,6 +45,9 @@ pub enum StoreError {
     /// A stored row could not be decoded (the database was edited or is corrupt).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The document a version was being stored for has been deleted.
+    #[error("document {0:?} was deleted while it was being processed")]
+    DocumentGone(ragmill_core::DocumentId),
     /// A thread panicked while holding the connection.
     #[error("store lock poisoned by an earlier panic")]
     Poisoned,

@@ -25,6 +25,7 @@ fn unit(v: [f32; 3]) -> Vec<f32> {
 
 fn doc<'a>(name: &'a str, content: &str) -> NewDocument<'a> {
     NewDocument {
+        id: None,
         name,
         content_hash: ContentHash::of(content.as_bytes()),
         kind: Some(DocumentKind::Text),
@@ -298,4 +299,33 @@ fn concurrent_writers_on_one_file_wait_instead_of_failing() {
         })
         .sum();
     assert_eq!(total, 200);
+}
+
+#[test]
+fn a_version_for_a_deleted_document_is_refused_not_resurrected() {
+    let (_dir, store) = open();
+    let uid = store.ensure_user("alice").expect("user");
+    let alice = store.user(uid);
+    let ragmill_store::Accepted::Queued(id) =
+        alice.accept_upload("a.txt", ContentHash::of(b"v1"), 2, None).expect("accept")
+    else {
+        panic!("queued")
+    };
+    assert!(alice.delete_document(id).expect("delete"));
+    let c = chunk(0, "x");
+    let v = unit([1.0, 0.0, 0.0]);
+    let version = NewDocument { id: Some(id), ..doc("a.txt", "v1") };
+    let err = alice
+        .replace_document(
+            &version,
+            &[NewChunk { chunk: &c, hash: ContentHash::of(b"x"), vector: &v }],
+            MODEL,
+            3,
+        )
+        .expect_err("gone");
+    assert!(matches!(err, StoreError::DocumentGone(gone) if gone == id), "{err}");
+    let err = alice.record_failure(&version, "corrupt_file", "bad").expect_err("gone");
+    assert!(matches!(err, StoreError::DocumentGone(_)), "{err}");
+    assert!(alice.documents().expect("list").is_empty(), "not brought back");
+    assert!(alice.search(&v, 5, None).expect("search").is_empty());
 }

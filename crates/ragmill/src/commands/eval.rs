@@ -38,7 +38,7 @@ pub async fn run(g: &Global, args: EvalArgs) -> Result<Status> {
             } else {
                 format!("{}\n\n{}", d.title, d.text)
             };
-            Input { name: d.id.clone(), source: Source::Bytes(text.into_bytes()) }
+            Input { name: d.id.clone(), source: Source::Bytes(text.into_bytes()), document: None }
         })
         .collect();
     let outcomes = pipeline.ingest(user, inputs, Arc::new(|_, _| {})).await;

@@ -93,7 +93,7 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<Input>> {
             let name = root
                 .file_name()
                 .map_or_else(|| root.display().to_string(), |n| n.to_string_lossy().into_owned());
-            inputs.push(Input { name, source: Source::Path(root.clone()) });
+            inputs.push(Input { name, source: Source::Path(root.clone()), document: None });
             continue;
         }
         let walk = walkdir::WalkDir::new(root)
@@ -107,6 +107,7 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<Input>> {
                 inputs.push(Input {
                     name: rel.to_string_lossy().into_owned(),
                     source: Source::Path(entry.path().to_owned()),
+                    document: None,
                 });
             }
         }
