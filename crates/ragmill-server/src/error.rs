@@ -4,7 +4,17 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::events::ErrorBody;
+
+/// The body of every error answer: `{"error":{"code","message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    /// What went wrong: a stable snake_case `code` and a `message` for a human.
+    pub error: ErrorBody,
+}
 
 /// An error answered to a client. Internal causes are logged, never shown.
 #[derive(Debug)]
@@ -57,8 +67,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}})))
-            .into_response()
+        let error = ErrorBody { code: self.code.to_owned(), message: self.message };
+        (self.status, Json(ErrorResponse { error })).into_response()
     }
 }
 

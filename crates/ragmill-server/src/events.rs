@@ -12,17 +12,22 @@ use std::time::{Duration, Instant};
 use ragmill_core::{DocumentId, Stage, UserId};
 use serde::Serialize;
 use tokio::sync::broadcast;
+use utoipa::ToSchema;
 
-/// An event on a user's stream.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+use crate::openapi::StageSchema;
+
+/// An event on a user's stream, told apart by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(tag = "type")]
 pub enum Event {
     /// A document advanced.
     #[serde(rename = "document.progress")]
     Progress {
         /// The document.
+        #[schema(value_type = i64)]
         id: DocumentId,
         /// Its stage.
+        #[schema(value_type = StageSchema)]
         stage: Stage,
         /// Units done in the stage.
         done: usize,
@@ -33,6 +38,7 @@ pub enum Event {
     #[serde(rename = "document.ready")]
     Ready {
         /// The document.
+        #[schema(value_type = i64)]
         id: DocumentId,
         /// Its chunks.
         chunks: usize,
@@ -41,6 +47,7 @@ pub enum Event {
     #[serde(rename = "document.failed")]
     Failed {
         /// The document.
+        #[schema(value_type = i64)]
         id: DocumentId,
         /// `{code, message}`.
         error: ErrorBody,
@@ -50,8 +57,8 @@ pub enum Event {
     RagAvailable,
 }
 
-/// An error as events and documents carry it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An error as events, documents and error answers carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable snake_case code.
     pub code: String,

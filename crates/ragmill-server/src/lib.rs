@@ -3,7 +3,9 @@
 //! [`app`] builds the axum router over an [`AppState`] (store, durable queue, pipeline, event
 //! bus, blob directory); [`spawn_workers`] starts the background workers that lease jobs and
 //! process documents and record [`metrics::Metrics`] (served at `GET /metrics`); [`serve`] runs both until a shutdown signal, then stops accepting
-//! connections and lets the workers finish or hand back their jobs.
+//! connections and lets the workers finish or hand back their jobs. [`openapi::ApiDoc`] is the
+//! OpenAPI 3.1 description of every route, generated from the handlers' types and served at
+//! `GET /openapi.json`.
 //!
 //! Invariants: only this crate knows about HTTP; every handler that touches a user's data
 //! takes [`auth::Auth`] and reaches the store through that user's `UserStore`, so another
@@ -14,6 +16,7 @@ mod blobs;
 mod error;
 pub mod events;
 pub mod metrics;
+pub mod openapi;
 mod routes;
 mod state;
 mod worker;
@@ -22,7 +25,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use blobs::Blobs;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorResponse};
 pub use state::{AppState, ServerConfig};
 pub use worker::{Workers, spawn_workers};
 

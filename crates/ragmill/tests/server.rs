@@ -612,3 +612,134 @@ async fn metrics_count_documents_chunks_batches_and_idle_workers_without_auth() 
     assert!(get("ragmill_embedding_batch_duration_seconds_sum") > 0.0);
     assert!(!m.keys().any(|k| k.starts_with("ragmill_document_errors_total")), "{m:?}");
 }
+
+/// The schema a `$ref` (or an inline schema) stands for.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+        Some(name) => &doc["components"]["schemas"][name],
+        None => schema,
+    }
+}
+
+/// Property names of the JSON schema answered by `method path` with `status`.
+fn answer_properties(doc: &Value, method: &str, path: &str, status: &str) -> Vec<String> {
+    let schema =
+        &doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"];
+    let mut names: Vec<String> = resolve(doc, schema)["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no object schema for {method} {path} {status}: {schema}"))
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut names: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_json_describes_every_route_and_the_answers_match_it() {
+    let data = tempfile::tempdir().expect("tmp");
+    let key = add_user(data.path(), "alice");
+    let server = Server::start(data.path(), &[]);
+
+    // No auth needed, like the probes.
+    let r = client().get(server.url("/openapi.json")).send().await.expect("get");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"].to_str().expect("ascii").starts_with("application/json"),
+        "{:?}",
+        r.headers()
+    );
+    let doc: Value = r.json().await.expect("json");
+    assert!(doc["openapi"].as_str().expect("openapi").starts_with("3."), "{}", doc["openapi"]);
+
+    // Every route the router serves is described, with its methods.
+    let routes = [
+        ("/v1/documents", &["post", "get"][..]),
+        ("/v1/documents/{id}", &["get", "delete"]),
+        ("/v1/documents/{id}/reprocess", &["post"]),
+        ("/v1/search", &["post"]),
+        ("/v1/rag/status", &["get"]),
+        ("/v1/events", &["get"]),
+        ("/v1/events/token", &["post"]),
+        ("/healthz", &["get"]),
+        ("/readyz", &["get"]),
+        ("/metrics", &["get"]),
+        ("/openapi.json", &["get"]),
+    ];
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, methods) in routes {
+        for method in methods {
+            assert!(paths[path][*method].is_object(), "{method} {path} missing from {paths:?}");
+        }
+    }
+    // ... and nothing the router does not serve: every described operation reaches a handler
+    // (without a key: 401 for the API, 200 for the probes; never the fallback's 404 or a 405).
+    for (path, item) in paths {
+        for method in item.as_object().expect("path item").keys() {
+            let url = server.url(&path.replace("{id}", "1"));
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("m");
+            let r = client().request(method.clone(), url).send().await.expect("request");
+            let expected = if path.starts_with("/v1/") { 401 } else { 200 };
+            assert_eq!(r.status(), expected, "{method} {path}");
+        }
+    }
+    let ops_with_auth = ["/v1/documents", "/v1/search", "/v1/events/token"];
+    for path in ops_with_auth {
+        let op = paths[path].as_object().expect("item").values().next().expect("operation");
+        assert_eq!(op["security"][0]["bearer"], json!([]), "{path}: {op}");
+        assert!(op["responses"]["401"].is_object(), "{path}: {op}");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let upload_op = &doc["paths"]["/v1/documents"]["post"];
+    for status in ["202", "401", "413", "415"] {
+        assert!(upload_op["responses"][status].is_object(), "{status}: {upload_op}");
+    }
+    assert!(upload_op["requestBody"]["content"]["multipart/form-data"].is_object(), "{upload_op}");
+    assert!(doc["paths"]["/v1/documents/{id}"]["get"]["responses"]["404"].is_object());
+    let events_op = &doc["paths"]["/v1/events"]["get"];
+    assert!(events_op["responses"]["101"].is_object(), "{events_op}");
+    assert!(events_op["responses"]["200"]["content"]["text/event-stream"].is_object());
+
+    // The request schema of a search requires `query`, and the event types are described.
+    let schemas = &doc["components"]["schemas"];
+    let required = schemas["SearchRequest"]["required"].as_array().expect("required");
+    assert!(required.contains(&json!("query")), "{}", schemas["SearchRequest"]);
+    for name in ["Event", "Snapshot", "StreamMessage", "DocumentView", "ErrorResponse"] {
+        assert!(schemas[name].is_object(), "no schema {name}");
+    }
+    let event_types = schemas["Event"].to_string();
+    for t in ["document.progress", "document.ready", "document.failed", "rag.available"] {
+        assert!(event_types.contains(t), "{t} missing from {event_types}");
+    }
+
+    // What the server answers has exactly the properties the document gives it.
+    let r = upload(&server, &key, &[("tides.txt", b"The moon raises the sea.".to_vec())]).await;
+    assert_eq!(r.status(), 202);
+    let uploaded: Value = r.json().await.expect("json");
+    assert_eq!(keys(&uploaded), answer_properties(&doc, "post", "/v1/documents", "202"));
+    let id = uploaded["documents"][0]["id"].as_i64().expect("id");
+    let (status, document) = get_json(&server, &key, &format!("/v1/documents/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(keys(&document), answer_properties(&doc, "get", "/v1/documents/{id}", "200"));
+    let (_, list) = get_json(&server, &key, "/v1/documents").await;
+    assert_eq!(keys(&list), answer_properties(&doc, "get", "/v1/documents", "200"));
+    let (_, rag) = get_json(&server, &key, "/v1/rag/status").await;
+    assert_eq!(keys(&rag), answer_properties(&doc, "get", "/v1/rag/status", "200"));
+    let (status, missing) = get_json(&server, &key, "/v1/documents/999999").await;
+    assert_eq!(status, 404);
+    assert_eq!(keys(&missing), answer_properties(&doc, "get", "/v1/documents/{id}", "404"));
+    let r = client()
+        .post(server.url("/v1/events/token"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("token");
+    let token: Value = r.json().await.expect("json");
+    assert_eq!(keys(&token), answer_properties(&doc, "post", "/v1/events/token", "200"));
+}

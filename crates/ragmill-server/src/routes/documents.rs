@@ -6,45 +6,151 @@ use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use ragmill_core::{DocumentId, UserId};
+use ragmill_core::{DocumentId, DocumentKind, Stage, UserId};
 use ragmill_extract::ExtractError;
-use ragmill_store::{Accepted, DocumentRecord, DocumentState};
-use serde_json::{Value, json};
+use ragmill_store::{Accepted, DocumentRecord, DocumentState, Timings};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::Auth;
-use crate::error::{ApiError, blocking};
+use crate::error::{ApiError, ErrorResponse, blocking};
+use crate::events::ErrorBody;
+use crate::openapi::{DocumentKindSchema, DocumentStateSchema, StageSchema};
 use crate::state::AppState;
 
 /// A document as the API shows it.
-pub fn view(state: &AppState, d: &DocumentRecord) -> Value {
-    let live = state
-        .events
-        .live(d.id)
-        .filter(|_| matches!(d.state, DocumentState::Queued | DocumentState::Processing));
-    let (done, total) = match (d.state, live) {
-        (_, Some(l)) => (l.done, l.total),
-        (DocumentState::Ready, None) => (d.chunks as usize, d.chunks as usize),
-        _ => (0, 0),
-    };
-    json!({
-        "id": d.id,
-        "name": d.name,
-        "state": d.state,
-        "stage": live.map(|l| l.stage),
-        "progress": {"done": done, "total": total},
-        "chunks": d.chunks,
-        "error": d.error.as_ref().map(|(code, message)| json!({"code": code, "message": message})),
-        "kind": d.kind,
-        "size": d.size,
-        "created_at": d.created_at,
-        "updated_at": d.updated_at,
-        "timings": d.timings,
-    })
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DocumentView {
+    /// Its id.
+    #[schema(value_type = i64)]
+    pub id: DocumentId,
+    /// The name it was uploaded under (unique per user: uploading the same name replaces it).
+    pub name: String,
+    /// Where it stands.
+    #[schema(value_type = DocumentStateSchema)]
+    pub state: DocumentState,
+    /// The stage a worker is in, while queued or processing and known; otherwise null.
+    #[schema(value_type = Option<StageSchema>)]
+    pub stage: Option<Stage>,
+    /// Units done of the current stage (all chunks once ready).
+    pub progress: ProgressView,
+    /// Chunks searchable.
+    pub chunks: u64,
+    /// Why the last version failed, or null (a ready document can carry the failure of a
+    /// newer version while its older one stays searchable).
+    pub error: Option<ErrorBody>,
+    /// The detected format, once known.
+    #[schema(value_type = Option<DocumentKindSchema>)]
+    pub kind: Option<DocumentKind>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at: i64,
+    /// Seconds spent in each stage of the last processing, by stage name.
+    #[schema(value_type = std::collections::BTreeMap<String, f64>)]
+    pub timings: Timings,
+}
+
+/// Progress within a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ProgressView {
+    /// Units done.
+    pub done: usize,
+    /// Units in the stage.
+    pub total: usize,
+}
+
+impl DocumentView {
+    /// `d` as the API shows it, with its live progress if it is in flight.
+    pub fn new(state: &AppState, d: &DocumentRecord) -> Self {
+        let live = state
+            .events
+            .live(d.id)
+            .filter(|_| matches!(d.state, DocumentState::Queued | DocumentState::Processing));
+        let (done, total) = match (d.state, live) {
+            (_, Some(l)) => (l.done, l.total),
+            (DocumentState::Ready, None) => (d.chunks as usize, d.chunks as usize),
+            _ => (0, 0),
+        };
+        Self {
+            id: d.id,
+            name: d.name.clone(),
+            state: d.state,
+            stage: live.map(|l| l.stage),
+            progress: ProgressView { done, total },
+            chunks: d.chunks,
+            error: d
+                .error
+                .as_ref()
+                .map(|(code, message)| ErrorBody { code: code.clone(), message: message.clone() }),
+            kind: d.kind,
+            size: d.size,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+            timings: d.timings.clone(),
+        }
+    }
+}
+
+/// `GET /v1/documents`: the user's documents, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DocumentList {
+    /// Newest first.
+    pub documents: Vec<DocumentView>,
+}
+
+/// A document version accepted for processing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AcceptedDocument {
+    /// Its id (the same id when a name is uploaded again).
+    #[schema(value_type = i64)]
+    pub id: DocumentId,
+    /// Its name.
+    pub name: String,
+    /// `queued`, or `ready` when these exact bytes are already searchable.
+    #[schema(value_type = DocumentStateSchema)]
+    pub state: DocumentState,
+}
+
+/// The answer to an upload: every file of the request, in order, all stored and queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct UploadResponse {
+    /// One per `file` part.
+    pub documents: Vec<AcceptedDocument>,
+}
+
+/// The body of `POST /v1/documents` (documentation only: it is read as a stream).
+#[derive(ToSchema)]
+#[allow(dead_code)] // never built: the form is streamed, this only describes it
+pub struct UploadForm {
+    /// One or more files, each with a file name; their type is detected from the content.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
 }
 
 /// `POST /v1/documents`: multipart with one or more `file` parts. Each file is streamed to
 /// disk under the size limit, checked by content, kept content-addressed and queued before
 /// the answer. A request with any bad file queues none of its files.
+#[utoipa::path(
+    post,
+    path = "/v1/documents",
+    tag = "documents",
+    operation_id = "uploadDocuments",
+    summary = "Upload one or more documents",
+    description = "Multipart with one or more `file` parts. Each file is streamed to disk under the size limit, checked by its content, kept content-addressed and queued before the answer. A request with any bad file queues none of its files. Uploading a name again replaces that document once the new version is processed; until then the old version stays searchable.",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Every file stored and queued (or unchanged and ready)", body = UploadResponse),
+        (status = 400, description = "`invalid_multipart`, `no_files`, `invalid_file_name` or `empty_file`", body = ErrorResponse),
+        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
+        (status = 413, description = "`file_too_large`: a file is over the upload limit", body = ErrorResponse),
+        (status = 415, description = "`type_mismatch` or `unsupported_type`: a file's content is not a supported format or not the one its name says", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn upload(
     State(state): State<AppState>,
     Auth(user): Auth,
@@ -136,37 +242,82 @@ pub async fn upload(
             Ok::<_, ApiError>(accepted)
         })
         .await??;
-        let (id, state_name) = match accepted {
-            Accepted::Queued(id) => (id, "queued"),
-            Accepted::Unchanged(id) => (id, "ready"),
+        let (id, doc_state) = match accepted {
+            Accepted::Queued(id) => (id, DocumentState::Queued),
+            Accepted::Unchanged(id) => (id, DocumentState::Ready),
         };
-        documents.push(json!({"id": id, "name": name, "state": state_name}));
+        documents.push(AcceptedDocument { id, name, state: doc_state });
     }
     state.wake.notify_waiters();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "documents": documents }))))
+    Ok((StatusCode::ACCEPTED, Json(UploadResponse { documents })))
 }
 
 /// `GET /v1/documents`: the user's documents, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/documents",
+    operation_id = "listDocuments",
+    summary = "List the user's documents, newest first",
+    tag = "documents",
+    responses(
+        (status = 200, description = "The user's documents, newest first", body = DocumentList),
+        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Auth(user): Auth,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DocumentList>, ApiError> {
     let store = Arc::clone(&state.store);
     let docs = blocking(move || store.user(user).documents()).await??;
-    Ok(Json(json!({"documents": docs.iter().map(|d| view(&state, d)).collect::<Vec<_>>()})))
+    Ok(Json(DocumentList {
+        documents: docs.iter().map(|d| DocumentView::new(&state, d)).collect(),
+    }))
 }
 
 /// `GET /v1/documents/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{id}",
+    operation_id = "getDocument",
+    summary = "One document: state, stage, progress, chunks, error, timings",
+    tag = "documents",
+    params(("id" = i64, Path, description = "The document's id")),
+    responses(
+        (status = 200, description = "The document", body = DocumentView),
+        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such document (or another user's)", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Auth(user): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DocumentView>, ApiError> {
     let doc = find(&state, user, &id).await?;
-    Ok(Json(view(&state, &doc)))
+    Ok(Json(DocumentView::new(&state, &doc)))
 }
 
 /// `DELETE /v1/documents/{id}`: the document, its chunks and its queued jobs.
+#[utoipa::path(
+    delete,
+    path = "/v1/documents/{id}",
+    operation_id = "deleteDocument",
+    summary = "Delete a document, its chunks and its queued jobs",
+    tag = "documents",
+    params(("id" = i64, Path, description = "The document's id")),
+    responses(
+        (status = 204, description = "Deleted with its chunks and queued jobs"),
+        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such document (or another user's)", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Auth(user): Auth,
@@ -185,6 +336,21 @@ pub async fn delete(
 }
 
 /// `POST /v1/documents/{id}/reprocess`: queue the document's current bytes again.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{id}/reprocess",
+    operation_id = "reprocessDocument",
+    summary = "Queue the document's current bytes again",
+    tag = "documents",
+    params(("id" = i64, Path, description = "The document's id")),
+    responses(
+        (status = 202, description = "Queued again", body = AcceptedDocument),
+        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such document (or another user's)", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn reprocess(
     State(state): State<AppState>,
     Auth(user): Auth,
@@ -200,7 +366,8 @@ pub async fn reprocess(
     })
     .await??;
     state.wake.notify_waiters();
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": doc.id, "name": doc.name, "state": "queued"}))))
+    let accepted = AcceptedDocument { id: doc.id, name: doc.name, state: DocumentState::Queued };
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
 /// The user's document `raw_id`; another user's id is answered exactly like one that never existed.

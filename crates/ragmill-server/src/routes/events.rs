@@ -19,22 +19,46 @@ use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use ragmill_core::UserId;
 use ragmill_store::DocumentState;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+use utoipa::ToSchema;
 
 use crate::auth::{Auth, EventTokens};
-use crate::error::{ApiError, blocking};
-use crate::routes::documents::view;
+use crate::error::{ApiError, ErrorResponse, blocking};
+use crate::events::Event;
+use crate::routes::documents::DocumentView;
+use crate::routes::search::RagStatusView;
 use crate::state::AppState;
 
+/// A short-lived token for `GET /v1/events?token=...`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct EventToken {
+    /// Pass as `?token=` when opening the stream.
+    pub token: String,
+    /// Seconds it stays valid.
+    pub expires_in: u64,
+}
+
 /// `POST /v1/events/token`: a short-lived token for opening an event stream from a browser.
+#[utoipa::path(
+    post,
+    path = "/v1/events/token",
+    operation_id = "createEventToken",
+    summary = "A short-lived token for opening the event stream from a browser",
+    tag = "events",
+    responses(
+        (status = 200, description = "A token valid for `expires_in` seconds", body = EventToken),
+        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn token(
     State(state): State<AppState>,
     Auth(user): Auth,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventToken>, ApiError> {
     let token = state.tokens.issue(user)?;
-    Ok(Json(json!({"token": token, "expires_in": EventTokens::TTL.as_secs()})))
+    Ok(Json(EventToken { token, expires_in: EventTokens::TTL.as_secs() }))
 }
 
 /// Query of `GET /v1/events`.
@@ -43,7 +67,70 @@ pub struct EventsQuery {
     token: Option<String>,
 }
 
+/// The `type` of a [`Snapshot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub enum SnapshotType {
+    /// The only value.
+    #[serde(rename = "snapshot")]
+    Snapshot,
+}
+
+/// The first message of every stream, sent again to a client that fell behind: the user's
+/// documents still queued or processing, and the RAG status.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Snapshot {
+    /// Always `snapshot`.
+    #[serde(rename = "type")]
+    pub kind: SnapshotType,
+    /// Documents queued or processing.
+    pub documents: Vec<DocumentView>,
+    /// Whether the collection is searchable yet.
+    pub rag: RagStatusView,
+}
+
+/// One message of an event stream (a WebSocket text message, or an SSE `data:` line): a
+/// snapshot or an event, told apart by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum StreamMessage {
+    /// `type: snapshot`.
+    Snapshot(Snapshot),
+    /// `type: document.progress`, `document.ready`, `document.failed` or `rag.available`.
+    Event(Event),
+}
+
+impl StreamMessage {
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// `GET /v1/events`.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "openEventStream",
+    summary = "The user's live events, over WebSocket or Server-Sent Events",
+    tag = "events",
+    description = "Open it as a WebSocket (`Upgrade: websocket`; a \
+browser's `Origin` must be this server or an allowed origin), or as Server-Sent Events with \
+`Accept: text/event-stream`. Authenticate with `Authorization: Bearer KEY`, or from a browser \
+with `?token=` from `POST /v1/events/token`. Every message is one JSON `StreamMessage`: first \
+a `snapshot`, then `document.progress` (throttled per document; stage changes and completion \
+always sent), `document.ready`, `document.failed` and `rag.available`, for this user only. A \
+client that falls behind is sent a fresh `snapshot` instead of the events it missed. Clients \
+send nothing; SSE carries a keep-alive comment every 15 seconds.",
+    params(("token" = Option<String>, Query, description = "A token from `POST /v1/events/token`, instead of the Authorization header")),
+    responses(
+        (status = 101, description = "Switching to a WebSocket: each text message is one `StreamMessage` as JSON, the first a `snapshot`"),
+        (status = 200, description = "Server-Sent Events (with `Accept: text/event-stream`): each event's `data:` is one `StreamMessage` as JSON, the first a `snapshot`", body = StreamMessage, content_type = "text/event-stream"),
+        (status = 400, description = "`expected_stream`: neither a WebSocket upgrade nor `Accept: text/event-stream`", body = ErrorResponse),
+        (status = 401, description = "Missing or unknown API key or token", body = ErrorResponse),
+        (status = 403, description = "`forbidden_origin`: a WebSocket from an origin not allowed", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = []), ("event_token" = [])),
+)]
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -116,37 +203,41 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// The snapshot a stream opens with.
-async fn snapshot(state: &AppState, user: UserId) -> Result<Value, ApiError> {
+async fn snapshot(state: &AppState, user: UserId) -> Result<StreamMessage, ApiError> {
     let store = Arc::clone(&state.store);
     let (docs, rag) = blocking(move || {
         Ok::<_, ApiError>((store.user(user).documents()?, store.user(user).rag_status()?))
     })
     .await??;
-    let pending: Vec<Value> = docs
+    let documents = docs
         .iter()
         .filter(|d| matches!(d.state, DocumentState::Queued | DocumentState::Processing))
-        .map(|d| view(state, d))
+        .map(|d| DocumentView::new(state, d))
         .collect();
-    Ok(json!({"type": "snapshot", "documents": pending, "rag": rag}))
+    Ok(StreamMessage::Snapshot(Snapshot {
+        kind: SnapshotType::Snapshot,
+        documents,
+        rag: rag.into(),
+    }))
 }
 
 async fn websocket(
     mut socket: WebSocket,
     state: AppState,
     user: UserId,
-    mut rx: broadcast::Receiver<crate::events::Event>,
-    first: Value,
+    mut rx: broadcast::Receiver<Event>,
+    first: StreamMessage,
 ) {
-    if socket.send(Message::Text(first.to_string().into())).await.is_err() {
+    if socket.send(Message::Text(first.to_json().into())).await.is_err() {
         return;
     }
     loop {
         tokio::select! {
             event = rx.recv() => {
                 let text = match event {
-                    Ok(event) => serde_json::to_string(&event).unwrap_or_default(),
+                    Ok(event) => StreamMessage::Event(event).to_json(),
                     Err(broadcast::error::RecvError::Lagged(_)) => match snapshot(&state, user).await {
-                        Ok(s) => s.to_string(),
+                        Ok(s) => s.to_json(),
                         Err(_) => return,
                     },
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -166,16 +257,15 @@ async fn websocket(
 fn sse_stream(
     state: AppState,
     user: UserId,
-    rx: broadcast::Receiver<crate::events::Event>,
-    first: Value,
+    rx: broadcast::Receiver<Event>,
+    first: StreamMessage,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    let head =
-        futures::stream::once(async move { Ok(SseEvent::default().data(first.to_string())) });
+    let head = futures::stream::once(async move { Ok(SseEvent::default().data(first.to_json())) });
     let rest = futures::stream::unfold((rx, state), move |(mut rx, state)| async move {
         let data = match rx.recv().await {
-            Ok(event) => serde_json::to_string(&event).unwrap_or_default(),
+            Ok(event) => StreamMessage::Event(event).to_json(),
             Err(broadcast::error::RecvError::Lagged(_)) => {
-                snapshot(&state, user).await.ok()?.to_string()
+                snapshot(&state, user).await.ok()?.to_json()
             }
             Err(broadcast::error::RecvError::Closed) => return None,
         };

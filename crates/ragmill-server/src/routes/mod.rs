@@ -7,10 +7,11 @@ pub mod search;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use utoipa::ToSchema;
 
-use crate::error::{ApiError, blocking};
+use crate::error::{ApiError, ErrorResponse, blocking};
 use crate::state::AppState;
 
 /// JSON body whose rejections speak the API's error format.
@@ -44,27 +45,83 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(documents)
         .merge(api)
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(crate::openapi::serve))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }
 
+/// Alive: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    summary = "Liveness probe",
+    tag = "probes",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")),
+)]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The answer of `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Readiness {
+    /// Always `ready` (otherwise the answer is an error).
+    pub status: String,
+    /// Jobs in the durable queue, all users together.
+    pub queue: QueueDepth,
+}
+
+/// Jobs in the durable queue by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct QueueDepth {
+    /// Waiting for a worker (including those backing off after a failure).
+    pub queued: u64,
+    /// Held by a worker.
+    pub leased: u64,
+    /// Given up after too many failed attempts.
+    pub parked: u64,
+}
+
 /// Ready when the database answers.
-async fn readyz(
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    summary = "Readiness probe: the database answers",
+    tag = "probes",
+    responses(
+        (status = 200, description = "The database answers", body = Readiness),
+        (status = 500, description = "It does not", body = ErrorResponse),
+    ),
+)]
+pub async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Readiness>, ApiError> {
     let queue = std::sync::Arc::clone(&state.queue);
     let depth = blocking(move || queue.depth()).await??;
-    Ok(Json(
-        json!({"status": "ready", "queue": {"queued": depth.queued, "leased": depth.leased, "parked": depth.parked}}),
-    ))
+    let ragmill_queue::Depth { queued, leased, parked } = depth;
+    Ok(Json(Readiness { status: "ready".into(), queue: QueueDepth { queued, leased, parked } }))
 }
 
 /// Every metric in the OpenMetrics text format; no auth, like `/healthz` (it names no user,
 /// document or content). Document and queue levels are read now.
-async fn metrics(
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "getMetrics",
+    summary = "Metrics in the OpenMetrics text format",
+    description = "Document and queue levels are read at the request; no auth (nothing in it names a user, a document or content).",
+    tag = "probes",
+    responses(
+        (status = 200, description = "Every metric in the OpenMetrics text format", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+)]
+pub async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
     let (queue, store) = (std::sync::Arc::clone(&state.queue), std::sync::Arc::clone(&state.store));

@@ -5,32 +5,113 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use ragmill_core::DocumentId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use ragmill_store::{RagStatus, SearchHit};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::Auth;
-use crate::error::{ApiError, blocking};
+use crate::error::{ApiError, ErrorResponse, blocking};
 use crate::routes::ApiJson;
 use crate::state::AppState;
 
 /// The search request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
-    /// What to look for.
+    /// What to look for (not empty).
     pub query: String,
     /// Results wanted (1-100, default 5).
+    #[schema(minimum = 1, maximum = 100, default = 5)]
     pub top_k: Option<usize>,
-    /// Only these documents.
+    /// Only these documents (ids).
+    #[schema(value_type = Option<Vec<i64>>)]
     pub documents: Option<Vec<DocumentId>>,
 }
 
+/// The answer to a search: the best chunks, best first.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SearchResponse {
+    /// Best first.
+    pub results: Vec<SearchResult>,
+}
+
+/// One chunk found by a search.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SearchResult {
+    /// The document's name.
+    pub document: String,
+    /// The document's id.
+    #[schema(value_type = i64)]
+    pub document_id: DocumentId,
+    /// The chunk's ordinal within its document.
+    pub chunk: u32,
+    /// Cosine similarity to the query.
+    pub score: f32,
+    /// The chunk's text.
+    pub text: String,
+    /// The page the chunk starts on (PDF), or null.
+    pub page: Option<u32>,
+    /// The headings enclosing the chunk, outermost first.
+    pub heading_path: Vec<String>,
+}
+
+impl From<SearchHit> for SearchResult {
+    fn from(h: SearchHit) -> Self {
+        Self {
+            document: h.document,
+            document_id: h.document_id,
+            chunk: h.chunk,
+            score: h.score,
+            text: h.text,
+            page: h.page,
+            heading_path: h.heading_path,
+        }
+    }
+}
+
+/// Whether the user's collection can answer searches yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RagStatusView {
+    /// True when at least one chunk is searchable.
+    pub available: bool,
+    /// Documents in the ready state.
+    pub documents_ready: u64,
+    /// Documents queued or processing.
+    pub documents_processing: u64,
+}
+
+impl From<RagStatus> for RagStatusView {
+    fn from(s: RagStatus) -> Self {
+        let RagStatus { available, documents_ready, documents_processing } = s;
+        Self { available, documents_ready, documents_processing }
+    }
+}
+
 /// `POST /v1/search`.
+#[utoipa::path(
+    post,
+    path = "/v1/search",
+    operation_id = "search",
+    summary = "Search the user's ready documents",
+    description = "Embeds the query and scores every chunk of the user's ready documents (exact top-k), optionally only those of `documents`.",
+    tag = "search",
+    request_body = SearchRequest,
+    responses(
+        (status = 200, description = "The best chunks of the user's ready documents, best first", body = SearchResponse),
+        (status = 400, description = "`invalid_query`, `invalid_top_k` or `invalid_json`", body = ErrorResponse),
+        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
+        (status = 409, description = "`model_mismatch`: the collection was built with another embedding model", body = ErrorResponse),
+        (status = 413, description = "`body_too_large`", body = ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`: the body must be sent as application/json", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn search(
     State(state): State<AppState>,
     Auth(user): Auth,
     ApiJson(req): ApiJson<SearchRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SearchResponse>, ApiError> {
     if req.query.trim().is_empty() {
         return Err(ApiError::bad_request("invalid_query", "query must not be empty"));
     }
@@ -47,19 +128,28 @@ pub async fn search(
         req.documents,
     )
     .await?;
-    let results: Vec<Value> = hits
-        .iter()
-        .map(|h| json!({"document": h.document, "document_id": h.document_id, "chunk": h.chunk, "score": h.score, "text": h.text, "page": h.page, "heading_path": h.heading_path}))
-        .collect();
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(SearchResponse { results: hits.into_iter().map(SearchResult::from).collect() }))
 }
 
 /// `GET /v1/rag/status`.
+#[utoipa::path(
+    get,
+    path = "/v1/rag/status",
+    operation_id = "getRagStatus",
+    summary = "Whether the user's collection is searchable yet",
+    tag = "search",
+    responses(
+        (status = 200, description = "Whether the user's collection is searchable yet", body = RagStatusView),
+        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn rag_status(
     State(state): State<AppState>,
     Auth(user): Auth,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RagStatusView>, ApiError> {
     let store = Arc::clone(&state.store);
     let status = blocking(move || store.user(user).rag_status()).await??;
-    Ok(Json(serde_json::to_value(status).map_err(ApiError::internal)?))
+    Ok(Json(status.into()))
 }

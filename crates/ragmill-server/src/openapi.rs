@@ -1,0 +1,264 @@
+//! The OpenAPI 3.1 description of the service, generated from the handlers' types and
+//! `#[utoipa::path]` annotations, and served without auth at `GET /openapi.json`.
+//!
+//! Types of other crates (`DocumentState`, `Stage`, `DocumentKind`) cannot implement
+//! `ToSchema` here, so they are described by the mirror enums below; each converts from its
+//! original by an exhaustive match, so a variant added there fails to compile until it is
+//! added here, and a unit test checks both serialise alike.
+
+use std::sync::LazyLock;
+
+use axum::Json;
+use ragmill_core::{DocumentKind, Stage};
+use ragmill_store::DocumentState;
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::error::ErrorResponse;
+use crate::events::{ErrorBody, Event};
+use crate::routes::documents::{
+    AcceptedDocument, DocumentList, DocumentView, ProgressView, UploadForm, UploadResponse,
+};
+use crate::routes::events::{EventToken, Snapshot, SnapshotType, StreamMessage};
+use crate::routes::search::{RagStatusView, SearchRequest, SearchResponse, SearchResult};
+use crate::routes::{QueueDepth, Readiness};
+
+/// The OpenAPI document of every route the router serves.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ragmill",
+        description = "Self-hosted multi-user RAG ingestion: upload documents, follow their \
+processing live, search their chunks. Every error is `{\"error\":{\"code\",\"message\"}}` with a \
+stable snake_case code; another user's document answers 404 exactly like one that never existed.",
+    ),
+    paths(
+        crate::routes::documents::upload,
+        crate::routes::documents::list,
+        crate::routes::documents::get,
+        crate::routes::documents::delete,
+        crate::routes::documents::reprocess,
+        crate::routes::search::search,
+        crate::routes::search::rag_status,
+        crate::routes::events::events,
+        crate::routes::events::token,
+        crate::routes::healthz,
+        crate::routes::readyz,
+        crate::routes::metrics,
+        serve,
+    ),
+    components(schemas(
+        ErrorResponse,
+        ErrorBody,
+        DocumentView,
+        ProgressView,
+        DocumentList,
+        AcceptedDocument,
+        UploadResponse,
+        UploadForm,
+        SearchRequest,
+        SearchResponse,
+        SearchResult,
+        RagStatusView,
+        EventToken,
+        StreamMessage,
+        Snapshot,
+        SnapshotType,
+        Event,
+        Readiness,
+        QueueDepth,
+        DocumentStateSchema,
+        StageSchema,
+        DocumentKindSchema,
+    )),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "documents", description = "Upload, list, inspect, delete and reprocess documents"),
+        (name = "search", description = "Search the user's ready documents"),
+        (name = "events", description = "Live progress over WebSocket or Server-Sent Events"),
+        (name = "probes", description = "Health, readiness, metrics and this document; no auth"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// The security schemes the paths refer to: `bearer` (an API key) and `event_token`.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key from `ragmill users add`: `Authorization: Bearer KEY`",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "event_token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "token",
+                "A 60-second token from `POST /v1/events/token`, for browsers opening `GET /v1/events`",
+            ))),
+        );
+    }
+}
+
+static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+
+/// This OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "getOpenApi",
+    summary = "This OpenAPI 3.1 document",
+    tag = "probes",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")),
+)]
+pub async fn serve() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(&DOCUMENT)
+}
+
+/// Where a document stands (mirrors `ragmill_store::DocumentState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = DocumentState)]
+pub enum DocumentStateSchema {
+    /// Accepted and waiting for a worker.
+    Queued,
+    /// A worker is on it.
+    Processing,
+    /// Its chunks are searchable.
+    Ready,
+    /// Its last version could not be processed; `error` says why.
+    Failed,
+}
+
+impl From<DocumentState> for DocumentStateSchema {
+    fn from(s: DocumentState) -> Self {
+        match s {
+            DocumentState::Queued => Self::Queued,
+            DocumentState::Processing => Self::Processing,
+            DocumentState::Ready => Self::Ready,
+            DocumentState::Failed => Self::Failed,
+        }
+    }
+}
+
+/// A stage of processing, in order (mirrors `ragmill_core::Stage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = Stage)]
+pub enum StageSchema {
+    /// Accepted, waiting for a worker.
+    Queued,
+    /// Turning bytes into text.
+    Extracting,
+    /// Splitting text into token-bounded chunks.
+    Chunking,
+    /// Looking up the cache and embedding the misses.
+    Embedding,
+    /// Writing chunks and vectors atomically.
+    Storing,
+    /// Searchable.
+    Ready,
+    /// Given up on, with an error.
+    Failed,
+}
+
+impl From<Stage> for StageSchema {
+    fn from(s: Stage) -> Self {
+        match s {
+            Stage::Queued => Self::Queued,
+            Stage::Extracting => Self::Extracting,
+            Stage::Chunking => Self::Chunking,
+            Stage::Embedding => Self::Embedding,
+            Stage::Storing => Self::Storing,
+            Stage::Ready => Self::Ready,
+            Stage::Failed => Self::Failed,
+        }
+    }
+}
+
+/// A document format, detected from the content (mirrors `ragmill_core::DocumentKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = DocumentKind)]
+pub enum DocumentKindSchema {
+    /// Plain text in any encoding.
+    Text,
+    /// CommonMark / GitHub-flavoured Markdown.
+    Markdown,
+    /// An HTML page.
+    Html,
+    /// A PDF with a text layer.
+    Pdf,
+    /// An Office Open XML word-processing document.
+    Docx,
+}
+
+impl From<DocumentKind> for DocumentKindSchema {
+    fn from(k: DocumentKind) -> Self {
+        match k {
+            DocumentKind::Text => Self::Text,
+            DocumentKind::Markdown => Self::Markdown,
+            DocumentKind::Html => Self::Html,
+            DocumentKind::Pdf => Self::Pdf,
+            DocumentKind::Docx => Self::Docx,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enum_values(doc: &serde_json::Value, name: &str) -> Vec<serde_json::Value> {
+        doc["components"]["schemas"][name]["enum"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn same<T: Serialize + Copy, M: Serialize + From<T>>(all: &[T], schema: &[serde_json::Value]) {
+        assert_eq!(all.len(), schema.len(), "{schema:?}");
+        for &v in all {
+            let original = serde_json::to_value(v).expect("serialises");
+            assert_eq!(original, serde_json::to_value(M::from(v)).expect("serialises"));
+            assert!(schema.contains(&original), "{original} missing from {schema:?}");
+        }
+    }
+
+    #[test]
+    fn mirror_enums_serialise_like_their_originals_and_are_in_the_document() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
+        use DocumentState as D;
+        same::<_, DocumentStateSchema>(
+            &[D::Queued, D::Processing, D::Ready, D::Failed],
+            &enum_values(&doc, "DocumentState"),
+        );
+        use Stage as S;
+        same::<_, StageSchema>(
+            &[S::Queued, S::Extracting, S::Chunking, S::Embedding, S::Storing, S::Ready, S::Failed],
+            &enum_values(&doc, "Stage"),
+        );
+        use DocumentKind as K;
+        same::<_, DocumentKindSchema>(
+            &[K::Text, K::Markdown, K::Html, K::Pdf, K::Docx],
+            &enum_values(&doc, "DocumentKind"),
+        );
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = piece.split('"').next().unwrap_or_default();
+            assert!(schemas.contains_key(name), "dangling $ref to {name}");
+        }
+    }
+}
