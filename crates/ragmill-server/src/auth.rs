@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use ragmill_core::UserId;
 
@@ -17,10 +18,16 @@ use crate::state::AppState;
 pub struct Auth(pub UserId);
 
 /// The bearer token of a request, if any.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+/// The user of an API key, if it is known and not revoked.
+pub async fn user_of_key(state: &AppState, key: &str) -> Result<Option<UserId>, ApiError> {
+    let (store, key) = (state.store.clone(), key.to_owned());
+    blocking(move || store.authenticate(&key)).await?.map_err(ApiError::from)
 }
 
 impl FromRequestParts<AppState> for Auth {
@@ -30,14 +37,8 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(key) = bearer(parts).map(str::to_owned) else {
-            return Err(ApiError::unauthorized());
-        };
-        let store = state.store.clone();
-        match blocking(move || store.authenticate(&key)).await?? {
-            Some(user) => Ok(Auth(user)),
-            None => Err(ApiError::unauthorized()),
-        }
+        let key = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        user_of_key(state, key).await?.map(Auth).ok_or_else(ApiError::unauthorized)
     }
 }
 

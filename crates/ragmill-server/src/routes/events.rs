@@ -172,15 +172,8 @@ async fn authenticate(
     if let Some(user) = token.and_then(|t| state.tokens.redeem(t)) {
         return Ok(user);
     }
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, key)| key.trim().to_owned())
-        .ok_or_else(ApiError::unauthorized)?;
-    let store = Arc::clone(&state.store);
-    blocking(move || store.authenticate(&key)).await??.ok_or_else(ApiError::unauthorized)
+    let key = crate::auth::bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    crate::auth::user_of_key(state, key).await?.ok_or_else(ApiError::unauthorized)
 }
 
 /// Browsers always send Origin on a WebSocket; it must be this server or an allowed origin.
