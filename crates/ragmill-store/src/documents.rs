@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use ragmill_core::{ContentHash, DocumentId, DocumentKind};
+use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::{Deserialize, Serialize};
 
@@ -427,60 +428,54 @@ impl UserStore<'_> {
         model: Option<&str>,
         chunk_count: usize,
     ) -> Result<DocumentId, StoreError> {
-        let now = now_ms();
         let timings = serde_json::to_string(&doc.timings).unwrap_or_else(|_| "{}".into());
-        if let Some(id) = doc.id {
-            let updated = tx
-                .query_row(
-                    "UPDATE documents SET content_hash = ?3, kind = ?4, size = ?5, state = ?6, error_code = ?7,
-                        error_message = ?8, chunk_count = ?9, model = ?10, timings = ?11, updated_at = ?12
-                     WHERE id = ?1 AND user_id = ?2 RETURNING id",
-                    params![
-                        id.0,
-                        self.user.0,
-                        doc.content_hash.to_hex(),
-                        doc.kind.map(|k| k.as_str()),
-                        doc.size as i64,
-                        state,
-                        error.map(|e| e.0),
-                        error.map(|e| e.1),
-                        chunk_count as i64,
-                        model,
-                        timings,
-                        now,
-                    ],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?;
-            return updated.map(DocumentId).ok_or(StoreError::DocumentGone(id));
+        // One parameter list for both statements; only ?2, the key, differs: the row the
+        // caller created (by id), or the user's document of that name (created if new).
+        let (sql, key) = match doc.id {
+            Some(id) => (
+                "UPDATE documents SET content_hash = ?3, kind = ?4, size = ?5, state = ?6, error_code = ?7,
+                    error_message = ?8, chunk_count = ?9, model = ?10, timings = ?11, updated_at = ?12
+                 WHERE user_id = ?1 AND id = ?2 RETURNING id",
+                Value::Integer(id.0),
+            ),
+            None => (
+                "INSERT INTO documents (user_id, name, content_hash, kind, size, state, error_code, error_message,
+                                        chunk_count, model, timings, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+                 ON CONFLICT (user_id, name) DO UPDATE SET
+                    content_hash = excluded.content_hash, kind = excluded.kind, size = excluded.size,
+                    state = excluded.state, error_code = excluded.error_code, error_message = excluded.error_message,
+                    chunk_count = excluded.chunk_count, model = excluded.model, timings = excluded.timings,
+                    updated_at = excluded.updated_at
+                 RETURNING id",
+                Value::Text(doc.name.to_owned()),
+            ),
+        };
+        let id: Option<i64> = tx
+            .query_row(
+                sql,
+                params![
+                    self.user.0,
+                    key,
+                    doc.content_hash.to_hex(),
+                    doc.kind.map(|k| k.as_str()),
+                    doc.size as i64,
+                    state,
+                    error.map(|e| e.0),
+                    error.map(|e| e.1),
+                    chunk_count as i64,
+                    model,
+                    timings,
+                    now_ms(),
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match (id, doc.id) {
+            (Some(id), _) => Ok(DocumentId(id)),
+            (None, Some(gone)) => Err(StoreError::DocumentGone(gone)),
+            (None, None) => Err(StoreError::Corrupt("INSERT ... RETURNING returned no row".into())),
         }
-        let id = tx.query_row(
-            "INSERT INTO documents (user_id, name, content_hash, kind, size, state, error_code, error_message,
-                                    chunk_count, model, timings, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
-             ON CONFLICT (user_id, name) DO UPDATE SET
-                content_hash = excluded.content_hash, kind = excluded.kind, size = excluded.size,
-                state = excluded.state, error_code = excluded.error_code, error_message = excluded.error_message,
-                chunk_count = excluded.chunk_count, model = excluded.model, timings = excluded.timings,
-                updated_at = excluded.updated_at
-             RETURNING id",
-            params![
-                self.user.0,
-                doc.name,
-                doc.content_hash.to_hex(),
-                doc.kind.map(|k| k.as_str()),
-                doc.size as i64,
-                state,
-                error.map(|e| e.0),
-                error.map(|e| e.1),
-                chunk_count as i64,
-                model,
-                timings,
-                now,
-            ],
-            |r| r.get(0),
-        )?;
-        Ok(DocumentId(id))
     }
 }
 

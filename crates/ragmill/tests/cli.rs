@@ -356,22 +356,20 @@ fn configuration_file_sits_under_environment_and_flags() {
         "file {from_file}, env {from_env}, flag {from_flag}"
     );
 
+    let users_list = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_ragmill"))
+            .arg("--config")
+            .arg(config)
+            .args(["users", "list"])
+            .output()
+            .expect("runs")
+    };
     std::fs::write(&config, "[chunking]\nchunk_tokens = \"big\"\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_ragmill"))
-        .arg("--config")
-        .arg(&config)
-        .args(["users", "list"])
-        .output()
-        .expect("runs");
+    let out = users_list(&config);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ragmill.toml") && err.trim().lines().count() == 1, "{err}");
     std::fs::write(&config, "colour = \"blue\"\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_ragmill"))
-        .arg("--config")
-        .arg(&config)
-        .args(["users", "list"])
-        .output()
-        .expect("runs");
+    let out = users_list(&config);
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"), "unknown keys are named");
 }
