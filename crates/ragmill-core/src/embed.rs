@@ -7,6 +7,10 @@ use async_trait::async_trait;
 pub struct ModelInfo {
     /// The model's name as the embedding cache keys it (e.g. `sentence-transformers/all-MiniLM-L6-v2`).
     pub id: String,
+    /// The vector space the embeddings live in: the same for one model's weights at any
+    /// precision (whose vectors are comparable), different across models. A collection is
+    /// bound to a space, while the cache is keyed by `id`.
+    pub space: String,
     /// Length of every vector.
     pub dimensions: usize,
     /// The longest input in model tokens, special tokens included; longer inputs are truncated.

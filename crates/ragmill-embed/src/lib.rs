@@ -1,11 +1,15 @@
 //! Embedding backends for ragmill.
 //!
 //! [`LocalEmbedder`] runs a BERT-family sentence-transformers model (default
-//! `all-MiniLM-L6-v2`) in-process on the CPU with candle: it reads a model directory
+//! `all-MiniLM-L6-v2`; BGE, E5, GTE and the like too) in-process: it reads a model directory
 //! (`config.json`, `tokenizer.json`, `model.safetensors`), tokenises with truncation at the
-//! model's `max_seq_length`, packs inputs of similar length into micro-batches so little padding
-//! is computed, mean-pools over the attention mask and L2-normalises. It owns the model on one
-//! OS thread and takes requests over a channel, so async callers never block on it.
+//! model's `max_seq_length`, runs the encoder, pools (mean or CLS, as `1_Pooling` says) and
+//! L2-normalises. It owns the model on one OS thread and takes requests over a channel, so
+//! async callers never block on it.
+//!
+//! Two engines run the model ([`Engine`]): [`NativeEncoder`], ragmill's own CPU forward pass on
+//! `ragmill-kernels` (FP32, or INT8 with [`Precision::Int8`]), the default; and
+//! [`BertEncoder`], candle's, kept as the reference and as the CUDA path (`--features cuda`).
 //!
 //! [`ModelDir`] finds and checks model files; [`fetch_from_hub`] downloads them.
 //!
@@ -20,14 +24,26 @@
 //! ```
 
 mod bert;
+mod encoder;
 mod fetch;
 mod local;
 mod model_dir;
+mod native;
+mod precision;
 
 pub use bert::BertEncoder;
+pub use encoder::Encode;
 pub use fetch::{FetchError, fetch_from_hub};
-pub use local::{LocalEmbedder, LocalOptions};
+pub use local::{Engine, LocalEmbedder, LocalOptions};
 pub use model_dir::{ModelDir, ModelError};
+pub use native::NativeEncoder;
+pub use precision::Precision;
+
+/// The instruction-set level the native kernels use on this CPU (`avx512-vnni`, `avx512`,
+/// `avx2` or `portable`).
+pub fn kernel_isa() -> &'static str {
+    ragmill_kernels::cpu::active().name()
+}
 
 /// Texts with known embeddings from the reference implementation of all-MiniLM-L6-v2
 /// (sentence-transformers on PyTorch), used by `ragmill models verify`.

@@ -1,5 +1,7 @@
-//! The in-process embedder: a [`BertEncoder`] on its own OS thread.
+//! The in-process embedder: an encoder on its own OS thread.
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::mpsc;
 use std::thread;
 
@@ -7,19 +9,62 @@ use async_trait::async_trait;
 use ragmill_core::{EmbedError, Embedder, ModelInfo};
 use tokio::sync::oneshot;
 
+use crate::Precision;
 use crate::bert::BertEncoder;
+use crate::encoder::Encode;
 use crate::model_dir::ModelDir;
+use crate::native::NativeEncoder;
+
+/// Which implementation runs the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// ragmill's own CPU encoder (FP32 or INT8): the fastest on CPUs.
+    #[default]
+    Native,
+    /// candle's BERT on the CPU: the reference implementation, FP32 only.
+    Candle,
+    /// candle's BERT on CUDA GPU 0; needs a build with `--features cuda`.
+    Cuda,
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Native => "native",
+            Engine::Candle => "candle",
+            Engine::Cuda => "cuda",
+        })
+    }
+}
+
+impl FromStr for Engine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "native" => Ok(Engine::Native),
+            "candle" => Ok(Engine::Candle),
+            "cuda" => Ok(Engine::Cuda),
+            other => Err(format!("unknown engine {other:?} (expected native, candle or cuda)")),
+        }
+    }
+}
 
 /// How the local embedder runs.
 #[derive(Debug, Clone, Copy)]
 pub struct LocalOptions {
     /// Inputs per forward pass (similar lengths are packed together).
     pub max_batch: usize,
+    /// FP32 or INT8 (native engine only).
+    pub precision: Precision,
+    /// Which implementation runs the model.
+    pub engine: Engine,
 }
 
 impl Default for LocalOptions {
     fn default() -> Self {
-        Self { max_batch: 32 }
+        Self { max_batch: 32, precision: Precision::Fp32, engine: Engine::Native }
     }
 }
 
@@ -28,17 +73,44 @@ type Request = (Vec<String>, oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>)
 /// The default embedding backend: a sentence-transformers BERT model in this process.
 ///
 /// The model lives on one dedicated thread that takes batches from a channel, one at a time;
-/// within a batch candle spreads the matrix work over every core. Dropping the embedder stops
+/// within a batch the kernels spread the work over every core. Dropping the embedder stops
 /// the thread once the batch in hand is done.
 pub struct LocalEmbedder {
     info: ModelInfo,
     tx: mpsc::Sender<Request>,
 }
 
+fn encoder(dir: &ModelDir, o: LocalOptions) -> Result<Box<dyn Encode>, EmbedError> {
+    if o.engine != Engine::Native && o.precision != Precision::Fp32 {
+        return Err(EmbedError::Unavailable(format!(
+            "precision {} needs the native engine (the {} engine computes in fp32)",
+            o.precision, o.engine
+        )));
+    }
+    Ok(match o.engine {
+        Engine::Native => Box::new(NativeEncoder::load(dir, o.max_batch, o.precision)?),
+        Engine::Candle => Box::new(BertEncoder::load(dir, o.max_batch, candle_core::Device::Cpu)?),
+        Engine::Cuda => Box::new(BertEncoder::load(dir, o.max_batch, cuda_device()?)?),
+    })
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device() -> Result<candle_core::Device, EmbedError> {
+    candle_core::Device::new_cuda(0)
+        .map_err(|e| EmbedError::Unavailable(format!("CUDA device 0: {e}")))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device() -> Result<candle_core::Device, EmbedError> {
+    Err(EmbedError::Unavailable(
+        "this ragmill was built without CUDA support (rebuild with `--features cuda`)".into(),
+    ))
+}
+
 impl LocalEmbedder {
     /// Loads the model (blocking: a few hundred milliseconds) and starts its thread.
     pub fn load(dir: &ModelDir, options: LocalOptions) -> Result<Self, EmbedError> {
-        let encoder = BertEncoder::load(dir, options.max_batch)?;
+        let mut encoder = encoder(dir, options)?;
         let info = encoder.info().clone();
         let (tx, rx) = mpsc::channel::<Request>();
         thread::Builder::new()

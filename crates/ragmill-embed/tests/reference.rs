@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ragmill_core::{Embedder, cosine};
-use ragmill_embed::{LocalEmbedder, LocalOptions, ModelDir};
+use ragmill_embed::{Engine, LocalEmbedder, LocalOptions, ModelDir, Precision};
 
 fn model_dir() -> ModelDir {
     let path = std::env::var_os("RAGMILL_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
@@ -30,13 +30,12 @@ fn fixture() -> Fixture {
         .expect("fixture parses")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn reproduces_every_reference_vector() {
+/// The worst cosine between each engine's vectors and the reference's, over every fixture.
+async fn worst_cosine(options: LocalOptions) -> (f32, String) {
     let fixture = fixture();
     let dir = model_dir();
     assert_eq!(dir.max_seq_length, fixture.max_seq_length);
-    // Batch of 7 so the fixtures span several micro-batches of mixed lengths.
-    let embedder = LocalEmbedder::load(&dir, LocalOptions { max_batch: 7 }).expect("model loads");
+    let embedder = LocalEmbedder::load(&dir, options).expect("model loads");
     assert_eq!(embedder.info().dimensions, 384);
     let texts: Vec<String> = fixture.items.iter().map(|i| i.text.clone()).collect();
     let vectors = embedder.embed(texts).await.expect("embeds");
@@ -51,12 +50,62 @@ async fn reproduces_every_reference_vector() {
         let norm = ragmill_core::dot(v, v).sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "not unit length: {norm}");
     }
+    worst
+}
+
+// Batch of 7 so the fixtures span several passes of mixed lengths.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn native_fp32_reproduces_every_reference_vector() {
+    let worst = worst_cosine(LocalOptions { max_batch: 7, ..Default::default() }).await;
+    assert!(worst.0 >= 0.9999, "cosine {} for {:?}", worst.0, worst.1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn native_int8_stays_close_to_the_reference() {
+    let options = LocalOptions { max_batch: 7, precision: Precision::Int8, ..Default::default() };
+    let worst = worst_cosine(options).await;
+    eprintln!("int8 worst cosine {} ({:?})", worst.0, worst.1);
+    assert!(worst.0 >= 0.99, "cosine {} for {:?}", worst.0, worst.1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn candle_engine_reproduces_every_reference_vector() {
+    let worst =
+        worst_cosine(LocalOptions { max_batch: 7, engine: Engine::Candle, ..Default::default() })
+            .await;
     assert!(worst.0 >= 0.999, "cosine {} for {:?}", worst.0, worst.1);
+}
+
+#[test]
+fn int8_needs_the_native_engine() {
+    let options =
+        LocalOptions { precision: Precision::Int8, engine: Engine::Candle, ..Default::default() };
+    let err = LocalEmbedder::load(&model_dir(), options).err().expect("refused").to_string();
+    assert!(err.contains("native engine"), "{err}");
+}
+
+#[test]
+fn int8_vectors_are_cached_under_their_own_model_id() {
+    let fp32 = LocalEmbedder::load(&model_dir(), LocalOptions::default()).expect("fp32");
+    let int8 = LocalEmbedder::load(
+        &model_dir(),
+        LocalOptions { precision: Precision::Int8, ..Default::default() },
+    )
+    .expect("int8");
+    assert_eq!(int8.info().id, format!("{}+int8", fp32.info().id));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batch_composition_does_not_change_vectors() {
-    let embedder = LocalEmbedder::load(&model_dir(), LocalOptions { max_batch: 4 }).expect("loads");
+    for precision in [Precision::Fp32, Precision::Int8] {
+        batch_composition_with(precision).await;
+    }
+}
+
+async fn batch_composition_with(precision: Precision) {
+    let options = LocalOptions { max_batch: 4, precision, ..Default::default() };
+    let embedder = LocalEmbedder::load(&model_dir(), options).expect("loads");
     let texts: Vec<String> =
         ["short", "a somewhat longer sentence about tides and the moon", "", "x y z"]
             .into_iter()
@@ -65,7 +114,10 @@ async fn batch_composition_does_not_change_vectors() {
     let together = embedder.embed(texts.clone()).await.expect("batch");
     for (text, v) in texts.iter().zip(&together) {
         let alone = embedder.embed(vec![text.clone()]).await.expect("single");
-        assert!(cosine(v, &alone[0]) > 0.99999, "padding changed the vector of {text:?}");
+        assert!(
+            cosine(v, &alone[0]) > 0.99999,
+            "{precision}: batching changed the vector of {text:?}"
+        );
     }
     assert!(embedder.embed(vec![]).await.expect("empty").is_empty());
 }

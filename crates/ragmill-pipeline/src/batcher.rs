@@ -279,8 +279,13 @@ mod tests {
 
     impl Recording {
         fn new(fail: bool) -> Arc<Self> {
-            let info =
-                ModelInfo { id: "rec".into(), dimensions: 2, max_tokens: 256, preferred_batch: 4 };
+            let info = ModelInfo {
+                id: "rec".into(),
+                space: "rec".into(),
+                dimensions: 2,
+                max_tokens: 256,
+                preferred_batch: 4,
+            };
             Arc::new(Self { info, batches: Mutex::new(Vec::new()), fail })
         }
         fn batches(&self) -> Vec<Vec<String>> {

@@ -186,7 +186,7 @@ impl Pipeline {
             d.content_hash == meta.hash.to_hex()
                 && d.state == ragmill_store::DocumentState::Ready
                 && d.error.is_none()
-                && d.model.as_deref() == Some(info.id.as_str())
+                && d.model.as_deref() == Some(info.space.as_str())
         }) {
             return Ok(Ingested {
                 id: doc.id,
@@ -304,7 +304,7 @@ impl Pipeline {
                 size,
                 timings: stored_timings,
             };
-            store.user(user).replace_document(&doc, &new, &info.id, info.dimensions)
+            store.user(user).replace_document(&doc, &new, &info.space, info.dimensions)
         })
         .await
         .map_err(internal)

@@ -123,7 +123,7 @@ pub async fn search(
 ) -> Result<Vec<SearchHit>, SearchError> {
     let info = embedder.info().clone();
     let checker = Arc::clone(store);
-    blocking(move || checker.user(user).check_model(&info.id, info.dimensions)).await??;
+    blocking(move || checker.user(user).check_model(&info.space, info.dimensions)).await??;
     let vector = embedder.embed(vec![query.to_owned()]).await?.pop().unwrap_or_default();
     let store = Arc::clone(store);
     Ok(blocking(move || store.user(user).search(&vector, top_k, documents.as_deref())).await??)

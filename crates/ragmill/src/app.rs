@@ -15,8 +15,15 @@ use crate::cli::{ChunkArgs, Global};
 /// Loads the local embedding model from `--model-dir`.
 pub fn embedder(global: &Global, batch: usize) -> Result<Arc<LocalEmbedder>> {
     let dir = ModelDir::open(&global.model_dir)?;
-    let embedder = LocalEmbedder::load(&dir, LocalOptions { max_batch: batch.max(1) })
-        .with_context(|| format!("loading the model in {}", global.model_dir.display()))?;
+    let embedder = LocalEmbedder::load(
+        &dir,
+        LocalOptions {
+            max_batch: batch.max(1),
+            precision: global.precision,
+            engine: global.engine,
+        },
+    )
+    .with_context(|| format!("loading the model in {}", global.model_dir.display()))?;
     Ok(Arc::new(embedder))
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use ragmill_embed::{Engine, Precision};
 
 /// ragmill: turn documents into a private, searchable knowledge base.
 #[derive(Debug, Parser)]
@@ -34,6 +35,14 @@ pub struct Global {
         default_value = "models/all-MiniLM-L6-v2"
     )]
     pub model_dir: PathBuf,
+    /// Numeric precision of the local encoder: fp32 (reference quality) or int8 (dense layers
+    /// quantised at load: about twice the speed, cosine ~0.99 to fp32; see README).
+    #[arg(long, global = true, env = "RAGMILL_PRECISION", default_value = "fp32")]
+    pub precision: Precision,
+    /// What runs the local model: native (ragmill's CPU encoder), candle (the reference
+    /// implementation) or cuda (candle on a GPU; needs a build with `--features cuda`).
+    #[arg(long, global = true, env = "RAGMILL_ENGINE", default_value = "native")]
+    pub engine: Engine,
     /// Print machine-readable JSON on stdout instead of human output.
     #[arg(long, global = true)]
     pub json: bool,

@@ -9,6 +9,8 @@
 //! ```toml
 //! data_dir = "/var/lib/ragmill"
 //! model_dir = "/opt/models/all-MiniLM-L6-v2"
+//! precision = "int8"   # or "fp32" (the default)
+//! engine = "native"    # or "candle", "cuda"
 //!
 //! [chunking]
 //! chunk_tokens = 256
@@ -29,6 +31,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::ArgMatches;
 use clap::parser::ValueSource;
+use ragmill_embed::{Engine, Precision};
 use serde::Deserialize;
 
 use crate::cli::{ChunkArgs, Cli, Command};
@@ -39,6 +42,8 @@ use crate::cli::{ChunkArgs, Cli, Command};
 struct FileConfig {
     data_dir: Option<PathBuf>,
     model_dir: Option<PathBuf>,
+    precision: Option<Precision>,
+    engine: Option<Engine>,
     #[serde(default)]
     chunking: Chunking,
     #[serde(default)]
@@ -81,6 +86,12 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
     }
     if let Some(v) = file.model_dir.filter(|_| unset(matches, "model_dir")) {
         g.model_dir = v;
+    }
+    if let Some(v) = file.precision.filter(|_| unset(matches, "precision")) {
+        g.precision = v;
+    }
+    if let Some(v) = file.engine.filter(|_| unset(matches, "engine")) {
+        g.engine = v;
     }
     let Some((_, sub)) = matches.subcommand() else { return Ok(()) };
     let chunking = |c: &mut ChunkArgs| {

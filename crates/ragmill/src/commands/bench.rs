@@ -47,6 +47,9 @@ pub async fn embed(g: &Global, args: BenchEmbedArgs) -> Result<Status> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let report = json!({
         "model": embedder.info().id,
+        "precision": g.precision.as_str(),
+        "engine": g.engine.to_string(),
+        "kernels": ragmill_embed::kernel_isa(),
         "chunks": texts.len(),
         "tokens": tokens,
         "seconds": seconds,
@@ -59,12 +62,15 @@ pub async fn embed(g: &Global, args: BenchEmbedArgs) -> Result<Status> {
         print_json(&report);
     } else {
         println!(
-            "{} chunks, {tokens} tokens in {seconds:.2} s: {:.1} chunks/s, {:.0} tokens/s (batch {}, {threads} threads, {})",
+            "{} chunks, {tokens} tokens in {seconds:.2} s: {:.1} chunks/s, {:.0} tokens/s (batch {}, {threads} threads, {} {} {}, kernels {})",
             texts.len(),
             texts.len() as f64 / seconds,
             tokens as f64 / seconds,
             args.batch,
-            embedder.info().id
+            embedder.info().id,
+            g.engine,
+            g.precision,
+            ragmill_embed::kernel_isa(),
         );
     }
     Ok(Status::Ok)
