@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Helper for scripts/compare-embed.sh: the sentence-transformers (PyTorch) side of the comparison.
+"""Helper for scripts/compare-embed.sh: the sentence-transformers (PyTorch) side of the comparison,
+the benchmark texts, and the Markdown table of the combined report.
 
 Subcommands (each prints JSON on stdout, progress on stderr):
 
@@ -13,7 +14,9 @@ Subcommands (each prints JSON on stdout, progress on stderr):
       {"model","chunks","tokens","seconds","chunks_per_s","tokens_per_s","batch","threads"},
       the same shape as `ragmill bench embed --json`.
   table  FILE
-      Renders the combined JSON report written by compare-embed.sh as a text table.
+      Renders the combined JSON report written by compare-embed.sh (OUT/report.json) as a
+      Markdown table: PyTorch FP32, ragmill FP32 and ragmill INT8 side by side, with each
+      ragmill precision's throughput as a multiple of PyTorch's. Missing values print "-".
 """
 
 import argparse
@@ -166,28 +169,60 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
+def fmt_ratio(v):
+    return "-" if v is None else f"{v:.2f}×"
+
+
+# The ragmill precisions in the table, in column order, with their column labels.
+TABLE_PRECISIONS = (("fp32", "FP32"), ("int8", "INT8"))
+
+
 def cmd_table(args):
-    with open(args.file, encoding="utf-8") as f:
-        report = json.load(f)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding="utf-8")  # the × sign, whatever the locale
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            report = json.load(f)
+    except (OSError, ValueError) as e:
+        die(f"cannot read report {args.file}: {e}")
     m = report.get("machine", {})
-    print(f"machine: {m.get('cpu', '?')}, {m.get('nproc', '?')} CPUs; model: {report.get('model_dir')}")
+    parts = [f"machine: {m.get('cpu', '?')}, {m.get('nproc', '?')} CPUs"]
     if report.get("torch"):
-        print(f"pytorch side: torch {report['torch']}, sentence-transformers "
-              f"{report.get('sentence_transformers')}, {report.get('pytorch_threads')} threads")
-    if report.get("ragmill_threads") is not None:
-        print(f"ragmill side: {report.get('ragmill')}, {report['ragmill_threads']} threads")
-    print(f"{report.get('chunks')} chunks per run; chunks/s after one untimed warm-up batch")
+        parts.append(f"PyTorch: torch {report['torch']}, sentence-transformers "
+                     f"{report.get('sentence_transformers')}, {report.get('pytorch_threads')} threads")
+    else:
+        parts.append("PyTorch: not run")
+    if report.get("ragmill"):
+        parts.append(f"ragmill: {report['ragmill']}, kernels {report.get('kernels') or '?'}, "
+                     f"{report.get('ragmill_threads')} threads")
+    else:
+        parts.append("ragmill: not run")
+    parts.append(f"{report.get('chunks')} chunks per run")
+    print("; ".join(parts))
     print()
-    header = f"{'batch':>5}  {'tokens':>6}  {'pytorch chunks/s':>16}  {'ragmill chunks/s':>16}  {'ratio':>6}"
-    print(header)
-    print("-" * len(header))
+
+    header = ["batch", "tokens", "PyTorch chunks/s", "PyTorch tokens/s"]
+    for _, label in TABLE_PRECISIONS:
+        header += [f"ragmill {label} chunks/s", "tokens/s", "×PyTorch"]
+    body = []
     for r in report["rows"]:
-        ratio = r.get("ratio")
-        print(f"{r['batch']:>5}  {r['tokens']:>6}  {fmt(r.get('pytorch_chunks_per_s'), '16.2f'):>16}  "
-              f"{fmt(r.get('ragmill_chunks_per_s'), '16.2f'):>16}  "
-              f"{(fmt(ratio, '.2f') + 'x') if ratio is not None else '-':>6}")
+        pt = r.get("pytorch") or {}
+        cells = [str(r["batch"]), str(r["tokens"]),
+                 fmt(pt.get("chunks_per_s"), ",.1f"), fmt(pt.get("tokens_per_s"), ",.0f")]
+        rm = r.get("ragmill") or {}
+        for key, _ in TABLE_PRECISIONS:
+            c = rm.get(key) or {}
+            cells += [fmt(c.get("chunks_per_s"), ",.1f"), fmt(c.get("tokens_per_s"), ",.0f"),
+                      fmt_ratio(c.get("ratio_vs_pytorch"))]
+        body.append(cells)
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
+    for cells in body:
+        print("| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |")
     print()
-    print("ratio = ragmill / pytorch (above 1: ragmill is faster)")
+    print("×PyTorch = ragmill chunks/s ÷ sentence-transformers (PyTorch FP32) chunks/s on the same "
+          "texts (above 1×: ragmill is faster); each run after one untimed warm-up batch.")
 
 
 def main():

@@ -46,50 +46,60 @@ pub fn self_attention(qkv: &[f32], ctx: &mut [f32], spans: &[Span], heads: usize
         .flat_map(|&s| (0..heads).map(move |h| (s, h)))
         .filter(|(s, _)| s.len > 0)
         .collect();
-    tasks.par_iter().for_each_init(Vec::new, |scores: &mut Vec<f32>, &(span, h)| {
-        let l = span.len;
-        scores.resize(l * l, 0.0);
-        let ld = 3 * hidden as isize;
-        let q = &qkv[span.start * 3 * hidden + h * head_dim..];
-        let k = &q[hidden..];
-        let v = &q[2 * hidden..];
-        // SAFETY: q/k/v reach rows span.start..span.start+l of `qkv`, columns inside this head
-        // (checked above); `scores` has l*l elements. The destination is rows of this span and
-        // columns of this head in `ctx`: no other task writes them, and `ctx` is borrowed
-        // mutably for the whole call.
-        unsafe {
-            strided(
-                l,
-                l,
-                head_dim,
-                Strided { ptr: scores.as_mut_ptr(), row: l as isize, col: 1 },
-                false,
-                (q.as_ptr(), ld, 1),
-                (k.as_ptr(), 1, ld),
-                1.0,
-                Parallelism::None,
-            );
-        }
-        softmax_rows(scores, l, scale);
-        // SAFETY: as above.
-        unsafe {
-            strided(
-                l,
-                head_dim,
-                l,
-                Strided {
-                    ptr: out.0.add(span.start * hidden + h * head_dim),
-                    row: hidden as isize,
-                    col: 1,
-                },
-                false,
-                (scores.as_ptr(), l as isize, 1),
-                (v.as_ptr(), ld, 1),
-                1.0,
-                Parallelism::None,
-            );
-        }
+    tasks.par_iter().for_each(|&(span, h)| {
+        SCORES.with_borrow_mut(|scores| {
+            let l = span.len;
+            if scores.len() < l * l {
+                scores.resize(l * l, 0.0);
+            }
+            let scores = &mut scores[..l * l];
+            let ld = 3 * hidden as isize;
+            let q = &qkv[span.start * 3 * hidden + h * head_dim..];
+            let k = &q[hidden..];
+            let v = &q[2 * hidden..];
+            // SAFETY: q/k/v reach rows span.start..span.start+l of `qkv`, columns inside this head
+            // (checked above); `scores` has l*l elements. The destination is rows of this span and
+            // columns of this head in `ctx`: no other task writes them, and `ctx` is borrowed
+            // mutably for the whole call.
+            unsafe {
+                strided(
+                    l,
+                    l,
+                    head_dim,
+                    Strided { ptr: scores.as_mut_ptr(), row: l as isize, col: 1 },
+                    false,
+                    (q.as_ptr(), ld, 1),
+                    (k.as_ptr(), 1, ld),
+                    1.0,
+                    Parallelism::None,
+                );
+            }
+            softmax_rows(scores, l, scale);
+            // SAFETY: as above.
+            unsafe {
+                strided(
+                    l,
+                    head_dim,
+                    l,
+                    Strided {
+                        ptr: out.0.add(span.start * hidden + h * head_dim),
+                        row: hidden as isize,
+                        col: 1,
+                    },
+                    false,
+                    (scores.as_ptr(), l as isize, 1),
+                    (v.as_ptr(), ld, 1),
+                    1.0,
+                    Parallelism::None,
+                );
+            }
+        })
     });
+}
+
+thread_local! {
+    /// Each worker thread's attention-score scratch, kept between calls.
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[cfg(test)]

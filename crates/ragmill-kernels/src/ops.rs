@@ -79,17 +79,31 @@ fn lanes_sum(x: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// The largest value (0 or more lanes; negative infinity for an empty slice).
 #[inline(always)]
-fn lanes_max(x: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
+pub(crate) fn lanes_max(x: &[f32]) -> f32 {
+    lanes_fold(x, f32::NEG_INFINITY, |a, b| if b > a { b } else { a })
+}
+
+/// The smallest value (positive infinity for an empty slice).
+#[inline(always)]
+pub(crate) fn lanes_min(x: &[f32]) -> f32 {
+    lanes_fold(x, f32::INFINITY, |a, b| if b < a { b } else { a })
+}
+
+/// Folds with sixteen independent accumulators. `pick` is a comparison-and-select, which
+/// compiles to packed vminps/vmaxps, unlike f32::min/max with their NaN rules.
+#[inline(always)]
+fn lanes_fold(x: &[f32], init: f32, pick: impl Fn(f32, f32) -> f32 + Copy) -> f32 {
+    let mut acc = [init; LANES];
     let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let tail = chunks.remainder().iter().fold(init, |m, &v| pick(m, v));
     for c in chunks {
         for i in 0..LANES {
-            acc[i] = acc[i].max(c[i]);
+            acc[i] = pick(acc[i], c[i]);
         }
     }
-    acc.iter().fold(tail, |m, &v| m.max(v))
+    acc.iter().fold(tail, |m, &v| pick(m, v))
 }
 
 #[inline(always)]
@@ -107,7 +121,7 @@ fn lanes_sum_sq_dev(x: &[f32], mean: f32) -> f32 {
 }
 
 multiversion! {
-    fn layer_norm_rows(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
+    pub(crate) fn layer_norm_rows(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
         let width = gamma.len();
         for (r, row) in x.chunks_exact_mut(width).enumerate() {
             if let Some(res) = residual {
@@ -176,10 +190,15 @@ pub enum Gelu {
 
 /// Applies GELU in place, over every core.
 pub fn gelu(x: &mut [f32], kind: Gelu) {
-    x.par_chunks_mut(1 << 14).for_each(|c| match kind {
-        Gelu::Erf => gelu_erf_chunk(c),
-        Gelu::Tanh => gelu_tanh_chunk(c),
-    });
+    x.par_chunks_mut(1 << 14).for_each(|c| gelu_serial(c, kind));
+}
+
+/// Applies GELU in place on the calling thread.
+pub(crate) fn gelu_serial(x: &mut [f32], kind: Gelu) {
+    match kind {
+        Gelu::Erf => gelu_erf_chunk(x),
+        Gelu::Tanh => gelu_tanh_chunk(x),
+    }
 }
 
 multiversion! {

@@ -2,38 +2,8 @@
 
 use ragmill_kernels::attention::{Span, self_attention};
 use ragmill_kernels::ops::{Gelu, add_layer_norm, gelu};
-use ragmill_kernels::qgemm::{QLinear, QuantRows};
+use ragmill_kernels::qgemm::{QLinear, QuantRows, RowOp};
 use ragmill_kernels::sgemm::Linear;
-
-use crate::Precision;
-
-/// A dense layer in the precision the encoder was loaded with.
-pub(super) enum Dense {
-    F32(Linear),
-    I8(QLinear),
-}
-
-impl Dense {
-    pub(super) fn new(
-        weight: &[f32],
-        bias: &[f32],
-        outputs: usize,
-        inputs: usize,
-        p: Precision,
-    ) -> Self {
-        match p {
-            Precision::Fp32 => Dense::F32(Linear::from_torch(weight, bias, outputs, inputs)),
-            Precision::Int8 => Dense::I8(QLinear::from_torch(weight, bias, outputs, inputs)),
-        }
-    }
-
-    fn forward(&self, x: &[f32], y: &mut [f32], rows: usize, scratch: &mut QuantRows) {
-        match self {
-            Dense::F32(l) => l.forward(x, y, rows),
-            Dense::I8(l) => l.forward(x, y, rows, scratch),
-        }
-    }
-}
 
 /// Layer-norm parameters.
 pub(super) struct Norm {
@@ -46,6 +16,11 @@ impl Norm {
     /// `x = LayerNorm(x + residual)`.
     pub(super) fn apply(&self, x: &mut [f32], residual: Option<&[f32]>) {
         add_layer_norm(x, residual, &self.gamma, &self.beta, self.eps);
+    }
+
+    /// The fused row operation `y = LayerNorm(y + residual)`.
+    fn after<'a>(&'a self, residual: &'a [f32]) -> RowOp<'a> {
+        RowOp::AddNorm { residual, gamma: &self.gamma, beta: &self.beta, eps: self.eps }
     }
 }
 
@@ -65,7 +40,11 @@ pub(super) struct Buffers {
     ctx: Vec<f32>,
     tmp: Vec<f32>,
     inter: Vec<f32>,
-    quant: QuantRows,
+    /// INT8 only: the layer input, the attention context and the feed-forward activations,
+    /// quantised.
+    pub x_q: QuantRows,
+    ctx_q: QuantRows,
+    inter_q: QuantRows,
 }
 
 impl Buffers {
@@ -85,30 +64,57 @@ impl Buffers {
 }
 
 /// One post-norm BERT layer: fused QKV projection, attention, output projection with residual
-/// and norm, feed-forward with GELU, projection with residual and norm.
-pub(super) struct Layer {
-    pub qkv: Dense,
-    pub attn_out: Dense,
+/// and norm, feed-forward with GELU, projection with residual and norm. `D` is the dense
+/// layer type: [`Linear`] (FP32) or [`QLinear`] (INT8).
+pub(super) struct Layer<D> {
+    pub qkv: D,
+    pub attn_out: D,
     pub attn_norm: Norm,
-    pub up: Dense,
-    pub down: Dense,
+    pub up: D,
+    pub down: D,
     pub out_norm: Norm,
 }
 
-impl Layer {
+impl Layer<Linear> {
     /// Transforms `b.x` (rows of `spans`) in place.
     pub(super) fn forward(&self, b: &mut Buffers, spans: &[Span], rows: usize, d: Dims, act: Gelu) {
         let h = d.hidden;
         let n = rows * h;
-        self.qkv.forward(&b.x[..n], &mut b.qkv, rows, &mut b.quant);
+        self.qkv.forward(&b.x[..n], &mut b.qkv, rows);
         self_attention(&b.qkv[..rows * 3 * h], &mut b.ctx[..n], spans, d.heads, h / d.heads);
-        self.attn_out.forward(&b.ctx[..n], &mut b.tmp, rows, &mut b.quant);
+        self.attn_out.forward(&b.ctx[..n], &mut b.tmp, rows);
         self.attn_norm.apply(&mut b.tmp[..n], Some(&b.x[..n]));
         std::mem::swap(&mut b.x, &mut b.tmp);
-        self.up.forward(&b.x[..n], &mut b.inter, rows, &mut b.quant);
+        self.up.forward(&b.x[..n], &mut b.inter, rows);
         gelu(&mut b.inter[..rows * d.intermediate], act);
-        self.down.forward(&b.inter[..rows * d.intermediate], &mut b.tmp, rows, &mut b.quant);
+        self.down.forward(&b.inter[..rows * d.intermediate], &mut b.tmp, rows);
         self.out_norm.apply(&mut b.tmp[..n], Some(&b.x[..n]));
+        std::mem::swap(&mut b.x, &mut b.tmp);
+    }
+}
+
+impl Layer<QLinear> {
+    /// Transforms `b.x` in place, reading its quantised copy `b.x_q` and leaving the new
+    /// one there for the next layer. Bias, GELU, residual + norm and re-quantisation run on
+    /// each block of output rows as the GEMM finishes it.
+    pub(super) fn forward(&self, b: &mut Buffers, spans: &[Span], rows: usize, d: Dims, act: Gelu) {
+        let h = d.hidden;
+        let n = rows * h;
+        self.qkv.forward_quantized(&b.x_q, &mut b.qkv, rows, RowOp::None, None);
+        self_attention(&b.qkv[..rows * 3 * h], &mut b.ctx[..n], spans, d.heads, h / d.heads);
+        b.ctx_q.quantize(&b.ctx, rows, h);
+        let op = self.attn_norm.after(&b.x[..n]);
+        self.attn_out.forward_quantized(&b.ctx_q, &mut b.tmp, rows, op, Some(&mut b.x_q));
+        std::mem::swap(&mut b.x, &mut b.tmp);
+        self.up.forward_quantized(
+            &b.x_q,
+            &mut b.inter,
+            rows,
+            RowOp::Gelu(act),
+            Some(&mut b.inter_q),
+        );
+        let op = self.out_norm.after(&b.x[..n]);
+        self.down.forward_quantized(&b.inter_q, &mut b.tmp, rows, op, Some(&mut b.x_q));
         std::mem::swap(&mut b.x, &mut b.tmp);
     }
 }

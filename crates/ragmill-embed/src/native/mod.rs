@@ -16,12 +16,37 @@ use tokenizers::{Encoding, Tokenizer};
 use crate::Precision;
 use crate::encoder::{Encode, Pooling, load_tokenizer, model_info};
 use crate::model_dir::{ModelDir, read_json};
-use layer::{Buffers, Dense, Dims, Layer, Norm};
+use layer::{Buffers, Dims, Layer, Norm};
+use ragmill_kernels::qgemm::QLinear;
+use ragmill_kernels::sgemm::Linear;
 use weights::{BertConfig, Checkpoint};
 
 /// Tokens per forward pass at most: bounds the activation memory (about 30 KB per token for
 /// MiniLM) while keeping each GEMM large enough to run at full speed.
 const MAX_BATCH_TOKENS: usize = 16_384;
+
+/// The transformer layers in the precision they were loaded in.
+enum Layers {
+    F32(Vec<Layer<Linear>>),
+    I8(Vec<Layer<QLinear>>),
+}
+
+/// Builds a dense layer of either precision from PyTorch-layout weights.
+trait FromTorch: Sized {
+    fn from_torch(weight: &[f32], bias: &[f32], outputs: usize, inputs: usize) -> Self;
+}
+
+impl FromTorch for Linear {
+    fn from_torch(weight: &[f32], bias: &[f32], outputs: usize, inputs: usize) -> Self {
+        Linear::from_torch(weight, bias, outputs, inputs)
+    }
+}
+
+impl FromTorch for QLinear {
+    fn from_torch(weight: &[f32], bias: &[f32], outputs: usize, inputs: usize) -> Self {
+        QLinear::from_torch(weight, bias, outputs, inputs)
+    }
+}
 
 struct Embeddings {
     word: Vec<f32>,
@@ -35,7 +60,7 @@ struct Embeddings {
 pub struct NativeEncoder {
     tokenizer: Tokenizer,
     embeddings: Embeddings,
-    layers: Vec<Layer>,
+    layers: Layers,
     dims: Dims,
     act: Gelu,
     pooling: Pooling,
@@ -99,39 +124,10 @@ impl NativeEncoder {
             norm: norm("embeddings")?,
         };
         let i = config.intermediate_size;
-        let mut layers = Vec::with_capacity(config.num_hidden_layers);
-        for l in 0..config.num_hidden_layers {
-            let p = format!("encoder.layer.{l}");
-            let dense =
-                |name: &str, out: usize, inp: usize| -> Result<(Vec<f32>, Vec<f32>), EmbedError> {
-                    Ok((
-                        ck.get(&format!("{p}.{name}.weight"), &[out, inp])?,
-                        ck.get(&format!("{p}.{name}.bias"), &[out])?,
-                    ))
-                };
-            // Q, K and V stacked into one [3h][h] projection: one GEMM instead of three.
-            let (mut w, mut b) = dense("attention.self.query", h, h)?;
-            for part in ["attention.self.key", "attention.self.value"] {
-                let (pw, pb) = dense(part, h, h)?;
-                w.extend(pw);
-                b.extend(pb);
-            }
-            let qkv = Dense::new(&w, &b, 3 * h, h, precision);
-            let (w, b) = dense("attention.output.dense", h, h)?;
-            let attn_out = Dense::new(&w, &b, h, h, precision);
-            let (w, b) = dense("intermediate.dense", i, h)?;
-            let up = Dense::new(&w, &b, i, h, precision);
-            let (w, b) = dense("output.dense", h, i)?;
-            let down = Dense::new(&w, &b, h, i, precision);
-            layers.push(Layer {
-                qkv,
-                attn_out,
-                attn_norm: norm(&format!("{p}.attention.output"))?,
-                up,
-                down,
-                out_norm: norm(&format!("{p}.output"))?,
-            });
-        }
+        let layers = match precision {
+            Precision::Fp32 => Layers::F32(load_layers(&ck, &config, &norm)?),
+            Precision::Int8 => Layers::I8(load_layers(&ck, &config, &norm)?),
+        };
         Ok(Self {
             tokenizer,
             embeddings,
@@ -184,8 +180,19 @@ impl NativeEncoder {
             }
         }
         emb.norm.apply(&mut self.buffers.x[..rows * h], None);
-        for layer in &self.layers {
-            layer.forward(&mut self.buffers, &spans, rows, self.dims, self.act);
+        let b = &mut self.buffers;
+        match &self.layers {
+            Layers::F32(layers) => {
+                for layer in layers {
+                    layer.forward(b, &spans, rows, self.dims, self.act);
+                }
+            }
+            Layers::I8(layers) => {
+                b.x_q.quantize(&b.x, rows, h);
+                for layer in layers {
+                    layer.forward(b, &spans, rows, self.dims, self.act);
+                }
+            }
         }
         Ok(spans
             .iter()
@@ -197,6 +204,49 @@ impl NativeEncoder {
             })
             .collect())
     }
+}
+
+/// Reads every transformer layer of the checkpoint into dense layers of type `D`.
+fn load_layers<D: FromTorch>(
+    ck: &Checkpoint<'_>,
+    config: &BertConfig,
+    norm: &dyn Fn(&str) -> Result<Norm, EmbedError>,
+) -> Result<Vec<Layer<D>>, EmbedError> {
+    let (h, i) = (config.hidden_size, config.intermediate_size);
+    let mut layers = Vec::with_capacity(config.num_hidden_layers);
+    for l in 0..config.num_hidden_layers {
+        let p = format!("encoder.layer.{l}");
+        let dense =
+            |name: &str, out: usize, inp: usize| -> Result<(Vec<f32>, Vec<f32>), EmbedError> {
+                Ok((
+                    ck.get(&format!("{p}.{name}.weight"), &[out, inp])?,
+                    ck.get(&format!("{p}.{name}.bias"), &[out])?,
+                ))
+            };
+        // Q, K and V stacked into one [3h][h] projection: one GEMM instead of three.
+        let (mut w, mut b) = dense("attention.self.query", h, h)?;
+        for part in ["attention.self.key", "attention.self.value"] {
+            let (pw, pb) = dense(part, h, h)?;
+            w.extend(pw);
+            b.extend(pb);
+        }
+        let qkv = D::from_torch(&w, &b, 3 * h, h);
+        let (w, b) = dense("attention.output.dense", h, h)?;
+        let attn_out = D::from_torch(&w, &b, h, h);
+        let (w, b) = dense("intermediate.dense", i, h)?;
+        let up = D::from_torch(&w, &b, i, h);
+        let (w, b) = dense("output.dense", h, i)?;
+        let down = D::from_torch(&w, &b, h, i);
+        layers.push(Layer {
+            qkv,
+            attn_out,
+            attn_norm: norm(&format!("{p}.attention.output"))?,
+            up,
+            down,
+            out_norm: norm(&format!("{p}.output"))?,
+        });
+    }
+    Ok(layers)
 }
 
 impl Encode for NativeEncoder {

@@ -17,7 +17,7 @@ mod vnni;
 use rayon::prelude::*;
 
 use crate::cpu::Isa;
-use crate::ops::multiversion;
+use crate::ops::{Gelu, gelu_serial, lanes_max, lanes_min, layer_norm_rows, multiversion};
 
 /// Activations quantised to `u8`, one scale and zero point per row.
 #[derive(Debug, Default)]
@@ -35,21 +35,9 @@ pub struct QuantRows {
 multiversion! {
     fn quantize_chunk(x: &[f32], width: usize, data: &mut [u8], stride: usize, scale: &mut [f32], zero: &mut [i32]) {
         for (r, row) in x.chunks_exact(width).enumerate() {
-            let (mut lo, mut hi) = ([0.0f32; 16], [0.0f32; 16]);
-            let chunks = row.chunks_exact(16);
-            let (mut tlo, mut thi) = (0.0f32, 0.0f32);
-            for &v in chunks.remainder() {
-                tlo = tlo.min(v);
-                thi = thi.max(v);
-            }
-            for c in chunks {
-                for i in 0..16 {
-                    lo[i] = lo[i].min(c[i]);
-                    hi[i] = hi[i].max(c[i]);
-                }
-            }
-            let lo = lo.iter().fold(tlo, |m, &v| m.min(v));
-            let hi = hi.iter().fold(thi, |m, &v| m.max(v));
+            // The range always includes 0, so the zero point is a level and stays in 0..=255.
+            let lo = lanes_min(row).min(0.0);
+            let hi = lanes_max(row).max(0.0);
             let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
             let z = (-lo / s).round().clamp(0.0, 255.0);
             scale[r] = s;
@@ -57,29 +45,96 @@ multiversion! {
             let inv = 1.0 / s;
             let out = &mut data[r * stride..r * stride + width];
             for (q, &v) in out.iter_mut().zip(row) {
-                *q = (v * inv + z + 0.5).clamp(0.0, 255.0) as u8;
+                // Clamp by comparisons (NaN becomes 0), then round to nearest by adding
+                // 1.5 * 2^23 and read the integer from the low mantissa bits: this vectorises,
+                // where the saturating `as` casts do not.
+                let v = v * inv + z;
+                let v = if v > 0.0 { v } else { 0.0 };
+                let v = if v < 255.0 { v } else { 255.0 };
+                *q = (v + 12_582_912.0).to_bits() as u8;
             }
         }
     }
 }
 
 impl QuantRows {
-    /// Quantises `rows` rows of `width` floats, reusing this buffer's memory.
-    pub fn quantize(&mut self, x: &[f32], rows: usize, width: usize) {
-        let stride = width.next_multiple_of(4);
-        self.stride = stride;
+    /// Sizes the buffer for `rows` rows of `width` values.
+    fn prepare(&mut self, rows: usize, width: usize) {
+        self.stride = width.next_multiple_of(4);
         self.data.clear();
-        self.data.resize(rows * stride, 0);
+        self.data.resize(rows * self.stride, 0);
         self.scale.resize(rows, 0.0);
         self.zero.resize(rows, 0);
-        const ROWS: usize = 64;
-        self.data
-            .par_chunks_mut(ROWS * stride)
-            .zip(self.scale.par_chunks_mut(ROWS))
-            .zip(self.zero.par_chunks_mut(ROWS))
-            .zip(x[..rows * width].par_chunks(ROWS * width))
-            .for_each(|(((d, s), z), x)| quantize_chunk(x, width, d, stride, s, z));
     }
+
+    /// Quantises `rows` rows of `width` floats, reusing this buffer's memory.
+    pub fn quantize(&mut self, x: &[f32], rows: usize, width: usize) {
+        self.prepare(rows, width);
+        let x = &x[..rows * width];
+        self.blocks(rows, TASK_ROWS).into_par_iter().for_each(|b| {
+            quantize_chunk(
+                &x[b.first * width..][..b.rows * width],
+                width,
+                b.data,
+                b.stride,
+                b.scale,
+                b.zero,
+            )
+        });
+    }
+
+    /// Mutable views of consecutive blocks of `per` rows.
+    fn blocks(&mut self, rows: usize, per: usize) -> Vec<QuantBlock<'_>> {
+        let stride = self.stride;
+        let mut out = Vec::with_capacity(rows.div_ceil(per));
+        let (mut data, mut scale, mut zero) =
+            (&mut self.data[..rows * stride], &mut self.scale[..rows], &mut self.zero[..rows]);
+        let mut first = 0;
+        while first < rows {
+            let n = per.min(rows - first);
+            let (d, dr) = data.split_at_mut(n * stride);
+            let (s, sr) = scale.split_at_mut(n);
+            let (z, zr) = zero.split_at_mut(n);
+            out.push(QuantBlock { first, rows: n, stride, data: d, scale: s, zero: z });
+            (data, scale, zero) = (dr, sr, zr);
+            first += n;
+        }
+        out
+    }
+}
+
+/// Rows `first..first + rows` of a [`QuantRows`].
+struct QuantBlock<'a> {
+    first: usize,
+    rows: usize,
+    stride: usize,
+    data: &'a mut [u8],
+    scale: &'a mut [f32],
+    zero: &'a mut [i32],
+}
+
+/// Rows per parallel task: small enough that a block of a 1536-wide output stays in L2 while
+/// its row operation and re-quantisation run, large enough to amortise the task.
+const TASK_ROWS: usize = 48;
+
+/// What happens to each block of finished output rows while they are still in cache.
+#[derive(Debug, Clone, Copy)]
+pub enum RowOp<'a> {
+    /// Nothing.
+    None,
+    /// GELU.
+    Gelu(Gelu),
+    /// `y = LayerNorm(y + residual)`.
+    AddNorm {
+        /// Rows of the same shape as the output.
+        residual: &'a [f32],
+        /// Layer-norm scale.
+        gamma: &'a [f32],
+        /// Layer-norm shift.
+        beta: &'a [f32],
+        /// Layer-norm epsilon.
+        eps: f32,
+    },
 }
 
 /// How the quantised weights are laid out for the kernel in use.
@@ -164,15 +219,70 @@ impl QLinear {
     /// # Panics
     /// If `x` or `y` is shorter than `rows` rows.
     pub fn forward(&self, x: &[f32], y: &mut [f32], rows: usize, scratch: &mut QuantRows) {
-        assert!(x.len() >= rows * self.inputs && y.len() >= rows * self.outputs, "qlinear shapes");
+        assert!(x.len() >= rows * self.inputs, "qlinear input shape");
         scratch.quantize(x, rows, self.inputs);
-        debug_assert_eq!(scratch.stride, self.stride);
-        let y = &mut y[..rows * self.outputs];
-        match &self.packed {
-            Packed::Rows(w) => portable::gemm(scratch, w, &self.columns, y, self.outputs),
-            #[cfg(target_arch = "x86_64")]
-            Packed::Vnni(w) => vnni::gemm(scratch, w, &self.columns, y, self.outputs),
+        self.forward_quantized(scratch, y, rows, RowOp::None, None);
+    }
+
+    /// `y = op(x·Wᵀ + b)` from already-quantised rows, and, if `requant` is given, `y`
+    /// quantised again for the next layer: each block of rows is finished (product, `op`,
+    /// quantisation) by one task while it is in cache, instead of three passes over memory.
+    ///
+    /// # Panics
+    /// If `x` was quantised from another width, or `y` or the residual is shorter than `rows`
+    /// rows.
+    pub fn forward_quantized(
+        &self,
+        x: &QuantRows,
+        y: &mut [f32],
+        rows: usize,
+        op: RowOp<'_>,
+        requant: Option<&mut QuantRows>,
+    ) {
+        let out = self.outputs;
+        assert_eq!(x.stride, self.stride, "input quantised at another width");
+        assert!(x.scale.len() >= rows && y.len() >= rows * out, "qlinear shapes");
+        if let RowOp::AddNorm { residual, gamma, beta, .. } = op {
+            assert!(
+                residual.len() >= rows * out && gamma.len() == out && beta.len() == out,
+                "norm shapes"
+            );
         }
+        let mut requant_blocks = match requant {
+            Some(q) => {
+                q.prepare(rows, out);
+                q.blocks(rows, TASK_ROWS).into_iter().map(Some).collect()
+            }
+            None => Vec::new(),
+        };
+        requant_blocks.resize_with(rows.div_ceil(TASK_ROWS), || None);
+        let tasks: Vec<_> =
+            y[..rows * out].chunks_mut(TASK_ROWS * out).zip(requant_blocks).enumerate().collect();
+        tasks.into_par_iter().for_each(|(i, (y, requant))| {
+            let first = i * TASK_ROWS;
+            let n = y.len() / out;
+            match &self.packed {
+                Packed::Rows(w) => portable::block(x, first, n, w, &self.columns, y, out),
+                #[cfg(target_arch = "x86_64")]
+                Packed::Vnni(w) => vnni::block(x, first, n, w, &self.columns, y, out),
+            }
+            match op {
+                RowOp::None => {}
+                RowOp::Gelu(kind) => gelu_serial(y, kind),
+                RowOp::AddNorm { residual, gamma, beta, eps } => {
+                    layer_norm_rows(
+                        y,
+                        Some(&residual[first * out..(first + n) * out]),
+                        gamma,
+                        beta,
+                        eps,
+                    );
+                }
+            }
+            if let Some(q) = requant {
+                quantize_chunk(y, out, q.data, q.stride, q.scale, q.zero);
+            }
+        });
     }
 }
 
@@ -221,6 +331,51 @@ mod tests {
             QLinear::for_isa(&w, &b, o, i, Isa::Avx512Vnni).forward(&x, &mut c, r, &mut s);
             for (p, v) in a.iter().zip(&c) {
                 assert!((p - v).abs() <= 1e-5 * p.abs().max(1.0), "{p} vs {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn fused_row_ops_match_separate_passes() {
+        let (rows, inputs, outputs) = (100, 64, 96);
+        let w = pseudo_random(outputs * inputs, 11);
+        let b = pseudo_random(outputs, 12);
+        let x = pseudo_random(rows * inputs, 13);
+        let residual = pseudo_random(rows * outputs, 14);
+        let (gamma, beta) = (vec![1.5; outputs], vec![0.25; outputs]);
+        let q = QLinear::from_torch(&w, &b, outputs, inputs);
+        let mut xq = QuantRows::default();
+        xq.quantize(&x, rows, inputs);
+
+        let mut separate = vec![0.0; rows * outputs];
+        q.forward_quantized(&xq, &mut separate, rows, RowOp::None, None);
+        crate::ops::add_layer_norm(&mut separate, Some(&residual), &gamma, &beta, 1e-12);
+        let mut want_q = QuantRows::default();
+        want_q.quantize(&separate, rows, outputs);
+
+        let mut fused = vec![0.0; rows * outputs];
+        let mut got_q = QuantRows::default();
+        let op = RowOp::AddNorm { residual: &residual, gamma: &gamma, beta: &beta, eps: 1e-12 };
+        q.forward_quantized(&xq, &mut fused, rows, op, Some(&mut got_q));
+        assert_eq!(fused, separate);
+        assert_eq!((got_q.data, got_q.scale, got_q.zero), (want_q.data, want_q.scale, want_q.zero));
+
+        let mut gelu = vec![0.0; rows * outputs];
+        q.forward_quantized(&xq, &mut gelu, rows, RowOp::Gelu(Gelu::Erf), None);
+        let mut plain = vec![0.0; rows * outputs];
+        q.forward_quantized(&xq, &mut plain, rows, RowOp::None, None);
+        crate::ops::gelu(&mut plain, Gelu::Erf);
+        assert_eq!(gelu, plain);
+    }
+
+    #[test]
+    fn one_signed_rows_round_trip_within_half_a_step() {
+        for row in [[1.0f32, 2.0, 3.0, 250.0], [-0.5, -7.0, -3.25, -0.01]] {
+            let mut s = QuantRows::default();
+            s.quantize(&row, 1, 4);
+            for (k, &x) in row.iter().enumerate() {
+                let back = s.scale[0] * (f32::from(s.data[k]) - s.zero[0] as f32);
+                assert!((back - x).abs() <= s.scale[0] * 0.5 + 1e-6, "{x} came back as {back}");
             }
         }
     }

@@ -1,8 +1,6 @@
 //! The INT8 kernel for CPUs without AVX-512 VNNI: plain Rust over `[out][k]` weights, which
 //! the compiler turns into widening multiply-adds (`pmaddwd` on x86, `smlal` on ARM).
 
-use rayon::prelude::*;
-
 use super::{Columns, QuantRows};
 use crate::ops::multiversion;
 
@@ -20,21 +18,25 @@ multiversion! {
     }
 }
 
-pub(super) fn gemm(a: &QuantRows, w: &[i8], cols: &Columns, y: &mut [f32], outputs: usize) {
-    const ROWS: usize = 8;
+/// Rows `first..first + n` of the product into `y` (`n` rows of `outputs`).
+pub(super) fn block(
+    a: &QuantRows,
+    first: usize,
+    n: usize,
+    w: &[i8],
+    cols: &Columns,
+    y: &mut [f32],
+    outputs: usize,
+) {
     let stride = a.stride;
-    y.par_chunks_mut(ROWS * outputs).enumerate().for_each(|(i, yc)| {
-        let r0 = i * ROWS;
-        let n = yc.len() / outputs;
-        rows(
-            &a.data[r0 * stride..(r0 + n) * stride],
-            stride,
-            &a.scale[r0..r0 + n],
-            &a.zero[r0..r0 + n],
-            w,
-            cols,
-            yc,
-            outputs,
-        );
-    });
+    rows(
+        &a.data[first * stride..(first + n) * stride],
+        stride,
+        &a.scale[first..first + n],
+        &a.zero[first..first + n],
+        w,
+        cols,
+        y,
+        outputs,
+    );
 }

@@ -3,18 +3,12 @@
 
 use std::arch::x86_64::*;
 
-use rayon::prelude::*;
-
 use super::{Columns, QuantRows};
 
 /// Output columns per packed weight group (four 16-lane registers).
 const GROUP: usize = 64;
 /// Rows per register tile.
 const MR: usize = 6;
-/// Rows per parallel task.
-const TASK_ROWS: usize = MR * 8;
-/// Weight groups per parallel task.
-const TASK_GROUPS: usize = 4;
 
 /// Lays out `q` (`[outputs][stride]`, `stride` a multiple of 4) as
 /// `[group][stride/4][64 columns][4 bytes]`: one 64-byte load feeds 16 columns x 4 inputs.
@@ -31,63 +25,62 @@ pub(super) fn pack(q: &[i8], outputs: usize, stride: usize) -> Vec<i8> {
     out
 }
 
-struct SharedOut(*mut f32);
-// SAFETY: tasks write disjoint tiles of the output (see `gemm`).
-unsafe impl Send for SharedOut {}
-// SAFETY: as above.
-unsafe impl Sync for SharedOut {}
-
-pub(super) fn gemm(a: &QuantRows, w: &[i8], cols: &Columns, y: &mut [f32], outputs: usize) {
-    let rows = y.len() / outputs;
+/// Rows `first..first + n` of the product into `y` (`n` rows of `outputs`), all column
+/// groups: each 64-column weight panel is streamed once per 6-row tile.
+pub(super) fn block(
+    a: &QuantRows,
+    first: usize,
+    n: usize,
+    w: &[i8],
+    cols: &Columns,
+    y: &mut [f32],
+    outputs: usize,
+) {
     let k4 = a.stride / 4;
     let groups = outputs.div_ceil(GROUP);
-    assert!(a.data.len() >= rows * a.stride && w.len() >= groups * k4 * GROUP * 4, "vnni shapes");
+    assert!(
+        a.data.len() >= (first + n) * a.stride && w.len() >= groups * k4 * GROUP * 4,
+        "vnni shapes"
+    );
     assert!(cols.scale.len() == outputs && cols.sum.len() == outputs && cols.bias.len() == outputs);
+    assert!(y.len() >= n * outputs, "vnni output shape");
     assert!(crate::cpu::active() >= crate::cpu::Isa::Avx512Vnni, "VNNI kernel without VNNI");
-    let out = SharedOut(y.as_mut_ptr());
-    let out = &out;
-    let row_tasks = rows.div_ceil(TASK_ROWS);
-    let group_tasks = groups.div_ceil(TASK_GROUPS);
-    (0..row_tasks * group_tasks).into_par_iter().for_each(|t| {
-        let (rt, gt) = (t / group_tasks, t % group_tasks);
-        let r_end = ((rt + 1) * TASK_ROWS).min(rows);
-        for g in gt * TASK_GROUPS..((gt + 1) * TASK_GROUPS).min(groups) {
-            let c0 = g * GROUP;
-            let width = (outputs - c0).min(GROUP);
-            let panel = &w[g * k4 * GROUP * 4..(g + 1) * k4 * GROUP * 4];
-            let mut r = rt * TASK_ROWS;
-            while r < r_end {
-                let n = (r_end - r).min(MR);
-                let tile = Tile {
-                    a: &a.data[r * a.stride..(r + n) * a.stride],
-                    stride: a.stride,
-                    a_scale: &a.scale[r..r + n],
-                    a_zero: &a.zero[r..r + n],
-                    w: panel,
-                    k4,
-                    scale: &cols.scale[c0..c0 + width],
-                    sum: &cols.sum[c0..c0 + width],
-                    bias: &cols.bias[c0..c0 + width],
-                };
-                // SAFETY: the CPU has AVX-512 VNNI (asserted above). The tile reads only the
-                // slices it is given, and writes rows r..r+n, columns c0..c0+width of `y`
-                // (rows x outputs, in bounds by the loop limits): tasks split rows and groups,
-                // so no two write the same element.
-                unsafe {
-                    let dst = out.0.add(r * outputs + c0);
-                    match n {
-                        6 => tile_kernel::<6>(&tile, dst, outputs),
-                        5 => tile_kernel::<5>(&tile, dst, outputs),
-                        4 => tile_kernel::<4>(&tile, dst, outputs),
-                        3 => tile_kernel::<3>(&tile, dst, outputs),
-                        2 => tile_kernel::<2>(&tile, dst, outputs),
-                        _ => tile_kernel::<1>(&tile, dst, outputs),
-                    }
+    for g in 0..groups {
+        let c0 = g * GROUP;
+        let width = (outputs - c0).min(GROUP);
+        let panel = &w[g * k4 * GROUP * 4..(g + 1) * k4 * GROUP * 4];
+        let mut r = 0;
+        while r < n {
+            let m = (n - r).min(MR);
+            let row = first + r;
+            let tile = Tile {
+                a: &a.data[row * a.stride..(row + m) * a.stride],
+                stride: a.stride,
+                a_scale: &a.scale[row..row + m],
+                a_zero: &a.zero[row..row + m],
+                w: panel,
+                k4,
+                scale: &cols.scale[c0..c0 + width],
+                sum: &cols.sum[c0..c0 + width],
+                bias: &cols.bias[c0..c0 + width],
+            };
+            let dst = &mut y[r * outputs + c0..];
+            // SAFETY: the CPU has AVX-512 VNNI (asserted above); the tile's slices have the
+            // lengths `tile_kernel` requires, and `dst` holds rows r..r+m of `y` from column
+            // c0, so every row's `width` columns at stride `outputs` are inside it.
+            unsafe {
+                match m {
+                    6 => tile_kernel::<6>(&tile, dst, outputs),
+                    5 => tile_kernel::<5>(&tile, dst, outputs),
+                    4 => tile_kernel::<4>(&tile, dst, outputs),
+                    3 => tile_kernel::<3>(&tile, dst, outputs),
+                    2 => tile_kernel::<2>(&tile, dst, outputs),
+                    _ => tile_kernel::<1>(&tile, dst, outputs),
                 }
-                r += n;
             }
+            r += m;
         }
-    });
+    }
 }
 
 struct Tile<'a> {
@@ -107,10 +100,12 @@ struct Tile<'a> {
 /// # Safety
 /// The CPU must have AVX-512 F/BW and VNNI; `t.a` must hold `R` rows of `t.stride` bytes,
 /// `t.w` `t.k4 * 256` bytes, the column slices the tile's width (1..=64), and `dst` must be
-/// valid for writes of `R` rows of that width at stride `ldc`.
+/// hold `R - 1` rows at stride `ldc` plus the tile's width.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn tile_kernel<const R: usize>(t: &Tile<'_>, dst: *mut f32, ldc: usize) {
+unsafe fn tile_kernel<const R: usize>(t: &Tile<'_>, dst: &mut [f32], ldc: usize) {
     debug_assert!(t.a.len() >= R * t.stride && t.w.len() >= t.k4 * GROUP * 4);
+    debug_assert!(dst.len() >= (R - 1) * ldc + t.scale.len());
+    let dst = dst.as_mut_ptr();
     let mut acc = [[_mm512_setzero_si512(); 4]; R];
     let a = t.a.as_ptr();
     let mut w = t.w.as_ptr();
