@@ -51,6 +51,7 @@ mod tests {
     fn parses_and_prints() {
         assert_eq!("INT8".parse::<Precision>(), Ok(Precision::Int8));
         assert_eq!(Precision::Fp32.to_string().parse::<Precision>(), Ok(Precision::Fp32));
-        assert!("fp16".parse::<Precision>().unwrap_err().contains("fp32 or int8"));
+        let err = "fp16".parse::<Precision>().expect_err("not a precision");
+        assert!(err.contains("fp32 or int8"), "{err}");
     }
 }

@@ -150,7 +150,7 @@ pub fn add_layer_norm(
     eps: f32,
 ) {
     let width = gamma.len();
-    assert!(width > 0 && beta.len() == width && x.len() % width == 0, "layer norm shapes");
+    assert!(width > 0 && beta.len() == width && x.len().is_multiple_of(width), "layer norm shapes");
     if let Some(r) = residual {
         assert_eq!(r.len(), x.len(), "residual shape");
     }

@@ -258,6 +258,53 @@ fn embed_prints_reference_quality_vectors() {
     assert_eq!(json(&out)["ok"], true);
 }
 
+/// `ragmill embed --json` vectors for `texts`, with `env` set.
+fn embeddings(env: &[(&str, &str)], flags: &[&str], texts: &[&str]) -> Vec<Vec<f64>> {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_ragmill"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--model-dir")
+        .arg(model_dir())
+        .args(["embed", "--json"])
+        .args(flags)
+        .args(texts)
+        .envs(env.iter().copied())
+        .output()
+        .expect("ragmill runs");
+    json(&out)["embeddings"]
+        .as_array()
+        .expect("embeddings")
+        .iter()
+        .map(|v| v.as_array().expect("vector").iter().map(|x| x.as_f64().expect("float")).collect())
+        .collect()
+}
+
+fn cosine64(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt()
+        * b.iter().map(|x| x * x).sum::<f64>().sqrt())
+}
+
+#[test]
+fn every_kernel_level_computes_the_same_vectors() {
+    // The CPU's best kernels against each fallback an older CPU would use (RAGMILL_KERNELS can
+    // only lower the level), in both precisions. FP32 differs only in float rounding; INT8
+    // also in the odd activation that rounding moves to the neighbouring level.
+    let texts = ["Tides follow the moon.", "", "Ein längerer Satz über Gezeiten, Mond und Erde."];
+    for (precision, floor) in [("fp32", 0.99999), ("int8", 0.999)] {
+        let flags = ["--precision", precision];
+        let best = embeddings(&[], &flags, &texts);
+        for level in ["portable", "avx2"] {
+            let other = embeddings(&[("RAGMILL_KERNELS", level)], &flags, &texts);
+            for (a, b) in best.iter().zip(&other) {
+                let c = cosine64(a, b);
+                assert!(c > floor, "{precision} on {level} kernels: cosine {c}");
+            }
+        }
+    }
+}
+
 #[test]
 fn eval_on_the_hand_built_beir_set() {
     let data = tempfile::tempdir().expect("tmp");

@@ -5,14 +5,21 @@ use super::{Columns, QuantRows};
 use crate::ops::multiversion;
 
 multiversion! {
-    fn rows(a: &[u8], stride: usize, a_scale: &[f32], a_zero: &[i32], w: &[i8], cols: &Columns, y: &mut [f32], outputs: usize) {
-        for (r, out) in y.chunks_exact_mut(outputs).enumerate() {
-            let arow = &a[r * stride..(r + 1) * stride];
+    /// Rows `first..first + y.len() / outputs` of the product into `y`.
+    fn rows(a: &QuantRows, first: usize, w: &[i8], cols: &Columns, y: &mut [f32], outputs: usize) {
+        let stride = a.stride;
+        for (i, out) in y.chunks_exact_mut(outputs).enumerate() {
+            let r = first + i;
+            let arow = &a.data[r * stride..(r + 1) * stride];
             for (c, o) in out.iter_mut().enumerate() {
                 let wrow = &w[c * stride..(c + 1) * stride];
-                let dot: i32 = arow.iter().zip(wrow).map(|(&u, &q)| i32::from(i16::from(u) * i16::from(q))).sum();
-                let v = dot - a_zero[r] * cols.sum[c];
-                *o = v as f32 * (a_scale[r] * cols.scale[c]) + cols.bias[c];
+                let dot: i32 = arow
+                    .iter()
+                    .zip(wrow)
+                    .map(|(&u, &q)| i32::from(i16::from(u) * i16::from(q)))
+                    .sum();
+                let v = dot - a.zero[r] * cols.sum[c];
+                *o = v as f32 * (a.scale[r] * cols.scale[c]) + cols.bias[c];
             }
         }
     }
@@ -28,15 +35,5 @@ pub(super) fn block(
     y: &mut [f32],
     outputs: usize,
 ) {
-    let stride = a.stride;
-    rows(
-        &a.data[first * stride..(first + n) * stride],
-        stride,
-        &a.scale[first..first + n],
-        &a.zero[first..first + n],
-        w,
-        cols,
-        y,
-        outputs,
-    );
+    rows(a, first, w, cols, &mut y[..n * outputs], outputs);
 }
