@@ -66,7 +66,8 @@ async fn native_int8_stays_close_to_the_reference() {
     let options = LocalOptions { max_batch: 7, precision: Precision::Int8, ..Default::default() };
     let worst = worst_cosine(options).await;
     eprintln!("int8 worst cosine {} ({:?})", worst.0, worst.1);
-    assert!(worst.0 >= 0.99, "cosine {} for {:?}", worst.0, worst.1);
+    // The issue asks for 0.99; blocked quantisation gives 0.9986, so a regression shows.
+    assert!(worst.0 >= 0.998, "cosine {} for {:?}", worst.0, worst.1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
