@@ -5,8 +5,9 @@
 //! compiler vectorises for whatever the target has (SSE2, NEON). No path needs a CPU feature
 //! the build machine had, so one binary runs on any x86-64 or ARM64 machine.
 //!
-//! - [`sgemm`]: FP32 matrix products on the `gemm` crate (runtime-dispatched AVX-512/AVX2/NEON
-//!   micro-kernels), with bias fused by pre-filling the destination.
+//! - [`sgemm`]: FP32 dense layers: on AVX-512 a 6x64 FMA register tile over weights packed
+//!   once at load, finishing each block of rows (bias, GELU or residual + norm, [`RowOp`])
+//!   while it is in cache; elsewhere the `gemm` crate's runtime-dispatched AVX2/NEON kernels.
 //! - [`qgemm`]: INT8 products: weights quantised per output channel at load, activations per
 //!   row at run time, `u8 x i8 -> i32` with `vpdpbusd` where the CPU has AVX-512 VNNI.
 //! - [`ops`]: fused row operations (residual + layer norm, GELU, scaled softmax) with a
@@ -21,6 +22,9 @@ pub mod attention;
 pub mod cpu;
 pub mod ops;
 pub mod qgemm;
+mod rows;
 pub mod sgemm;
+
+pub use rows::RowOp;
 
 pub use cpu::Isa;

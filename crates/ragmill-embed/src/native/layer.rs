@@ -1,7 +1,7 @@
 //! One transformer layer of the native encoder, and the buffers a forward pass reuses.
 
 use ragmill_kernels::attention::{Span, self_attention};
-use ragmill_kernels::ops::{Gelu, add_layer_norm, gelu};
+use ragmill_kernels::ops::{Gelu, add_layer_norm};
 use ragmill_kernels::qgemm::{QLinear, QuantRows, RowOp};
 use ragmill_kernels::sgemm::Linear;
 
@@ -76,19 +76,19 @@ pub(super) struct Layer<D> {
 }
 
 impl Layer<Linear> {
-    /// Transforms `b.x` (rows of `spans`) in place.
+    /// Transforms `b.x` (rows of `spans`) in place. Bias, GELU and residual + norm run on
+    /// each block of output rows as the GEMM finishes it.
     pub(super) fn forward(&self, b: &mut Buffers, spans: &[Span], rows: usize, d: Dims, act: Gelu) {
         let h = d.hidden;
         let n = rows * h;
         self.qkv.forward(&b.x[..n], &mut b.qkv, rows);
         self_attention(&b.qkv[..rows * 3 * h], &mut b.ctx[..n], spans, d.heads, h / d.heads);
-        self.attn_out.forward(&b.ctx[..n], &mut b.tmp, rows);
-        self.attn_norm.apply(&mut b.tmp[..n], Some(&b.x[..n]));
+        let op = self.attn_norm.after(&b.x[..n]);
+        self.attn_out.forward_with(&b.ctx[..n], &mut b.tmp, rows, op);
         std::mem::swap(&mut b.x, &mut b.tmp);
-        self.up.forward(&b.x[..n], &mut b.inter, rows);
-        gelu(&mut b.inter[..rows * d.intermediate], act);
-        self.down.forward(&b.inter[..rows * d.intermediate], &mut b.tmp, rows);
-        self.out_norm.apply(&mut b.tmp[..n], Some(&b.x[..n]));
+        self.up.forward_with(&b.x[..n], &mut b.inter, rows, RowOp::Gelu(act));
+        let op = self.out_norm.after(&b.x[..n]);
+        self.down.forward_with(&b.inter[..rows * d.intermediate], &mut b.tmp, rows, op);
         std::mem::swap(&mut b.x, &mut b.tmp);
     }
 }

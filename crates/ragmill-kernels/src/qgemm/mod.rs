@@ -20,7 +20,9 @@ mod vnni;
 use rayon::prelude::*;
 
 use crate::cpu::Isa;
-use crate::ops::{Gelu, gelu_serial, lanes_max, lanes_min, layer_norm_rows, multiversion};
+use crate::ops::{lanes_max, lanes_min, multiversion};
+pub use crate::rows::RowOp;
+use crate::rows::task_rows;
 
 /// Inputs per quantisation block.
 pub const BLOCK: usize = 64;
@@ -69,10 +71,13 @@ multiversion! {
 impl QuantRows {
     /// Sizes the buffer for `rows` rows of `width` values.
     fn prepare(&mut self, rows: usize, width: usize) {
+        // Grown, never cleared: the padding columns past `width` meet zero weights, so what
+        // they hold does not matter, and zeroing megabytes per layer did.
         self.stride = width.next_multiple_of(BLOCK);
         let blocks = self.stride / BLOCK;
-        self.data.clear();
-        self.data.resize(rows * self.stride, 0);
+        if self.data.len() < rows * self.stride {
+            self.data.resize(rows * self.stride, 0);
+        }
         self.scale.resize(rows * blocks, 0.0);
         self.zero.resize(rows * blocks, 0.0);
     }
@@ -86,7 +91,7 @@ impl QuantRows {
     pub fn quantize(&mut self, x: &[f32], rows: usize, width: usize) {
         self.prepare(rows, width);
         let x = &x[..rows * width];
-        self.blocks(rows, TASK_ROWS).into_par_iter().for_each(|b| {
+        self.blocks(rows, task_rows(rows)).into_par_iter().for_each(|b| {
             quantize_chunk(
                 &x[b.first * width..][..b.rows * width],
                 width,
@@ -130,30 +135,6 @@ struct QuantBlock<'a> {
     data: &'a mut [u8],
     scale: &'a mut [f32],
     zero: &'a mut [f32],
-}
-
-/// Rows per parallel task: small enough that a block of a 1536-wide output stays in L2 while
-/// its row operation and re-quantisation run, large enough to amortise the task.
-const TASK_ROWS: usize = 48;
-
-/// What happens to each block of finished output rows while they are still in cache.
-#[derive(Debug, Clone, Copy)]
-pub enum RowOp<'a> {
-    /// Nothing.
-    None,
-    /// GELU.
-    Gelu(Gelu),
-    /// `y = LayerNorm(y + residual)`.
-    AddNorm {
-        /// Rows of the same shape as the output.
-        residual: &'a [f32],
-        /// Layer-norm scale.
-        gamma: &'a [f32],
-        /// Layer-norm shift.
-        beta: &'a [f32],
-        /// Layer-norm epsilon.
-        eps: f32,
-    },
 }
 
 /// How the quantised weights are laid out for the kernel in use.
@@ -266,43 +247,27 @@ impl QLinear {
         let out = self.outputs;
         assert_eq!(x.stride, self.stride, "input quantised at another width");
         assert!(x.scale.len() >= rows && y.len() >= rows * out, "qlinear shapes");
-        if let RowOp::AddNorm { residual, gamma, beta, .. } = op {
-            assert!(
-                residual.len() >= rows * out && gamma.len() == out && beta.len() == out,
-                "norm shapes"
-            );
-        }
+        op.check(rows, out);
+        let per = task_rows(rows);
         let mut requant_blocks = match requant {
             Some(q) => {
                 q.prepare(rows, out);
-                q.blocks(rows, TASK_ROWS).into_iter().map(Some).collect()
+                q.blocks(rows, per).into_iter().map(Some).collect()
             }
             None => Vec::new(),
         };
-        requant_blocks.resize_with(rows.div_ceil(TASK_ROWS), || None);
+        requant_blocks.resize_with(rows.div_ceil(per), || None);
         let tasks: Vec<_> =
-            y[..rows * out].chunks_mut(TASK_ROWS * out).zip(requant_blocks).enumerate().collect();
+            y[..rows * out].chunks_mut(per * out).zip(requant_blocks).enumerate().collect();
         tasks.into_par_iter().for_each(|(i, (y, requant))| {
-            let first = i * TASK_ROWS;
+            let first = i * per;
             let n = y.len() / out;
             match &self.packed {
                 Packed::Rows(w) => portable::block(x, first, n, w, &self.columns, y, out),
                 #[cfg(target_arch = "x86_64")]
                 Packed::Vnni(w) => vnni::block(x, first, n, w, &self.columns, y, out),
             }
-            match op {
-                RowOp::None => {}
-                RowOp::Gelu(kind) => gelu_serial(y, kind),
-                RowOp::AddNorm { residual, gamma, beta, eps } => {
-                    layer_norm_rows(
-                        y,
-                        Some(&residual[first * out..(first + n) * out]),
-                        gamma,
-                        beta,
-                        eps,
-                    );
-                }
-            }
+            op.apply(y, first);
             if let Some(q) = requant {
                 quantize_chunk(y, out, q.data, q.stride, q.scale, q.zero);
             }
@@ -313,6 +278,7 @@ impl QLinear {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::Gelu;
     use crate::sgemm::{Linear, pseudo_random};
 
     fn check(isa: Isa, rows: usize, inputs: usize, outputs: usize) {

@@ -16,7 +16,12 @@ pub async fn embed(g: &Global, args: BenchEmbedArgs) -> Result<Status> {
     let mut tokenizer = Tokenizer::from_file(g.model_dir.join("tokenizer.json")).map_err(|e| {
         anyhow::anyhow!("loading {}: {e}", g.model_dir.join("tokenizer.json").display())
     })?;
+    // Count what the model sees: no padding, and no truncation but the model's own window
+    // (tokenizer.json ships truncation at 128, which would undercount long chunks).
     tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| anyhow::anyhow!("configuring the tokenizer: {e}"))?;
     let embedder = app::embedder(g, args.batch)?;
     let max = embedder.info().max_tokens;
     let texts = match &args.input {
