@@ -62,4 +62,10 @@ pub trait Embedder: Send + Sync {
 
     /// Embeds `texts`, one vector each, in order.
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError>;
+
+    /// The backend's live state as JSON (endpoints, circuits, latencies for a pool; engine and
+    /// precision for the local model), for `GET /v1/stats`. `None` when there is nothing to say.
+    fn stats(&self) -> Option<serde_json::Value> {
+        None
+    }
 }

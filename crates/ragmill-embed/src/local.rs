@@ -77,6 +77,7 @@ type Request = (Vec<String>, oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>)
 /// the thread once the batch in hand is done.
 pub struct LocalEmbedder {
     info: ModelInfo,
+    options: LocalOptions,
     tx: mpsc::Sender<Request>,
 }
 
@@ -132,7 +133,7 @@ impl LocalEmbedder {
                 }
             })
             .map_err(|e| EmbedError::Unavailable(format!("cannot start embedding thread: {e}")))?;
-        Ok(Self { info, tx })
+        Ok(Self { info, options, tx })
     }
 }
 
@@ -140,6 +141,18 @@ impl LocalEmbedder {
 impl Embedder for LocalEmbedder {
     fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    fn stats(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "backend": "local",
+            "model": self.info.id,
+            "dimensions": self.info.dimensions,
+            "engine": self.options.engine,
+            "precision": self.options.precision,
+            "kernels": crate::kernel_isa(),
+            "max_batch": self.options.max_batch,
+        }))
     }
 
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {

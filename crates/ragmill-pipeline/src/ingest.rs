@@ -165,7 +165,6 @@ impl Pipeline {
         bytes: Vec<u8>,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Ingested, (DocError, Option<ragmill_core::DocumentKind>, Timings)> {
-        let info = self.embedder.info().clone();
         let mut timings = Timings::new();
         let mut clock = Instant::now();
         let mut lap = |timings: &mut Timings, stage: Stage| {
@@ -175,27 +174,8 @@ impl Pipeline {
         let fail = |e: DocError, kind, timings: &Timings| (e, kind, timings.clone());
 
         // Unchanged bytes under the same model: nothing to do.
-        let store = Arc::clone(&self.store);
-        let name = meta.name.clone();
-        let existing = blocking(move || store.user(user).document_by_name(&name))
-            .await
-            .map_err(internal)
-            .and_then(|r| r.map_err(store_error))
-            .map_err(|e| fail(e, None, &timings))?;
-        if let Some(doc) = existing.filter(|d| {
-            d.content_hash == meta.hash.to_hex()
-                && d.state == ragmill_store::DocumentState::Ready
-                && d.error.is_none()
-                && d.model.as_deref() == Some(info.space.as_str())
-        }) {
-            return Ok(Ingested {
-                id: doc.id,
-                chunks: doc.chunks as usize,
-                cache_hits: 0,
-                embedded: 0,
-                unchanged: true,
-                timings: doc.timings,
-            });
+        if let Some(done) = self.unchanged(user, meta).await.map_err(|e| fail(e, None, &timings))? {
+            return Ok(done);
         }
 
         progress(Progress { stage: Stage::Extracting, done: 0, total: 1 });
@@ -222,6 +202,27 @@ impl Pipeline {
             ));
         }
         lap(&mut timings, Stage::Chunking);
+        self.embed_and_store(user, meta, kind, chunks, timings, progress).await
+    }
+
+    /// Looks up, embeds and stores the chunks of one document (after extraction and chunking,
+    /// here or on a client).
+    async fn embed_and_store(
+        &self,
+        user: UserId,
+        meta: &Meta,
+        kind: Option<ragmill_core::DocumentKind>,
+        chunks: Vec<Chunk>,
+        mut timings: Timings,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Ingested, (DocError, Option<ragmill_core::DocumentKind>, Timings)> {
+        let info = self.embedder.info().clone();
+        let mut clock = Instant::now();
+        let mut lap = |timings: &mut Timings, stage: Stage| {
+            timings.insert(stage.as_str().into(), clock.elapsed().as_secs_f64());
+            clock = Instant::now();
+        };
+        let fail = |e: DocError, kind, timings: &Timings| (e, kind, timings.clone());
 
         // Cache lookup, then embed each distinct missing text once.
         let total = chunks.len();
@@ -322,6 +323,92 @@ impl Pipeline {
         })
         .inspect(|_| tracing::debug!(document = %meta.name, cached, embedded, "ingested"))
     }
+}
+
+impl Pipeline {
+    /// The stored document, if `meta` names one with the same bytes, ready, in this space.
+    async fn unchanged(&self, user: UserId, meta: &Meta) -> Result<Option<Ingested>, DocError> {
+        let space = self.embedder.info().space.clone();
+        let store = Arc::clone(&self.store);
+        let name = meta.name.clone();
+        let existing = blocking(move || store.user(user).document_by_name(&name))
+            .await
+            .map_err(internal)
+            .and_then(|r| r.map_err(store_error))?;
+        Ok(existing
+            .filter(|d| {
+                d.content_hash == meta.hash.to_hex()
+                    && d.state == ragmill_store::DocumentState::Ready
+                    && d.error.is_none()
+                    && d.model.as_deref() == Some(space.as_str())
+            })
+            .map(|doc| Ingested {
+                id: doc.id,
+                chunks: doc.chunks as usize,
+                cache_hits: 0,
+                embedded: 0,
+                unchanged: true,
+                timings: doc.timings,
+            }))
+    }
+
+    /// Ingests a document extracted and chunked elsewhere (`ragmill ingest --server` does it
+    /// on the client): checks every chunk against the model's window with this side's
+    /// tokenizer, then looks up, embeds and stores as [`Pipeline::ingest_one`] does.
+    pub async fn ingest_prechunked(
+        &self,
+        user: UserId,
+        doc: Prechunked,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Outcome {
+        let started = Instant::now();
+        let hash = ContentHash::from_hex(&doc.content_hash)
+            .map_err(|e| DocError::new("invalid_request", format!("content_hash: {e}")))?;
+        if doc.chunks.is_empty() {
+            return Err(DocError::new("no_text", "the document has no chunks"));
+        }
+        let window = self.embedder.info().max_tokens;
+        let mut chunks = doc.chunks;
+        for (i, c) in chunks.iter_mut().enumerate() {
+            let tokens = self
+                .chunker
+                .count_tokens(&c.text)
+                .map_err(|e| DocError::new("chunking_failed", e.to_string()))?;
+            if tokens > window {
+                return Err(DocError::new(
+                    "chunk_too_long",
+                    format!("chunk {i} has {tokens} tokens; the model's window is {window}"),
+                ));
+            }
+            c.ordinal = i as u32;
+            c.tokens = tokens;
+        }
+        let meta = Meta { name: doc.name, document: None, hash, size: doc.size };
+        if let Some(done) = self.unchanged(user, &meta).await? {
+            return Ok(done);
+        }
+        let mut result = self
+            .embed_and_store(user, &meta, Some(doc.kind), chunks, Timings::new(), progress)
+            .await
+            .map_err(|(e, _, _)| e)?;
+        result.timings.insert("total".into(), started.elapsed().as_secs_f64());
+        Ok(result)
+    }
+}
+
+/// A document extracted and chunked by a client, as `POST /v1/documents/chunked` takes it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Prechunked {
+    /// The name it is stored under (unique per user).
+    pub name: String,
+    /// blake3 of the original file's bytes, in hex: an unchanged file is not re-processed.
+    pub content_hash: String,
+    /// The original file's size in bytes.
+    pub size: u64,
+    /// What the client extracted it as.
+    pub kind: ragmill_core::DocumentKind,
+    /// The chunks, in order (ordinals and token counts are recomputed here).
+    pub chunks: Vec<Chunk>,
 }
 
 struct Meta {

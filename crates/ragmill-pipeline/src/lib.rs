@@ -15,7 +15,7 @@ mod ingest;
 use std::sync::Arc;
 
 pub use batcher::{BatchConfig, BatchObserver, Batcher, BatcherStats, Embedded};
-pub use ingest::{DocError, Ingested, Input, Outcome, Source};
+pub use ingest::{DocError, Ingested, Input, Outcome, Prechunked, Source};
 
 use ragmill_chunk::Chunker;
 use ragmill_core::{Embedder, Progress};
@@ -85,6 +85,18 @@ impl Pipeline {
     /// The embedder.
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
         &self.embedder
+    }
+
+    /// The chunker (the model's tokenizer: [`Chunker::count_tokens`] counts as the model sees a
+    /// text).
+    pub fn chunker(&self) -> &Arc<Chunker> {
+        &self.chunker
+    }
+
+    /// The shared batcher: texts submitted here are packed into the same batches as every
+    /// document's chunks, and a text already queued or in flight is joined, not embedded again.
+    pub fn batcher(&self) -> &Batcher {
+        &self.batcher
     }
 
     /// Reports every embedding batch to `observer` (for metrics). The batcher is shared by all

@@ -14,6 +14,9 @@
 //!   a pool-wide retry budget, a circuit breaker per endpoint and a background health check that
 //!   brings healed endpoints back. [`Pool::stats`] reports per-endpoint metrics.
 //! - [`PoolConfig`] and [`EndpointConfig`] are the settings, readable with serde.
+//! - [`fake`]: stand-in servers that speak the real Ollama and OpenAI wire formats with
+//!   hash-seeded vectors (no model), with switchable latency, failures, serial service and
+//!   kill/revive, for tests and benchmarks (`ragmill bench pool`).
 //!
 //! Transport: plain `http://` by default. `https://` needs the `rustls` cargo feature (rustls on
 //! the *ring* provider, with the platform's trust store); it is off by default because enabling
@@ -42,6 +45,7 @@ mod budget;
 mod config;
 mod endpoint;
 mod error;
+pub mod fake;
 mod health;
 mod http;
 mod ollama;

@@ -155,6 +155,10 @@ impl std::fmt::Debug for Pool {
 
 #[async_trait]
 impl Embedder for Pool {
+    fn stats(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(Pool::stats(self)).ok()
+    }
+
     fn info(&self) -> &ModelInfo {
         &self.inner.info
     }

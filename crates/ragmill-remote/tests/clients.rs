@@ -5,7 +5,7 @@ mod fake;
 
 use std::time::Duration;
 
-use fake::{FakeOllama, FakeOpenAi, all_expected, texts};
+use fake::{FakeOpenAi, all_expected, ollama, openai, texts};
 use ragmill_core::{EmbedError, Embedder};
 use ragmill_remote::{OllamaClient, OpenAiClient, RemoteError};
 use serde_json::{Value, json};
@@ -42,7 +42,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn ollama_parses_the_documented_response() {
-    let server = FakeOllama::start(10).await;
+    let server = ollama(10).await;
     server.set_canned(200, data("ollama_embed.json"));
     let client = OllamaClient::new(&server.url(), "all-minilm", 10).expect("client");
     let input = strings(&["Why is the sky blue?", "Why is the grass green?"]);
@@ -61,7 +61,7 @@ async fn ollama_parses_the_documented_response() {
 
 #[tokio::test]
 async fn ollama_error_body_names_endpoint_status_and_message() {
-    let server = FakeOllama::start(10).await;
+    let server = ollama(10).await;
     server.set_canned(404, data("ollama_error.json"));
     let client = OllamaClient::new(&server.url(), "all-minilm", 10).expect("client");
 
@@ -83,7 +83,7 @@ async fn ollama_error_body_names_endpoint_status_and_message() {
 
 #[tokio::test]
 async fn ollama_wrong_count_or_dimension_is_a_shape_error() {
-    let server = FakeOllama::start(10).await;
+    let server = ollama(10).await;
     server.set_canned(200, data("ollama_embed.json")); // two vectors of 10
     let client = OllamaClient::new(&server.url(), "all-minilm", 10).expect("client");
     let err = client.embed(strings(&["a", "b", "c"])).await.expect_err("2 for 3");
@@ -96,7 +96,7 @@ async fn ollama_wrong_count_or_dimension_is_a_shape_error() {
 
 #[tokio::test]
 async fn garbage_answers_are_rejected() {
-    let server = FakeOllama::start(4).await;
+    let server = ollama(4).await;
     let client = OllamaClient::new(&server.url(), "m", 2).expect("client");
     // 1e39 does not fit an f32: it would become infinity.
     server.set_canned(200, r#"{"embeddings": [[1e39, 0.0]]}"#);
@@ -115,7 +115,7 @@ async fn garbage_answers_are_rejected() {
 
 #[tokio::test]
 async fn openai_parses_the_documented_response_and_sends_key_and_format() {
-    let server = FakeOpenAi::start(6).await;
+    let server = openai(6).await;
     server.set_canned(200, data("openai_embeddings.json"));
     let client =
         OpenAiClient::new(&server.url(), "text-embedding-ada-002", Some("sk-test".into()), 6)
@@ -138,7 +138,7 @@ async fn openai_parses_the_documented_response_and_sends_key_and_format() {
 
 #[tokio::test]
 async fn openai_puts_vectors_in_index_order() {
-    let server = FakeOpenAi::start(3).await;
+    let server = openai(3).await;
     server.set_canned(200, data("openai_embeddings_shuffled.json"));
     let client =
         OpenAiClient::new(&server.url(), "text-embedding-3-small", None, 3).expect("client");
@@ -148,7 +148,7 @@ async fn openai_puts_vectors_in_index_order() {
 
 #[tokio::test]
 async fn openai_accepts_base64_embeddings() {
-    let server = FakeOpenAi::start(4).await;
+    let server = openai(4).await;
     server.set_canned(200, data("openai_embeddings_base64.json"));
     let client =
         OpenAiClient::new(&server.url(), "text-embedding-3-small", None, 4).expect("client");
@@ -158,7 +158,7 @@ async fn openai_accepts_base64_embeddings() {
 
 #[tokio::test]
 async fn openai_error_body_names_endpoint_status_and_message() {
-    let server = FakeOpenAi::start(4).await;
+    let server = openai(4).await;
     server.set_canned(401, data("openai_error.json"));
     let client = OpenAiClient::new(&server.url(), "m", Some("sk-test".into()), 4).expect("client");
     let EmbedError::Backend(message) = client.embed(strings(&["x"])).await.expect_err("401") else {
@@ -172,7 +172,7 @@ async fn openai_error_body_names_endpoint_status_and_message() {
 
 #[tokio::test]
 async fn openai_url_with_or_without_v1() {
-    let server = FakeOpenAi::with_key(8, "k").await;
+    let server = FakeOpenAi::with_key(8, "k").await.expect("start a fake server");
     let input = texts(3);
     for url in [
         server.url(),
@@ -192,14 +192,14 @@ async fn openai_url_with_or_without_v1() {
 #[tokio::test]
 async fn live_fakes_round_trip_and_normalise() {
     let input = texts(7);
-    let ollama = FakeOllama::start(24).await;
+    let ollama = ollama(24).await;
     let client = OllamaClient::connect(&ollama.url(), "m").await.expect("connect");
     assert_eq!(client.info().dimensions, 24);
     let got = client.embed(input.clone()).await.expect("ollama");
     assert!(all_expected(&input, &got, 24));
     assert!(got.iter().all(|v| (v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5));
 
-    let openai = FakeOpenAi::start(24).await;
+    let openai = openai(24).await;
     openai.set_shuffle(true);
     openai.set_base64(true);
     let client = OpenAiClient::connect(&openai.url(), "m", None).await.expect("connect");
@@ -210,7 +210,7 @@ async fn live_fakes_round_trip_and_normalise() {
 
 #[tokio::test]
 async fn refused_connection_and_timeout_name_the_endpoint() {
-    let server = FakeOllama::start(4).await;
+    let server = ollama(4).await;
     server.set_latency(Duration::from_secs(30));
     let client = OllamaClient::new(&server.url(), "m", 4)
         .expect("client")

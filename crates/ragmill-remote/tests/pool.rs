@@ -10,7 +10,7 @@ mod fake;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fake::{FakeOllama, FakeOpenAi, FakeServer, all_expected, texts, wait_until};
+use fake::{FakeServer, all_expected, ollama, openai, texts, wait_until};
 use ragmill_core::{EmbedError, Embedder};
 use ragmill_remote::{BackendKind, CircuitState, EndpointConfig, EndpointStats, Pool, PoolConfig};
 
@@ -71,13 +71,12 @@ async fn traffic(pool: &Arc<Pool>, workers: usize, calls: usize, per_call: usize
 async fn same_vectors_in_same_order_with_one_or_three_endpoints() {
     let input = texts(100);
 
-    let solo = FakeOllama::start(DIM).await;
+    let solo = ollama(DIM).await;
     let mut c1 = config(BackendKind::Ollama, &[&solo]);
     c1.endpoints[0].batch_size = Some(8);
     let one = Pool::connect(c1).await.expect("connect 1");
 
-    let trio =
-        [FakeOllama::start(DIM).await, FakeOllama::start(DIM).await, FakeOllama::start(DIM).await];
+    let trio = [ollama(DIM).await, ollama(DIM).await, ollama(DIM).await];
     let mut c3 = config(BackendKind::Ollama, &[&trio[0], &trio[1], &trio[2]]);
     for (e, size) in c3.endpoints.iter_mut().zip([7, 16, 5]) {
         e.batch_size = Some(size);
@@ -99,8 +98,7 @@ async fn same_vectors_in_same_order_with_one_or_three_endpoints() {
     assert!(served.iter().filter(|&&n| n > 0).count() >= 2, "the batch was spread: {served:?}");
 
     // OpenAI wire: shuffled `index` order and base64 on some endpoints change nothing.
-    let open =
-        [FakeOpenAi::start(DIM).await, FakeOpenAi::start(DIM).await, FakeOpenAi::start(DIM).await];
+    let open = [openai(DIM).await, openai(DIM).await, openai(DIM).await];
     open[0].set_shuffle(true);
     open[1].set_base64(true);
     let mut co = config(BackendKind::OpenAi, &[&open[0], &open[1], &open[2]]);
@@ -115,8 +113,7 @@ async fn same_vectors_in_same_order_with_one_or_three_endpoints() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_endpoint_is_ejected_carried_and_healed() {
-    let s =
-        [FakeOllama::start(DIM).await, FakeOllama::start(DIM).await, FakeOllama::start(DIM).await];
+    let s = [ollama(DIM).await, ollama(DIM).await, ollama(DIM).await];
     let mut c = config(BackendKind::Ollama, &[&s[0], &s[1], &s[2]]);
     for e in &mut c.endpoints {
         e.batch_size = Some(4);
@@ -156,7 +153,7 @@ async fn failing_endpoint_is_ejected_carried_and_healed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_probe_by_traffic_closes_the_circuit() {
-    let s = [FakeOllama::start(DIM).await, FakeOllama::start(DIM).await];
+    let s = [ollama(DIM).await, ollama(DIM).await];
     let mut c = config(BackendKind::Ollama, &[&s[0], &s[1]]);
     c.health_interval = Duration::from_secs(3600); // traffic alone must do it
     c.breaker_failures = 1;
@@ -179,8 +176,7 @@ async fn half_open_probe_by_traffic_closes_the_circuit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_dimension_ejects_at_once_and_batches_go_elsewhere() {
-    let s =
-        [FakeOllama::start(DIM).await, FakeOllama::start(DIM).await, FakeOllama::start(DIM).await];
+    let s = [ollama(DIM).await, ollama(DIM).await, ollama(DIM).await];
     let mut c = config(BackendKind::Ollama, &[&s[0], &s[1], &s[2]]);
     c.breaker_failures = 100; // ejection must not wait for consecutive failures
     let pool = Arc::new(Pool::connect(c).await.expect("connect"));
@@ -201,8 +197,7 @@ async fn wrong_dimension_ejects_at_once_and_batches_go_elsewhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_takes_the_majority_dimension_and_ejects_the_rest() {
-    let s =
-        [FakeOllama::start(DIM).await, FakeOllama::start(8).await, FakeOllama::start(DIM).await];
+    let s = [ollama(DIM).await, ollama(8).await, ollama(DIM).await];
     let pool =
         Pool::connect(config(BackendKind::Ollama, &[&s[0], &s[1], &s[2]])).await.expect("connect");
     assert_eq!(pool.info().dimensions, DIM);
@@ -214,8 +209,7 @@ async fn connect_takes_the_majority_dimension_and_ejects_the_rest() {
     assert_ne!(endpoint(&pool, &s[1]).circuit, CircuitState::Closed, "probes keep failing");
 
     // A tie goes to the first endpoint; a dead endpoint starts ejected; none answering fails.
-    let (a, b, dead) =
-        (FakeOllama::start(12).await, FakeOllama::start(DIM).await, FakeOllama::start(DIM).await);
+    let (a, b, dead) = (ollama(12).await, ollama(DIM).await, ollama(DIM).await);
     dead.kill().await;
     let pool = Pool::connect(config(BackendKind::Ollama, &[&a, &b, &dead])).await.expect("connect");
     assert_eq!(pool.info().dimensions, 12);
@@ -229,8 +223,7 @@ async fn connect_takes_the_majority_dimension_and_ejects_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_endpoint_times_out_and_is_ejected() {
-    let s =
-        [FakeOllama::start(DIM).await, FakeOllama::start(DIM).await, FakeOllama::start(DIM).await];
+    let s = [ollama(DIM).await, ollama(DIM).await, ollama(DIM).await];
     let mut c = config(BackendKind::Ollama, &[&s[0], &s[1], &s[2]]);
     c.attempt_timeout = Duration::from_secs(2);
     let pool = Arc::new(Pool::connect(c).await.expect("connect"));
@@ -259,8 +252,7 @@ async fn slow_endpoint_times_out_and_is_ejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_an_endpoint_mid_run_loses_nothing() {
-    let s =
-        [FakeOllama::start(DIM).await, FakeOllama::start(DIM).await, FakeOllama::start(DIM).await];
+    let s = [ollama(DIM).await, ollama(DIM).await, ollama(DIM).await];
     for server in &s {
         server.set_latency(Duration::from_millis(20)); // so requests are in flight when it dies
     }
@@ -281,7 +273,7 @@ async fn killing_an_endpoint_mid_run_loses_nothing() {
     let totals = pool.stats().totals;
     assert_eq!((totals.batches, totals.failed_batches, totals.texts), (120, 0, 720));
 
-    s[1].revive().await;
+    s[1].revive().await.expect("revive the fake server");
     wait_until("the revived endpoint's circuit closes", DEADLINE, || {
         endpoint(&pool, &s[1]).circuit == CircuitState::Closed
     })
@@ -290,7 +282,7 @@ async fn killing_an_endpoint_mid_run_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_budget_stops_a_retry_storm() {
-    let s = [FakeOllama::start(DIM).await, FakeOllama::start(DIM).await];
+    let s = [ollama(DIM).await, ollama(DIM).await];
     let mut c = config(BackendKind::Ollama, &[&s[0], &s[1]]);
     c.max_attempts = 10;
     c.breaker_failures = 10_000; // only the budget may stop the retries
@@ -337,7 +329,7 @@ async fn retry_budget_stops_a_retry_storm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_circuits_open_fails_fast() {
-    let s = [FakeOllama::start(DIM).await, FakeOllama::start(DIM).await];
+    let s = [ollama(DIM).await, ollama(DIM).await];
     let mut c = config(BackendKind::Ollama, &[&s[0], &s[1]]);
     c.breaker_failures = 2;
     c.breaker_cooldown = Duration::from_secs(3600); // stays open for the test
@@ -362,8 +354,7 @@ async fn all_circuits_open_fails_fast() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_of_two_choices_avoids_the_slow_endpoint() {
-    let s =
-        [FakeOllama::start(DIM).await, FakeOllama::start(DIM).await, FakeOllama::start(DIM).await];
+    let s = [ollama(DIM).await, ollama(DIM).await, ollama(DIM).await];
     let mut c = config(BackendKind::Ollama, &[&s[0], &s[1], &s[2]]);
     for e in &mut c.endpoints {
         e.batch_size = Some(1);
@@ -385,7 +376,7 @@ async fn power_of_two_choices_avoids_the_slow_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_serialise_and_cancelled_calls_free_their_slots() {
-    let s = [FakeOllama::start(DIM).await, FakeOllama::start(DIM).await];
+    let s = [ollama(DIM).await, ollama(DIM).await];
     let pool = Pool::connect(config(BackendKind::Ollama, &[&s[0], &s[1]])).await.expect("connect");
     pool.embed(texts(50)).await.expect("embed");
 
@@ -425,7 +416,7 @@ async fn stats_serialise_and_cancelled_calls_free_their_slots() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_task_stops_when_the_pool_is_dropped() {
-    let (good, bad) = (FakeOllama::start(DIM).await, FakeOllama::start(DIM).await);
+    let (good, bad) = (ollama(DIM).await, ollama(DIM).await);
     bad.set_failing(true);
     let mut c = config(BackendKind::Ollama, &[&good, &bad]);
     c.breaker_cooldown = Duration::from_millis(20);

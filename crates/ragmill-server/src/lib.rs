@@ -5,7 +5,8 @@
 //! process documents and record [`metrics::Metrics`] (served at `GET /metrics`); [`serve`] runs both until a shutdown signal, then stops accepting
 //! connections and lets the workers finish or hand back their jobs. [`openapi::ApiDoc`] is the
 //! OpenAPI 3.1 description of every route, generated from the handlers' types and served at
-//! `GET /openapi.json`.
+//! `GET /openapi.json`. [`embeddings`] serves the model over Ollama's and OpenAI's embedding
+//! wire formats, inside the service or as a lean server of its own.
 //!
 //! Invariants: only this crate knows about HTTP; every handler that touches a user's data
 //! takes [`auth::Auth`] and reaches the store through that user's `UserStore`, so another
@@ -13,6 +14,7 @@
 
 pub mod auth;
 mod blobs;
+pub mod embeddings;
 mod error;
 pub mod events;
 pub mod metrics;

@@ -1,7 +1,8 @@
 //! Operational metrics, served at `GET /metrics` in the OpenMetrics text format.
 //!
 //! Events are recorded where they happen: embedding batches by the pipeline's batcher (through a
-//! [`BatchObserver`]), documents by the workers. Levels (documents by state, queue depth) are
+//! [`BatchObserver`]), documents by the workers, requests to the embedding API
+//! ([`crate::embeddings`]) by its handlers. Levels (documents by state, queue depth) are
 //! read from the store and the queue at scrape time, so they are right after a restart too.
 //! No metric carries a user, a document name or any content.
 
@@ -33,6 +34,17 @@ struct CodeLabel {
     code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatusLabel {
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
 /// The registry and a handle on every metric.
 pub struct Metrics {
     registry: Registry,
@@ -44,6 +56,7 @@ pub struct Metrics {
     cache_hits: Counter,
     cache_misses: Counter,
     embedding: EmbeddingMetrics,
+    embed_api: EmbedApiMetrics,
 }
 
 /// What the batcher records; clones share the underlying values.
@@ -53,6 +66,74 @@ struct EmbeddingMetrics {
     batch_size: Histogram,
     batch_seconds: Histogram,
     batch_failures: Counter,
+}
+
+impl EmbeddingMetrics {
+    /// Creates the batch metrics and registers them in `registry`.
+    fn registered(registry: &mut Registry) -> Self {
+        let embedding = EmbeddingMetrics {
+            chunks: Counter::default(),
+            batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            batch_seconds: Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            batch_failures: Counter::default(),
+        };
+        registry.register(
+            "embedded_chunks",
+            "Chunk texts embedded by the model (each distinct text once, however many documents had it)",
+            embedding.chunks.clone(),
+        );
+        registry.register(
+            "embedding_batch_size",
+            "Texts per batch sent to the embedder",
+            embedding.batch_size.clone(),
+        );
+        registry.register_with_unit(
+            "embedding_batch_duration",
+            "Time the embedder took for one batch",
+            Unit::Seconds,
+            embedding.batch_seconds.clone(),
+        );
+        registry.register(
+            "embedding_batch_failures",
+            "Batches the embedder failed",
+            embedding.batch_failures.clone(),
+        );
+        embedding
+    }
+}
+
+/// Requests to the embedding API (`/api/embed`, `/v1/embeddings`, `/api/tags`, `/v1/models`)
+/// and the texts they embedded; clones share the underlying values.
+#[derive(Clone, Default)]
+pub struct EmbedApiMetrics {
+    requests: Family<RouteStatusLabel, Counter>,
+    texts: Family<RouteLabel, Counter>,
+}
+
+impl EmbedApiMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "embedding_api_requests",
+            "Requests to the embedding API by route and HTTP status",
+            self.requests.clone(),
+        );
+        registry.register(
+            "embedding_api_texts",
+            "Input texts embedded for the embedding API by route (before batching and deduplication)",
+            self.texts.clone(),
+        );
+    }
+
+    /// Counts one request to `route` answered with `status` that embedded `texts` inputs.
+    pub fn request(&self, route: &str, status: u16, texts: usize) {
+        let label = RouteStatusLabel { route: route.to_owned(), status: status.to_string() };
+        self.requests.get_or_create(&label).inc();
+        if texts > 0 {
+            self.texts.get_or_create(&RouteLabel { route: route.to_owned() }).inc_by(texts as u64);
+        }
+    }
 }
 
 impl BatchObserver for EmbeddingMetrics {
@@ -121,35 +202,9 @@ impl Metrics {
             "Distinct chunk texts that missed the embedding cache and were sent to the batcher",
             cache_misses.clone(),
         );
-        let embedding = EmbeddingMetrics {
-            chunks: Counter::default(),
-            batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
-            batch_seconds: Histogram::new([
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
-            batch_failures: Counter::default(),
-        };
-        registry.register(
-            "embedded_chunks",
-            "Chunk texts embedded by the model (each distinct text once, however many documents had it)",
-            embedding.chunks.clone(),
-        );
-        registry.register(
-            "embedding_batch_size",
-            "Texts per batch sent to the embedder",
-            embedding.batch_size.clone(),
-        );
-        registry.register_with_unit(
-            "embedding_batch_duration",
-            "Time the embedder took for one batch",
-            Unit::Seconds,
-            embedding.batch_seconds.clone(),
-        );
-        registry.register(
-            "embedding_batch_failures",
-            "Batches the embedder failed",
-            embedding.batch_failures.clone(),
-        );
+        let embedding = EmbeddingMetrics::registered(&mut registry);
+        let embed_api = EmbedApiMetrics::default();
+        embed_api.register(&mut registry);
         Self {
             registry,
             documents,
@@ -160,7 +215,34 @@ impl Metrics {
             cache_hits,
             cache_misses,
             embedding,
+            embed_api,
         }
+    }
+
+    /// The metrics of a lean embedding server (no documents, queue or workers): embedding
+    /// batches and embedding API requests only. [`encode`](Self::encode) it with no levels.
+    pub fn embedding_server() -> Self {
+        let mut registry = Registry::with_prefix("ragmill");
+        let embedding = EmbeddingMetrics::registered(&mut registry);
+        let embed_api = EmbedApiMetrics::default();
+        embed_api.register(&mut registry);
+        Self {
+            registry,
+            documents: Family::default(),
+            queue_jobs: Family::default(),
+            workers_busy: Gauge::default(),
+            document_seconds: Histogram::new([1.0]),
+            document_errors: Family::default(),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            embedding,
+            embed_api,
+        }
+    }
+
+    /// The counters of the embedding API.
+    pub fn embed_api(&self) -> EmbedApiMetrics {
+        self.embed_api.clone()
     }
 
     /// The observer to hand the pipeline's batcher.
@@ -244,6 +326,9 @@ mod tests {
         m.document_done(&ok);
         m.document_done(&Ingested { unchanged: true, ..ok });
         m.document_failed(&DocError { code: "empty_file".into(), message: "empty".into() });
+        m.embed_api().request("/v1/embeddings", 200, 4);
+        m.embed_api().request("/v1/embeddings", 200, 2);
+        m.embed_api().request("/api/tags", 401, 0);
         let busy = m.worker_busy();
         let text = m
             .encode(&[("ready".into(), 4)], Depth { queued: 1, leased: 2, parked: 0 })
@@ -264,6 +349,9 @@ mod tests {
             "ragmill_embedding_batch_size_sum 5.0",
             "ragmill_embedding_batch_duration_seconds_count 2",
             "ragmill_embedding_batch_failures_total 1",
+            "ragmill_embedding_api_requests_total{route=\"/v1/embeddings\",status=\"200\"} 2",
+            "ragmill_embedding_api_requests_total{route=\"/api/tags\",status=\"401\"} 1",
+            "ragmill_embedding_api_texts_total{route=\"/v1/embeddings\"} 6",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
@@ -271,5 +359,24 @@ mod tests {
         assert!(
             m.encode(&[], Depth::default()).expect("encodes").contains("ragmill_workers_busy 0")
         );
+    }
+
+    #[test]
+    fn the_embedding_server_exports_batches_and_requests_only() {
+        let m = Metrics::embedding_server();
+        m.batch_observer().batch(5, Duration::from_millis(20), true);
+        m.embed_api().request("/api/embed", 200, 5);
+        let text = m.encode(&[], Depth::default()).expect("encodes");
+        for line in [
+            "ragmill_embedding_batch_size_sum 5.0",
+            "ragmill_embedded_chunks_total 5",
+            "ragmill_embedding_api_texts_total{route=\"/api/embed\"} 5",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        for absent in ["ragmill_documents", "ragmill_queue_jobs", "ragmill_workers_busy"] {
+            assert!(!text.contains(absent), "{absent} in\n{text}");
+        }
     }
 }

@@ -15,6 +15,14 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::embeddings::ollama::{
+    EmbedInput, OllamaEmbedRequest, OllamaEmbedResponse, OllamaError, OllamaModel,
+    OllamaModelDetails, OllamaTags,
+};
+use crate::embeddings::openai::{
+    OpenAiEmbedding, OpenAiEmbeddings, OpenAiEmbeddingsRequest, OpenAiError, OpenAiErrorBody,
+    OpenAiModel, OpenAiModels, OpenAiUsage, OpenAiVector,
+};
 use crate::error::ErrorResponse;
 use crate::events::{ErrorBody, Event};
 use crate::routes::documents::{
@@ -31,7 +39,8 @@ use crate::routes::{QueueDepth, Readiness};
         title = "ragmill",
         description = "Self-hosted multi-user RAG ingestion: upload documents, follow their \
 processing live, search their chunks. Every error is `{\"error\":{\"code\",\"message\"}}` with a \
-stable snake_case code; another user's document answers 404 exactly like one that never existed.",
+stable snake_case code; another user's document answers 404 exactly like one that never existed. \
+The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors included.",
     ),
     paths(
         crate::routes::documents::upload,
@@ -39,6 +48,8 @@ stable snake_case code; another user's document answers 404 exactly like one tha
         crate::routes::documents::get,
         crate::routes::documents::delete,
         crate::routes::documents::reprocess,
+        crate::routes::chunked::chunked,
+        crate::routes::stats::stats,
         crate::routes::search::search,
         crate::routes::search::rag_status,
         crate::routes::events::events,
@@ -46,6 +57,10 @@ stable snake_case code; another user's document answers 404 exactly like one tha
         crate::routes::healthz,
         crate::routes::readyz,
         crate::routes::metrics,
+        crate::embeddings::ollama::embed,
+        crate::embeddings::ollama::tags,
+        crate::embeddings::openai::embeddings,
+        crate::embeddings::openai::models,
         serve,
     ),
     components(schemas(
@@ -71,12 +86,29 @@ stable snake_case code; another user's document answers 404 exactly like one tha
         DocumentStateSchema,
         StageSchema,
         DocumentKindSchema,
+        EmbedInput,
+        OllamaEmbedRequest,
+        OllamaEmbedResponse,
+        OllamaError,
+        OllamaTags,
+        OllamaModel,
+        OllamaModelDetails,
+        OpenAiEmbeddingsRequest,
+        OpenAiEmbeddings,
+        OpenAiEmbedding,
+        OpenAiVector,
+        OpenAiUsage,
+        OpenAiModels,
+        OpenAiModel,
+        OpenAiError,
+        OpenAiErrorBody,
     )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "documents", description = "Upload, list, inspect, delete and reprocess documents"),
         (name = "search", description = "Search the user's ready documents"),
         (name = "events", description = "Live progress over WebSocket or Server-Sent Events"),
+        (name = "embeddings", description = "The served model over Ollama's (`/api/...`) and OpenAI's (`/v1/embeddings`, `/v1/models`) wire formats, errors in each format's own style"),
         (name = "probes", description = "Health, readiness, metrics and this document; no auth"),
     ),
 )]

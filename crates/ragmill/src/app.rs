@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use ragmill_chunk::{Chunker, ChunkerConfig};
 use ragmill_core::Embedder;
 use ragmill_embed::{LocalEmbedder, LocalOptions, ModelDir};
@@ -10,7 +10,9 @@ use ragmill_extract::{Extractor, Limits};
 use ragmill_pipeline::{BatchConfig, Pipeline, PipelineConfig};
 use ragmill_store::Store;
 
-use crate::cli::{ChunkArgs, Global};
+use ragmill_remote::{BackendKind, EndpointConfig, Pool, PoolConfig};
+
+use crate::cli::{ChunkArgs, EmbedBackend, Global};
 
 /// Loads the local embedding model from `--model-dir`.
 pub fn embedder(global: &Global, batch: usize) -> Result<Arc<LocalEmbedder>> {
@@ -25,6 +27,46 @@ pub fn embedder(global: &Global, batch: usize) -> Result<Arc<LocalEmbedder>> {
     )
     .with_context(|| format!("loading the model in {}", global.model_dir.display()))?;
     Ok(Arc::new(embedder))
+}
+
+/// The embedding backend `--embed-backend` names: the local model, or a pool of remote
+/// endpoints (probed for their dimension before this returns).
+pub async fn backend(global: &Global, batch: usize) -> Result<Arc<dyn Embedder>> {
+    let kind = match global.embed_backend {
+        EmbedBackend::Local => return Ok(embedder(global, batch)?),
+        EmbedBackend::Ollama => BackendKind::Ollama,
+        EmbedBackend::Openai => BackendKind::OpenAi,
+    };
+    if global.embed_endpoints.is_empty() {
+        bail!("--embed-backend {} needs at least one --embed-endpoint URL", kind.as_str());
+    }
+    let Some(model) = global.embed_model.clone() else {
+        bail!(
+            "--embed-backend {} needs --embed-model (the model name the servers serve)",
+            kind.as_str()
+        );
+    };
+    let endpoints = global
+        .embed_endpoints
+        .iter()
+        .map(|url| EndpointConfig {
+            api_key: global.embed_api_key.clone(),
+            ..EndpointConfig::new(kind, url.trim(), model.clone())
+        })
+        .collect();
+    let mut config = PoolConfig { endpoints, ..global.embed_pool.clone().unwrap_or_default() };
+    // Chunks are cut with the local model directory's tokenizer: never longer than its window.
+    if let Ok(dir) = ModelDir::open(&global.model_dir) {
+        config.max_tokens = config.max_tokens.min(dir.max_seq_length);
+    }
+    let pool = Pool::connect(config).await.with_context(|| {
+        format!(
+            "connecting to the {} endpoints {}",
+            kind.as_str(),
+            global.embed_endpoints.join(", ")
+        )
+    })?;
+    Ok(Arc::new(pool))
 }
 
 /// The extractor: PDF and DOCX are parsed in a child process (this binary's hidden
@@ -43,9 +85,9 @@ pub fn store(global: &Global) -> Result<Arc<Store>> {
     Ok(Arc::new(store))
 }
 
-/// The full pipeline over `store`.
-pub fn pipeline(global: &Global, store: Arc<Store>, chunking: ChunkArgs) -> Result<Pipeline> {
-    let embedder = embedder(global, chunking.batch)?;
+/// The full pipeline over `store`, embedding with [`backend`].
+pub async fn pipeline(global: &Global, store: Arc<Store>, chunking: ChunkArgs) -> Result<Pipeline> {
+    let embedder = backend(global, chunking.batch).await?;
     let max_tokens = embedder.info().max_tokens;
     let config = ChunkerConfig {
         max_tokens,
@@ -54,9 +96,16 @@ pub fn pipeline(global: &Global, store: Arc<Store>, chunking: ChunkArgs) -> Resu
     };
     let tokenizer = global.model_dir.join("tokenizer.json");
     let chunker = Chunker::from_file(&tokenizer, config).context("setting up the chunker")?;
+    // The local model takes one batch at a time (it uses every core); a pool takes enough
+    // batches at once to keep each endpoint's slots busy.
+    let (max_batch, concurrency) = match global.embed_backend {
+        EmbedBackend::Local => (chunking.batch.max(1), 1),
+        _ => (embedder.info().preferred_batch.max(1), 2 * global.embed_endpoints.len().max(1)),
+    };
     let batch = BatchConfig {
-        max_batch: chunking.batch.max(1),
-        max_tokens: chunking.batch.max(1) * max_tokens,
+        max_batch,
+        max_tokens: max_batch * max_tokens,
+        concurrency,
         ..BatchConfig::default()
     };
     Ok(Pipeline::new(

@@ -43,9 +43,42 @@ pub struct Global {
     /// implementation) or cuda (candle on a GPU; needs a build with `--features cuda`).
     #[arg(long, global = true, env = "RAGMILL_ENGINE", default_value = "native")]
     pub engine: Engine,
+    /// Where chunks are embedded: local (the model in this process), or ollama / openai
+    /// (remote servers speaking that API; several --embed-endpoint make a load-balanced pool).
+    #[arg(long, global = true, env = "RAGMILL_EMBED_BACKEND", value_enum, default_value = "local")]
+    pub embed_backend: EmbedBackend,
+    /// A remote embedding endpoint's base URL (repeatable; comma-separated in the environment).
+    #[arg(
+        long = "embed-endpoint",
+        global = true,
+        env = "RAGMILL_EMBED_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    pub embed_endpoints: Vec<String>,
+    /// The model name the remote endpoints serve (e.g. nomic-embed-text).
+    #[arg(long, global = true, env = "RAGMILL_EMBED_MODEL")]
+    pub embed_model: Option<String>,
+    /// API key for the remote endpoints, sent as a Bearer token.
+    #[arg(long, global = true, env = "RAGMILL_EMBED_API_KEY", hide_env_values = true)]
+    pub embed_api_key: Option<String>,
+    /// Pool tuning from the configuration file's `[embed.pool]` (no flag).
+    #[arg(skip)]
+    pub embed_pool: Option<ragmill_remote::PoolConfig>,
     /// Print machine-readable JSON on stdout instead of human output.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// Where chunks are embedded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedBackend {
+    /// The model in this process (`--model-dir`).
+    Local,
+    /// Ollama servers (`POST /api/embed`).
+    Ollama,
+    /// OpenAI-compatible servers (`POST /v1/embeddings`): OpenAI, TEI, vLLM, llama.cpp, ragmill.
+    Openai,
 }
 
 /// Commands.
@@ -59,6 +92,8 @@ pub enum Command {
     Search(SearchArgs),
     /// Print the embeddings of texts.
     Embed(EmbedArgs),
+    /// Serve the model alone over Ollama's and OpenAI's embedding APIs (no store, no queue).
+    EmbedServer(EmbedServerArgs),
     /// Measure retrieval quality on a BEIR-format dataset.
     Eval(EvalArgs),
     /// Benchmarks.
@@ -101,6 +136,13 @@ pub struct IngestArgs {
     /// Files and folders.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// Send to a ragmill server instead of the local data directory: files are extracted and
+    /// chunked here and only the chunks are uploaded (the server embeds and stores them).
+    #[arg(long, env = "RAGMILL_SERVER", requires = "api_key")]
+    pub server: Option<String>,
+    /// The user's API key on --server (from `ragmill users add` there).
+    #[arg(long, env = "RAGMILL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// Chunking and batching.
     #[command(flatten)]
     pub chunking: ChunkArgs,
@@ -128,6 +170,20 @@ pub struct EmbedArgs {
     pub texts: Vec<String>,
 }
 
+/// `ragmill embed-server`.
+#[derive(Debug, Args)]
+pub struct EmbedServerArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "RAGMILL_EMBED_BIND", default_value = "127.0.0.1:11435")]
+    pub bind: String,
+    /// Require this key from clients as `Authorization: Bearer KEY` (default: no auth).
+    #[arg(long, env = "RAGMILL_EMBED_SERVER_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Most texts in one forward pass; texts from all clients are packed together.
+    #[arg(long, env = "RAGMILL_BATCH", default_value_t = 32)]
+    pub batch: usize,
+}
+
 /// `ragmill eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -147,6 +203,51 @@ pub struct EvalArgs {
 pub enum BenchCommand {
     /// Embedding throughput of the local model.
     Embed(BenchEmbedArgs),
+    /// Load balancing of the remote embedding pool, against in-process stand-in endpoints.
+    ///
+    /// The endpoints are stand-ins, not real models: fake Ollama servers in this process, each
+    /// serving one request at a time with a fixed service time (--service-ms), like a GPU server
+    /// running one batch at a time. What is measured is the pool itself: throughput with 1, 2,
+    /// 4, 8 endpoints against the ideal (endpoints × batch / service time), call latency when one
+    /// of 4 endpoints is --slowdown times slower, and failed calls and retries when one of 4 is
+    /// killed mid-run. Each run is a fixed number of calls of one batch each, made by concurrent
+    /// callers; the pool has its default settings apart from batch size and concurrency.
+    Pool(BenchPoolArgs),
+}
+
+/// `ragmill bench pool`.
+#[derive(Debug, Args)]
+pub struct BenchPoolArgs {
+    /// Endpoint counts to measure throughput with (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub endpoints: Vec<usize>,
+    /// Fixed service time of one request on a stand-in endpoint, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub service_ms: u64,
+    /// Texts per request (each endpoint's batch size), and per call.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Calls per run (default: as many as the ideal pool serves in --seconds).
+    #[arg(long)]
+    pub calls: Option<usize>,
+    /// About how long each run lasts when --calls is not given (7 runs with the defaults).
+    #[arg(long, default_value_t = 4.0)]
+    pub seconds: f64,
+    /// Concurrent callers per endpoint, each calling the pool in a loop.
+    #[arg(long, default_value_t = 2)]
+    pub callers_per_endpoint: usize,
+    /// Requests the pool sends to one endpoint at once (they queue there).
+    #[arg(long, default_value_t = ragmill_remote::DEFAULT_MAX_CONCURRENCY)]
+    pub max_concurrency: usize,
+    /// How many times slower the slow endpoint serves.
+    #[arg(long, default_value_t = 10)]
+    pub slowdown: u32,
+    /// Fraction of the dead-endpoint run's calls completed before one endpoint is killed.
+    #[arg(long, default_value_t = 0.3)]
+    pub kill_at: f64,
+    /// Dimension of the stand-in vectors.
+    #[arg(long, default_value_t = 64)]
+    pub dim: usize,
 }
 
 /// `ragmill bench embed`.

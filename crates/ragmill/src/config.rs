@@ -18,6 +18,15 @@
 //! parallel = 8
 //! batch = 32
 //!
+//! [embed]              # remote embedding (default: the local model)
+//! backend = "ollama"   # or "openai", "local"
+//! model = "nomic-embed-text"
+//! endpoints = ["http://gpu-1:11434", "http://gpu-2:11434"]
+//! # api_key = "..."
+//! [embed.pool]         # optional pool tuning, see ragmill_remote::PoolConfig
+//! attempt_timeout_ms = 30000
+//! max_attempts = 3
+//!
 //! [serve]
 //! bind = "0.0.0.0:8080"
 //! workers = 2
@@ -34,7 +43,7 @@ use clap::parser::ValueSource;
 use ragmill_embed::{Engine, Precision};
 use serde::Deserialize;
 
-use crate::cli::{ChunkArgs, Cli, Command};
+use crate::cli::{ChunkArgs, Cli, Command, EmbedBackend};
 
 /// The file's contents; every field optional, unknown fields refused.
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +56,8 @@ struct FileConfig {
     #[serde(default)]
     chunking: Chunking,
     #[serde(default)]
+    embed: Embed,
+    #[serde(default)]
     serve: Serve,
 }
 
@@ -57,6 +68,16 @@ struct Chunking {
     chunk_overlap: Option<usize>,
     parallel: Option<usize>,
     batch: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Embed {
+    backend: Option<EmbedBackend>,
+    endpoints: Option<Vec<String>>,
+    model: Option<String>,
+    api_key: Option<String>,
+    pool: Option<ragmill_remote::PoolConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +114,20 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
     if let Some(v) = file.engine.filter(|_| unset(matches, "engine")) {
         g.engine = v;
     }
+    let e = file.embed;
+    if let Some(v) = e.backend.filter(|_| unset(matches, "embed_backend")) {
+        g.embed_backend = v;
+    }
+    if let Some(v) = e.endpoints.filter(|_| unset(matches, "embed_endpoints")) {
+        g.embed_endpoints = v;
+    }
+    if let Some(v) = e.model.filter(|_| unset(matches, "embed_model")) {
+        g.embed_model = Some(v);
+    }
+    if let Some(v) = e.api_key.filter(|_| unset(matches, "embed_api_key")) {
+        g.embed_api_key = Some(v);
+    }
+    g.embed_pool = e.pool;
     let Some((_, sub)) = matches.subcommand() else { return Ok(()) };
     let chunking = |c: &mut ChunkArgs| {
         let f = &file.chunking;

@@ -671,6 +671,10 @@ async fn openapi_json_describes_every_route_and_the_answers_match_it() {
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),
         ("/openapi.json", &["get"]),
+        ("/api/embed", &["post"]),
+        ("/api/tags", &["get"]),
+        ("/v1/embeddings", &["post"]),
+        ("/v1/models", &["get"]),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     for (path, methods) in routes {
@@ -679,17 +683,19 @@ async fn openapi_json_describes_every_route_and_the_answers_match_it() {
         }
     }
     // ... and nothing the router does not serve: every described operation reaches a handler
-    // (without a key: 401 for the API, 200 for the probes; never the fallback's 404 or a 405).
+    // (without a key: 401 for the API and the Ollama routes, 200 for the probes; never the
+    // fallback's 404 or a 405).
     for (path, item) in paths {
         for method in item.as_object().expect("path item").keys() {
             let url = server.url(&path.replace("{id}", "1"));
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("m");
             let r = client().request(method.clone(), url).send().await.expect("request");
-            let expected = if path.starts_with("/v1/") { 401 } else { 200 };
+            let expected =
+                if path.starts_with("/v1/") || path.starts_with("/api/") { 401 } else { 200 };
             assert_eq!(r.status(), expected, "{method} {path}");
         }
     }
-    let ops_with_auth = ["/v1/documents", "/v1/search", "/v1/events/token"];
+    let ops_with_auth = ["/v1/documents", "/v1/search", "/v1/events/token", "/v1/embeddings"];
     for path in ops_with_auth {
         let op = paths[path].as_object().expect("item").values().next().expect("operation");
         assert_eq!(op["security"][0]["bearer"], json!([]), "{path}: {op}");
@@ -742,4 +748,71 @@ async fn openapi_json_describes_every_route_and_the_answers_match_it() {
         .expect("token");
     let token: Value = r.json().await.expect("json");
     assert_eq!(keys(&token), answer_properties(&doc, "post", "/v1/events/token", "200"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_with_server_sends_chunks_that_the_server_embeds_and_stores() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let key = add_user(data.path(), "carol");
+    let server = Server::start(data.path(), &[]);
+    let client_side = tempfile::tempdir().expect("tempdir");
+    let run = |key: &str| {
+        ragmill(client_side.path())
+            .args([
+                "--json",
+                "ingest",
+                "--user",
+                "carol",
+                "--server",
+                &server.base,
+                "--api-key",
+                key,
+            ])
+            .arg(repo().join("samples"))
+            .output()
+            .expect("client runs")
+    };
+
+    let out = run(&key);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(
+        out.stdout.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap_or(b""),
+    )
+    .expect("json summary");
+    let files = std::fs::read_dir(repo().join("samples"))
+        .expect("samples")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name() != "README.md"))
+        .count() as u64;
+    assert_eq!(summary["ingested"], json!(files), "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert!(summary["chunks"].as_u64().unwrap_or(0) >= files, "{summary}");
+    // Nothing was extracted or stored on the client side.
+    assert!(!client_side.path().join("ragmill.db").exists(), "the client kept no data");
+
+    // The server has the documents, ready and searchable.
+    let (status, docs) = get_json(&server, &key, "/v1/documents").await;
+    assert_eq!(status, 200);
+    let docs = docs["documents"].as_array().cloned().unwrap_or_default();
+    assert_eq!(docs.len() as u64, files, "{docs:?}");
+    assert!(docs.iter().all(|d| d["state"] == "ready"), "{docs:?}");
+    let hits = search(&server, &key, "how do I keep a sourdough starter alive").await;
+    assert!(
+        hits["results"][0]["document"].as_str().is_some_and(|d| d.contains("sourdough")),
+        "{hits}"
+    );
+
+    // Again: unchanged, nothing re-embedded. A wrong key: every file fails, with the reason.
+    let again: Value = serde_json::from_slice(
+        run(&key).stdout.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap_or(b""),
+    )
+    .expect("json");
+    assert_eq!(again["unchanged"], json!(files), "{again}");
+    let bad = run("rmk_nope_nope");
+    assert!(!bad.status.success());
+    let bad: Value = serde_json::from_slice(
+        bad.stdout.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap_or(b""),
+    )
+    .expect("json");
+    assert_eq!(bad["failed"], json!(files), "{bad}");
+    assert_eq!(bad["failures"][0]["code"], "unauthorized", "{bad}");
 }

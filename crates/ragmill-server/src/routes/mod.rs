@@ -1,8 +1,10 @@
-//! The router: one module per resource.
+//! The router: one module per resource; the embedding API (`crate::embeddings`) is merged in.
 
+pub mod chunked;
 pub mod documents;
 pub mod events;
 pub mod search;
+pub mod stats;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::routing::{get, post};
@@ -11,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
+use crate::embeddings::EmbeddingService;
 use crate::error::{ApiError, ErrorResponse, blocking};
 use crate::state::AppState;
 
@@ -33,15 +36,18 @@ pub fn router(state: AppState) -> Router {
     let json_limit = state.config.max_json_bytes;
     let documents = Router::new()
         .route("/v1/documents", post(documents::upload).get(documents::list))
+        .route("/v1/documents/chunked", post(chunked::chunked))
         .layer(DefaultBodyLimit::max(upload_limit));
     let api = Router::new()
         .route("/v1/documents/{id}", get(documents::get).delete(documents::delete))
         .route("/v1/documents/{id}/reprocess", post(documents::reprocess))
         .route("/v1/search", post(search::search))
         .route("/v1/rag/status", get(search::rag_status))
+        .route("/v1/stats", get(stats::stats))
         .route("/v1/events", get(events::events))
         .route("/v1/events/token", post(events::token))
         .layer(DefaultBodyLimit::max(json_limit));
+    let embeddings = crate::embeddings::router(EmbeddingService::for_app(&state));
     Router::new()
         .merge(documents)
         .merge(api)
@@ -51,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(crate::openapi::serve))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
+        .merge(embeddings)
 }
 
 /// Alive: the process answers.

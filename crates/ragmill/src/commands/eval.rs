@@ -26,7 +26,7 @@ pub async fn run(g: &Global, args: EvalArgs) -> Result<Status> {
     let scratch = tempfile::tempdir().context("creating a scratch data directory")?;
     let store = Arc::new(ragmill_store::Store::open(scratch.path())?);
     let user = store.ensure_user("eval")?;
-    let pipeline = app::pipeline(g, Arc::clone(&store), args.chunking)?;
+    let pipeline = app::pipeline(g, Arc::clone(&store), args.chunking).await?;
 
     let started = Instant::now();
     let inputs: Vec<Input> = dataset

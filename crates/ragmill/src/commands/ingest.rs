@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::Status;
 use crate::app;
 use crate::cli::{Global, IngestArgs};
+use crate::commands::ingest_remote::{Remote, summarise};
 use crate::commands::print_json;
 use crate::progress::Reporter;
 
@@ -21,9 +22,12 @@ pub async fn run(g: &Global, args: IngestArgs) -> Result<Status> {
             args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
     }
+    if let Some(url) = args.server.clone() {
+        return remote(g, args, &url, inputs).await;
+    }
     let store = app::store(g)?;
     let user = store.ensure_user(&args.user)?;
-    let pipeline = app::pipeline(g, store, args.chunking)?;
+    let pipeline = app::pipeline(g, store, args.chunking).await?;
 
     let started = Instant::now();
     let reporter = Reporter::new(inputs.iter().map(|i| i.name.clone()).collect());
@@ -80,6 +84,45 @@ pub async fn run(g: &Global, args: IngestArgs) -> Result<Status> {
         );
     }
     Ok(if failures.is_empty() { Status::Ok } else { Status::Partial })
+}
+
+/// `--server`: extract and chunk here, embed and store there.
+async fn remote(g: &Global, args: IngestArgs, url: &str, inputs: Vec<Input>) -> Result<Status> {
+    let key = args.api_key.as_deref().unwrap_or_default();
+    let client = Remote::new(g, url, key, args.chunking)?;
+    let started = Instant::now();
+    let reporter = Reporter::new(inputs.iter().map(|i| i.name.clone()).collect());
+    let outcomes = client.ingest(inputs, args.chunking.parallel, reporter.callback()).await;
+    reporter.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    let mut report = summarise(&outcomes);
+    let chunks = report["chunks"].as_u64().unwrap_or(0);
+    let rate = if seconds > 0.0 { chunks as f64 / seconds } else { 0.0 };
+    report["server"] = json!(url);
+    report["seconds"] = json!(seconds);
+    report["chunks_per_s"] = json!(rate);
+    let failed = report["failed"].as_u64().unwrap_or(0);
+    if g.json {
+        print_json(&report);
+    } else {
+        for f in report["failures"].as_array().into_iter().flatten() {
+            reporter.line(&format!(
+                "failed: {}: {} [{}]",
+                f["document"].as_str().unwrap_or("?"),
+                f["message"].as_str().unwrap_or(""),
+                f["code"].as_str().unwrap_or("")
+            ));
+        }
+        println!(
+            "{} documents sent to {url}: {} ingested, {} unchanged, {failed} failed; {chunks} chunks ({} embedded, {} from cache) in {seconds:.1} s, {rate:.1} chunks/s",
+            outcomes.len(),
+            report["ingested"],
+            report["unchanged"],
+            report["embedded"],
+            report["cache_hits"],
+        );
+    }
+    Ok(if failed == 0 { Status::Ok } else { Status::Partial })
 }
 
 /// Files named on the command line, and the files under folders (recursively, skipping hidden

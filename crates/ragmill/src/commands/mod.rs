@@ -1,9 +1,12 @@
 //! One module per command.
 
 mod bench;
+mod bench_pool;
 mod embed;
+mod embed_server;
 mod eval;
 mod ingest;
+mod ingest_remote;
 mod models;
 mod search;
 mod serve;
@@ -22,8 +25,10 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Ingest(args) => ingest::run(g, args).await,
         Command::Search(args) => search::run(g, args).await,
         Command::Embed(args) => embed::run(g, args).await,
+        Command::EmbedServer(args) => embed_server::run(g, args).await,
         Command::Eval(args) => eval::run(g, args).await,
         Command::Bench(BenchCommand::Embed(args)) => bench::embed(g, args).await,
+        Command::Bench(BenchCommand::Pool(args)) => bench_pool::run(g, args).await,
         Command::Models(cmd) => models::run(g, cmd).await,
         Command::Users(cmd) => users::run(g, cmd),
         Command::Extract => unreachable!("handled before the runtime starts"),

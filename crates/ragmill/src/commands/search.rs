@@ -25,7 +25,8 @@ pub async fn run(g: &Global, args: SearchArgs) -> Result<Status> {
         g,
         store,
         crate::cli::ChunkArgs { chunk_tokens: 256, chunk_overlap: 0, parallel: 1, batch: 1 },
-    )?;
+    )
+    .await?;
     let hits = pipeline.search(user, &query, args.top_k, None).await.context("searching")?;
     if g.json {
         let results: Vec<_> = hits

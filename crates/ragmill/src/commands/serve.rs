@@ -14,7 +14,7 @@ use crate::cli::{Global, ServeArgs};
 
 pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
     let store = app::store(g)?;
-    let pipeline = app::pipeline(g, Arc::clone(&store), args.chunking)?;
+    let pipeline = app::pipeline(g, Arc::clone(&store), args.chunking).await?;
     let queue = JobQueue::open(
         store.path(),
         QueueConfig {
@@ -44,7 +44,7 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
