@@ -1,4 +1,7 @@
 //! Splitting a GEMM's output into row blocks that are finished while they are in cache.
+//!
+//! (Splitting by column slabs for few rows was tried and measured no faster once the kernels ran
+//! inside their own thread pool; row blocks keep the fused row operations possible.)
 
 use crate::ops::{Gelu, gelu_serial, layer_norm_rows};
 
@@ -8,28 +11,6 @@ use crate::ops::{Gelu, gelu_serial, layer_norm_rows};
 /// 48 and one of 16). Always a multiple of the 6-row register tiles.
 pub(crate) fn task_rows(rows: usize) -> usize {
     rows.div_ceil(4 * crate::cpu::threads()).next_multiple_of(6).clamp(6, 48)
-}
-
-/// How a GEMM's output is split over threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Split {
-    /// Blocks of this many rows, each finished (product and row operation) by one task: best
-    /// when there are many rows, since every block reads all the weights.
-    Rows(usize),
-    /// Column slabs of this many 64-column groups, each over all rows: best with few rows
-    /// (one short text), where row blocks would each stream every weight from cache for
-    /// little work. The row operation then runs as a second pass.
-    Columns(usize),
-}
-
-/// Picks the split for `rows` rows and `groups` 64-column groups.
-pub(crate) fn split(rows: usize, groups: usize) -> Split {
-    let threads = crate::cpu::threads();
-    if rows >= 48 * 4 * threads || groups < 2 * threads {
-        Split::Rows(task_rows(rows))
-    } else {
-        Split::Columns(groups.div_ceil(2 * threads))
-    }
 }
 
 /// What happens to each block of finished output rows while they are still in cache.
@@ -61,16 +42,6 @@ impl RowOp<'_> {
                 "norm shapes"
             );
         }
-    }
-
-    /// Applies the operation to all `rows` rows of `y` over every core.
-    pub(crate) fn apply_all(&self, y: &mut [f32], width: usize) {
-        if matches!(self, RowOp::None) {
-            return;
-        }
-        let per = task_rows(y.len() / width);
-        use rayon::prelude::*;
-        y.par_chunks_mut(per * width).enumerate().for_each(|(i, y)| self.apply(y, i * per));
     }
 
     /// Applies the operation to `y`, the output rows starting at row `first`.

@@ -14,10 +14,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::cpu::Isa;
-use crate::rows::{RowOp, Split, split};
-
-/// Output columns per packed panel.
-const GROUP: usize = 64;
+use crate::rows::{RowOp, task_rows};
 
 /// The weights in the layout of the kernel in use.
 #[derive(Debug, Clone)]
@@ -93,52 +90,17 @@ impl Linear {
         assert!(x.len() >= rows * k && y.len() >= rows * out, "linear shapes");
         op.check(rows, out);
         let (x, y) = (&x[..rows * k], &mut y[..rows * out]);
-        match split(rows, out.div_ceil(GROUP)) {
-            Split::Rows(per) => y.par_chunks_mut(per * out).enumerate().for_each(|(i, y)| {
-                let first = i * per;
-                let n = y.len() / out;
-                self.product(&x[first * k..(first + n) * k], n, y, Parallelism::None);
-                op.apply(y, first);
-            }),
-            Split::Columns(per) => {
-                match &self.weight {
-                    Packed::Rows(_) => {
-                        self.product(x, rows, y, Parallelism::Rayon(crate::cpu::threads()));
-                    }
-                    #[cfg(target_arch = "x86_64")]
-                    Packed::Panels(w) => {
-                        let groups = out.div_ceil(GROUP);
-                        let starts: Vec<usize> = (0..groups).step_by(per).collect();
-                        let slabs: Vec<(usize, Vec<f32>)> = starts
-                            .into_par_iter()
-                            .map(|g0| {
-                                let g1 = (g0 + per).min(groups);
-                                let (c0, c1) = (g0 * GROUP, (g1 * GROUP).min(out));
-                                let mut slab = vec![0.0; rows * (c1 - c0)];
-                                let w = &w[g0 * k * GROUP..g1 * k * GROUP];
-                                avx512::block(
-                                    x,
-                                    rows,
-                                    k,
-                                    w,
-                                    &self.bias[c0..c1],
-                                    &mut slab,
-                                    c1 - c0,
-                                );
-                                (c0, slab)
-                            })
-                            .collect();
-                        scatter(&slabs, y, out);
-                    }
-                }
-                op.apply_all(y, out);
-            }
-        }
+        let per = task_rows(rows);
+        y.par_chunks_mut(per * out).enumerate().for_each(|(i, y)| {
+            let first = i * per;
+            let n = y.len() / out;
+            self.product(&x[first * k..(first + n) * k], n, y);
+            op.apply(y, first);
+        });
     }
 
-    /// `y[n][outputs] = x[n][inputs]·Wᵀ + b` on the calling thread (or `par` for the `gemm`
-    /// crate).
-    fn product(&self, x: &[f32], n: usize, y: &mut [f32], par: Parallelism) {
+    /// `y[n][outputs] = x[n][inputs]·Wᵀ + b` on the calling thread.
+    fn product(&self, x: &[f32], n: usize, y: &mut [f32]) {
         let (k, out) = (self.inputs, self.outputs);
         match &self.weight {
             Packed::Rows(w) => {
@@ -158,7 +120,7 @@ impl Linear {
                         (x.as_ptr(), k as isize, 1),
                         (w.as_ptr(), out as isize, 1),
                         1.0,
-                        par,
+                        Parallelism::None,
                     );
                 }
             }
@@ -166,17 +128,6 @@ impl Linear {
             Packed::Panels(w) => avx512::block(x, n, k, w, &self.bias, y, out),
         }
     }
-}
-
-/// Copies column slabs `(first column, rows x width)` into the rows of `y`.
-pub(crate) fn scatter(slabs: &[(usize, Vec<f32>)], y: &mut [f32], width: usize) {
-    let rows = y.len() / width;
-    y.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
-        for (c0, slab) in slabs {
-            let w = slab.len() / rows;
-            row[*c0..c0 + w].copy_from_slice(&slab[r * w..(r + 1) * w]);
-        }
-    });
 }
 
 /// `c[m][n] = (accumulate ? c : 0) + a[m][k]·b[k][n]`, all row-major and contiguous.
