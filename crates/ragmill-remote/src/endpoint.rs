@@ -76,9 +76,37 @@ impl Endpoint {
         }
     }
 
-    /// Requests in flight per allowed: what power-of-two-choices compares.
-    pub(crate) fn load(&self) -> f64 {
-        self.metrics.in_flight.load(Relaxed) as f64 / self.max_concurrency as f64
+    /// What power-of-two-choices compares: the expected time a new request would take here,
+    /// `latency average x (requests in flight + 1)` ("peak EWMA", as Finagle and Linkerd
+    /// balance). An endpoint ten times slower than the rest thus gets about a tenth of the
+    /// traffic instead of an equal share of slots. `unknown` stands in for the latency of an
+    /// endpoint that has not answered yet (the fastest known one, so it gets tried).
+    ///
+    /// Latencies under a millisecond count as one (loopback noise is not a reason to shun an
+    /// endpoint), and an average that has not been refreshed relaxes towards `unknown` with a
+    /// half-life of five seconds, so an endpoint avoided for being slow is tried again later.
+    pub(crate) fn cost(&self, unknown: u64) -> f64 {
+        const FLOOR_US: f64 = 1000.0;
+        const HALF_LIFE_MS: f64 = 5000.0;
+        let unknown = (unknown as f64).max(FLOOR_US);
+        let latency = match self.metrics.ewma_us() {
+            None => unknown,
+            Some(us) => {
+                let us = (us as f64).max(FLOOR_US);
+                let age = self.metrics.ewma_age_ms() as f64;
+                if us > unknown {
+                    unknown + (us - unknown) * 0.5f64.powf(age / HALF_LIFE_MS)
+                } else {
+                    us
+                }
+            }
+        };
+        latency * (self.metrics.in_flight.load(Relaxed) as f64 + 1.0)
+    }
+
+    /// The latency average in µs, if any request has finished.
+    pub(crate) fn latency_us(&self) -> Option<u64> {
+        self.metrics.ewma_us()
     }
 
     pub(crate) fn has_free_slot(&self) -> bool {
@@ -248,6 +276,8 @@ impl Slot<'_> {
             }
             (Transition::Closed, _) => {
                 tracing::info!(endpoint = %ep.url, "circuit closed: endpoint healthy again");
+                // Its latency record dates from when it was failing: start afresh.
+                ep.metrics.reset_latency_average();
                 self.freed.notify_waiters();
             }
             _ => {}

@@ -1,7 +1,7 @@
 //! [`Pool`]: several endpoints serving one model, behind one [`Embedder`].
 //!
 //! A batch is cut into sub-batches as endpoints have room: each time a slot frees up on some
-//! endpoint (power of two choices by requests in flight per allowed, among endpoints whose
+//! endpoint (power of two choices by expected latency, latency average x (in flight + 1), among endpoints whose
 //! circuit lets traffic through), the next texts, as many as that endpoint's batch size, go
 //! there. Sub-batches run concurrently; each is retried on failure (after a jittered backoff,
 //! on another endpoint when there is one, while the retry budget allows) and its vectors land
@@ -291,20 +291,28 @@ impl Inner {
         }
     }
 
-    /// Power of two choices: of two random candidates with a free slot, the one with fewer
-    /// requests in flight per allowed (on a tie, either); the others in order of load only if
-    /// both slots were taken in the meantime.
+    /// Power of two choices: of two random candidates with a free slot, the one with the lower
+    /// expected time ([`Endpoint::cost`]); the others in order of cost only if both slots were
+    /// taken in the meantime. A free endpoint whose cost is more than twice the best of *all*
+    /// candidates (busy ones included) is passed over: waiting for a slot on a fast endpoint
+    /// beats queueing behind a slow one.
     fn pick(&self, candidates: &[usize], now: Instant) -> Option<Slot<'_>> {
-        let load = |i: usize| self.endpoints[i].load();
-        let mut free: Vec<usize> =
-            candidates.iter().copied().filter(|&i| self.endpoints[i].has_free_slot()).collect();
+        let unknown =
+            candidates.iter().filter_map(|&i| self.endpoints[i].latency_us()).min().unwrap_or(1);
+        let cost = |i: usize| self.endpoints[i].cost(unknown);
+        let best = candidates.iter().map(|&i| cost(i)).fold(f64::INFINITY, f64::min);
+        let mut free: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| self.endpoints[i].has_free_slot() && cost(i) <= 2.0 * best)
+            .collect();
         if free.len() >= 2 {
             let a = fastrand::usize(..free.len());
             let b = (a + 1 + fastrand::usize(..free.len() - 1)) % free.len();
             let (a, b) =
-                if load(free[b]) < load(free[a]) { (free[b], free[a]) } else { (free[a], free[b]) };
+                if cost(free[b]) < cost(free[a]) { (free[b], free[a]) } else { (free[a], free[b]) };
             free.retain(|&i| i != a && i != b);
-            free.sort_by(|&x, &y| load(x).total_cmp(&load(y)));
+            free.sort_by(|&x, &y| cost(x).total_cmp(&cost(y)));
             free.splice(0..0, [a, b]);
         }
         free.into_iter().find_map(|i| self.endpoints[i].try_slot(i, now, &self.freed))

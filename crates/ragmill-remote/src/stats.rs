@@ -122,7 +122,18 @@ pub(crate) struct EndpointMetrics {
     pub in_flight: AtomicUsize,
     latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_sum_us: AtomicU64,
+    /// Exponentially weighted moving average of request latency, in µs (0: none seen yet).
+    ewma_us: AtomicU64,
+    /// When `ewma_us` was last updated, in ms since [`epoch`].
+    ewma_at_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
+}
+
+/// Milliseconds since the first call, on a monotonic clock.
+fn epoch_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl EndpointMetrics {
@@ -135,7 +146,28 @@ impl EndpointMetrics {
         if let Some(counter) = self.latency.get(bucket) {
             counter.fetch_add(1, Relaxed);
         }
-        self.latency_sum_us.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Relaxed);
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_us.fetch_add(us, Relaxed);
+        // new = 3/4 old + 1/4 sample; a racing update may drop a sample, which is harmless.
+        let old = self.ewma_us.load(Relaxed);
+        let new = if old == 0 { us.max(1) } else { (old / 4 * 3).saturating_add(us / 4).max(1) };
+        self.ewma_us.store(new, Relaxed);
+        self.ewma_at_ms.store(epoch_ms(), Relaxed);
+    }
+
+    /// Forgets the latency average (after the endpoint's circuit closes again).
+    pub(crate) fn reset_latency_average(&self) {
+        self.ewma_us.store(0, Relaxed);
+    }
+
+    /// Milliseconds since the latency average was last updated.
+    pub(crate) fn ewma_age_ms(&self) -> u64 {
+        epoch_ms().saturating_sub(self.ewma_at_ms.load(Relaxed))
+    }
+
+    /// The latency average, in µs; `None` before the first request.
+    pub(crate) fn ewma_us(&self) -> Option<u64> {
+        Some(self.ewma_us.load(Relaxed)).filter(|&v| v > 0)
     }
 
     pub(crate) fn set_last_error(&self, message: String) {
