@@ -47,13 +47,10 @@ impl Endpoint {
     pub(crate) fn new(config: &EndpointConfig, pool: &PoolConfig, http: &reqwest::Client) -> Self {
         let timeout = pool.attempt_timeout;
         let client = match config.kind {
-            BackendKind::Ollama => Client::Ollama(OllamaClient::with_http(
-                http.clone(),
-                &config.url,
-                &config.model,
-                0,
-                timeout,
-            )),
+            BackendKind::Ollama => Client::Ollama(
+                OllamaClient::with_http(http.clone(), &config.url, &config.model, 0, timeout)
+                    .with_api_key(config.api_key.clone()),
+            ),
             BackendKind::OpenAi => Client::OpenAi(OpenAiClient::with_http(
                 http.clone(),
                 &config.url,

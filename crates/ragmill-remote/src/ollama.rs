@@ -25,6 +25,9 @@ pub struct OllamaClient {
     url: String,
     embed_url: String,
     model: String,
+    /// Sent as `Authorization: Bearer` when set: Ollama ignores it, but an authenticating
+    /// proxy in front of it (or a ragmill `embed-server --api-key`) needs it.
+    api_key: Option<String>,
     timeout: Duration,
     info: ModelInfo,
 }
@@ -56,6 +59,12 @@ impl OllamaClient {
         Ok(client)
     }
 
+    /// Sends `key` as a Bearer token with every request.
+    pub fn with_api_key(mut self, key: Option<String>) -> Self {
+        self.api_key = key;
+        self
+    }
+
     pub(crate) fn with_http(
         http: reqwest::Client,
         url: &str,
@@ -70,6 +79,7 @@ impl OllamaClient {
             embed_url: format!("{endpoint}/api/embed"),
             url: endpoint,
             model: model.to_owned(),
+            api_key: None,
             timeout,
             info: ModelInfo {
                 id: name.clone(),
@@ -109,7 +119,7 @@ impl OllamaClient {
             http: &self.http,
             endpoint: &self.url,
             url: &self.embed_url,
-            bearer: None,
+            bearer: self.api_key.as_deref(),
             body: &Request { model: &self.model, input: texts },
             timeout: self.timeout,
         }

@@ -57,6 +57,11 @@ async fn ollama_parses_the_documented_response() {
     assert_eq!(auth, None);
     assert_eq!(client.info().id, "ollama:all-minilm");
     assert_eq!(client.info().dimensions, 10);
+
+    // With a key (for a proxy, or a ragmill embed-server --api-key), it goes as a Bearer token.
+    let keyed = client.with_api_key(Some("k-1".into()));
+    keyed.embed(input.clone()).await.expect("embed with a key");
+    assert_eq!(server.last_request().expect("a request").1.as_deref(), Some("Bearer k-1"));
 }
 
 #[tokio::test]
