@@ -155,3 +155,44 @@ fn killing_a_pool_member_mid_ingest_loses_nothing() {
         assert!(cos > 0.99999, "chunk {key:?}: cosine {cos}");
     }
 }
+
+/// `ragmill eval` on the hand-built BEIR set through each remote client against one real
+/// embed-server: the same scores as the local model, under the remote model's id.
+#[test]
+fn both_wire_formats_against_a_real_embed_server_score_like_the_local_model() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let server = EmbedServer::start(scratch.path());
+    let beir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/beir-mini");
+    let eval = |backend: &[&str]| -> Value {
+        let data = tempfile::tempdir().expect("tempdir");
+        let out = ragmill(data.path())
+            .args(["--json"])
+            .args(backend)
+            .args(["eval", "--beir"])
+            .arg(&beir)
+            .output()
+            .expect("eval runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("json")
+    };
+    let local = eval(&[]);
+    for kind in ["ollama", "openai"] {
+        let remote = eval(&[
+            "--embed-backend",
+            kind,
+            "--embed-endpoint",
+            &server.url,
+            "--embed-model",
+            "all-MiniLM-L6-v2",
+        ]);
+        assert_eq!(remote["model"], format!("{kind}:all-MiniLM-L6-v2"), "{remote}");
+        for metric in ["ndcg@10", "mrr@10", "recall@100"] {
+            let (r, l) = (remote[metric].as_f64(), local[metric].as_f64());
+            assert!(
+                r.zip(l).is_some_and(|(r, l)| (r - l).abs() < 1e-4),
+                "{kind} {metric}: {r:?} vs local {l:?}"
+            );
+        }
+    }
+}
