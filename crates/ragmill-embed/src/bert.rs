@@ -8,7 +8,7 @@ use ragmill_core::{EmbedError, ModelInfo, normalize};
 use tokenizers::Tokenizer;
 
 use crate::Precision;
-use crate::encoder::{Encode, load_tokenizer, model_info};
+use crate::encoder::{Encode, by_length, load_tokenizer, model_info, tokenize};
 use crate::model_dir::{ModelDir, ModelError, read_json};
 
 /// A loaded sentence-transformers BERT model on candle: tokenizer, weights and pooling
@@ -75,19 +75,7 @@ impl Encode for BertEncoder {
     /// Inputs are sorted by token length and encoded in padded micro-batches of at most
     /// `preferred_batch`, so padding stays small; results come back in input order.
     fn encode(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let mut order: Vec<usize> = (0..encodings.len()).collect();
-        order.sort_by_key(|&i| encodings[i].len());
-        let mut out = vec![Vec::new(); encodings.len()];
-        for group in order.chunks(self.info.preferred_batch) {
-            let batch: Vec<&tokenizers::Encoding> = group.iter().map(|&i| &encodings[i]).collect();
-            for (&i, v) in group.iter().zip(self.forward(&batch)?) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        let encodings = tokenize(&self.tokenizer, texts)?;
+        by_length(&encodings, self.info.preferred_batch, usize::MAX, |batch| self.forward(batch))
     }
 }

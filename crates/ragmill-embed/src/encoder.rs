@@ -2,7 +2,7 @@
 //! identity and sentence-transformers pooling.
 
 use ragmill_core::{EmbedError, ModelInfo};
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use crate::Precision;
 use crate::model_dir::{ModelDir, read_json};
@@ -29,6 +29,48 @@ pub(crate) fn load_tokenizer(dir: &ModelDir) -> Result<Tokenizer, EmbedError> {
         }))
         .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
     Ok(tokenizer)
+}
+
+/// Tokenises `texts` with `tokenizer` (special tokens added).
+pub(crate) fn tokenize(
+    tokenizer: &Tokenizer,
+    texts: &[String],
+) -> Result<Vec<Encoding>, EmbedError> {
+    tokenizer
+        .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
+        .map_err(|e| EmbedError::Tokenizer(e.to_string()))
+}
+
+/// Runs `forward` over passes of inputs of similar length (sorted by token count, at most
+/// `max_batch` inputs and, beyond the first, `max_tokens` tokens per pass) and returns the
+/// vectors in input order.
+pub(crate) fn by_length(
+    encodings: &[Encoding],
+    max_batch: usize,
+    max_tokens: usize,
+    mut forward: impl FnMut(&[&Encoding]) -> Result<Vec<Vec<f32>>, EmbedError>,
+) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let mut order: Vec<usize> = (0..encodings.len()).collect();
+    order.sort_by_key(|&i| encodings[i].len());
+    let mut out = vec![Vec::new(); encodings.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let (mut end, mut tokens) = (start, 0);
+        while end < order.len()
+            && end - start < max_batch.max(1)
+            && (end == start || tokens + encodings[order[end]].len() <= max_tokens)
+        {
+            tokens += encodings[order[end]].len();
+            end += 1;
+        }
+        let group = &order[start..end];
+        let batch: Vec<&Encoding> = group.iter().map(|&i| &encodings[i]).collect();
+        for (&i, v) in group.iter().zip(forward(&batch)?) {
+            out[i] = v;
+        }
+        start = end;
+    }
+    Ok(out)
 }
 
 /// The model's identity: `<directory name>@<12 hex digits of the weights' hash>`, with

@@ -14,7 +14,7 @@ use ragmill_kernels::ops::Gelu;
 use tokenizers::{Encoding, Tokenizer};
 
 use crate::Precision;
-use crate::encoder::{Encode, Pooling, load_tokenizer, model_info};
+use crate::encoder::{Encode, Pooling, by_length, load_tokenizer, model_info, tokenize};
 use crate::model_dir::{ModelDir, read_json};
 use layer::{Buffers, Dims, Layer, Norm};
 use ragmill_kernels::qgemm::QLinear;
@@ -255,32 +255,8 @@ impl Encode for NativeEncoder {
     }
 
     fn encode(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let mut order: Vec<usize> = (0..encodings.len()).collect();
-        order.sort_by_key(|&i| encodings[i].len());
-        let mut out = vec![Vec::new(); encodings.len()];
-        let mut start = 0;
-        while start < order.len() {
-            // Greedily fill a pass up to the batch size and the token budget.
-            let mut end = start;
-            let mut tokens = 0;
-            while end < order.len()
-                && end - start < self.info.preferred_batch
-                && (end == start || tokens + encodings[order[end]].len() <= MAX_BATCH_TOKENS)
-            {
-                tokens += encodings[order[end]].len();
-                end += 1;
-            }
-            let group = &order[start..end];
-            let batch: Vec<&Encoding> = group.iter().map(|&i| &encodings[i]).collect();
-            for (&i, v) in group.iter().zip(self.forward(&batch)?) {
-                out[i] = v;
-            }
-            start = end;
-        }
-        Ok(out)
+        let encodings = tokenize(&self.tokenizer, texts)?;
+        let max_batch = self.info.preferred_batch;
+        by_length(&encodings, max_batch, MAX_BATCH_TOKENS, |batch| self.forward(batch))
     }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::Status;
 use crate::app;
 use crate::cli::{Global, IngestArgs};
-use crate::commands::ingest_remote::{Remote, summarise};
+use crate::commands::ingest_remote::{Outcome, Remote, summarise};
 use crate::commands::print_json;
 use crate::progress::Reporter;
 
@@ -33,57 +33,20 @@ pub async fn run(g: &Global, args: IngestArgs) -> Result<Status> {
     let reporter = Reporter::new(inputs.iter().map(|i| i.name.clone()).collect());
     let outcomes = pipeline.ingest(user, inputs, reporter.callback()).await;
     reporter.finish();
-    let seconds = started.elapsed().as_secs_f64();
-
-    let (mut ready, mut unchanged, mut chunks, mut embedded, mut hits) = (0, 0, 0, 0, 0);
-    let mut failures = Vec::new();
-    for (name, outcome) in &outcomes {
-        match outcome {
-            Ok(ok) if ok.unchanged => unchanged += 1,
-            Ok(ok) => {
-                ready += 1;
-                chunks += ok.chunks;
-                embedded += ok.embedded;
-                hits += ok.cache_hits;
-            }
-            Err(e) => {
-                failures.push(json!({"document": name, "code": e.code, "message": e.message}))
-            }
-        }
-    }
-    let rate = if seconds > 0.0 { chunks as f64 / seconds } else { 0.0 };
-    let batches = pipeline.batcher_stats();
-    if g.json {
-        print_json(&json!({
-            "user": args.user,
-            "documents": outcomes.len(),
-            "ingested": ready,
-            "unchanged": unchanged,
-            "failed": failures.len(),
-            "chunks": chunks,
-            "embedded": embedded,
-            "cache_hits": hits,
-            "batches": batches.batches,
-            "seconds": seconds,
-            "chunks_per_s": rate,
-            "failures": failures,
-        }));
-    } else {
-        for f in &failures {
-            reporter.line(&format!(
-                "failed: {}: {} [{}]",
-                f["document"].as_str().unwrap_or("?"),
-                f["message"].as_str().unwrap_or(""),
-                f["code"].as_str().unwrap_or("")
-            ));
-        }
-        println!(
-            "{} documents: {ready} ingested, {unchanged} unchanged, {} failed; {chunks} chunks ({embedded} embedded, {hits} from cache) in {seconds:.1} s, {rate:.1} chunks/s",
-            outcomes.len(),
-            failures.len()
-        );
-    }
-    Ok(if failures.is_empty() { Status::Ok } else { Status::Partial })
+    let outcomes: Vec<(String, Outcome)> = outcomes
+        .into_iter()
+        .map(|(name, outcome)| {
+            let outcome = outcome
+                .map(|ok| {
+                    json!({"chunks": ok.chunks, "embedded": ok.embedded,
+                           "cache_hits": ok.cache_hits, "unchanged": ok.unchanged})
+                })
+                .map_err(|e| (e.code, e.message));
+            (name, outcome)
+        })
+        .collect();
+    let extra = json!({"user": args.user, "batches": pipeline.batcher_stats().batches});
+    Ok(report(g, &reporter, &outcomes, started.elapsed().as_secs_f64(), extra, ""))
 }
 
 /// `--server`: extract and chunk here, embed and store there.
@@ -94,13 +57,29 @@ async fn remote(g: &Global, args: IngestArgs, url: &str, inputs: Vec<Input>) -> 
     let reporter = Reporter::new(inputs.iter().map(|i| i.name.clone()).collect());
     let outcomes = client.ingest(inputs, args.chunking.parallel, reporter.callback()).await;
     reporter.finish();
+    let extra = json!({"user": args.user, "server": url});
     let seconds = started.elapsed().as_secs_f64();
-    let mut report = summarise(&outcomes);
+    Ok(report(g, &reporter, &outcomes, seconds, extra, &format!(" sent to {url}")))
+}
+
+/// Prints the run's summary (JSON with `--json`: `extra`'s fields and the counts) and lists
+/// failures; `Partial` if any file failed.
+fn report(
+    g: &Global,
+    reporter: &Reporter,
+    outcomes: &[(String, Outcome)],
+    seconds: f64,
+    extra: serde_json::Value,
+    where_to: &str,
+) -> Status {
+    let mut report = summarise(outcomes);
     let chunks = report["chunks"].as_u64().unwrap_or(0);
     let rate = if seconds > 0.0 { chunks as f64 / seconds } else { 0.0 };
-    report["server"] = json!(url);
-    report["seconds"] = json!(seconds);
-    report["chunks_per_s"] = json!(rate);
+    if let (Some(report), Some(extra)) = (report.as_object_mut(), extra.as_object()) {
+        report.extend(extra.clone());
+        report.insert("seconds".into(), json!(seconds));
+        report.insert("chunks_per_s".into(), json!(rate));
+    }
     let failed = report["failed"].as_u64().unwrap_or(0);
     if g.json {
         print_json(&report);
@@ -114,7 +93,7 @@ async fn remote(g: &Global, args: IngestArgs, url: &str, inputs: Vec<Input>) -> 
             ));
         }
         println!(
-            "{} documents sent to {url}: {} ingested, {} unchanged, {failed} failed; {chunks} chunks ({} embedded, {} from cache) in {seconds:.1} s, {rate:.1} chunks/s",
+            "{} documents{where_to}: {} ingested, {} unchanged, {failed} failed; {chunks} chunks ({} embedded, {} from cache) in {seconds:.1} s, {rate:.1} chunks/s",
             outcomes.len(),
             report["ingested"],
             report["unchanged"],
@@ -122,7 +101,7 @@ async fn remote(g: &Global, args: IngestArgs, url: &str, inputs: Vec<Input>) -> 
             report["cache_hits"],
         );
     }
-    Ok(if failed == 0 { Status::Ok } else { Status::Partial })
+    if failed == 0 { Status::Ok } else { Status::Partial }
 }
 
 /// Files named on the command line, and the files under folders (recursively, skipping hidden

@@ -21,8 +21,9 @@ use serde_json::{Value, json};
 use crate::app;
 use crate::cli::{ChunkArgs, Global};
 
-/// What became of one file: the server's answer, or a code and a message.
-pub type RemoteOutcome = Result<Value, (String, String)>;
+/// What became of one file: its counts (`chunks`, `embedded`, `cache_hits`, `unchanged`), or
+/// a code and a message. Local and remote runs report alike.
+pub type Outcome = Result<Value, (String, String)>;
 
 /// The client side of a remote ingest.
 pub struct Remote {
@@ -66,7 +67,7 @@ impl Remote {
         inputs: Vec<Input>,
         parallel: usize,
         progress: ragmill_pipeline::ProgressFn,
-    ) -> Vec<(String, RemoteOutcome)> {
+    ) -> Vec<(String, Outcome)> {
         let jobs = inputs.into_iter().enumerate().map(|(i, input)| {
             let progress = Arc::clone(&progress);
             async move {
@@ -83,13 +84,13 @@ impl Remote {
                 (i, name, outcome)
             }
         });
-        let mut done: Vec<(usize, String, RemoteOutcome)> =
+        let mut done: Vec<(usize, String, Outcome)> =
             futures::stream::iter(jobs).buffer_unordered(parallel.max(1)).collect().await;
         done.sort_by_key(|(i, _, _)| *i);
         done.into_iter().map(|(_, name, outcome)| (name, outcome)).collect()
     }
 
-    async fn one(&self, input: Input, progress: &(dyn Fn(Progress) + Sync)) -> RemoteOutcome {
+    async fn one(&self, input: Input, progress: &(dyn Fn(Progress) + Sync)) -> Outcome {
         let fail = |code: &str, message: String| (code.to_owned(), message);
         let bytes = match &input.source {
             Source::Path(p) => {
@@ -138,8 +139,8 @@ impl Remote {
     }
 }
 
-/// The summary line's figures, as `ingest` prints them for local runs too.
-pub fn summarise(outcomes: &[(String, RemoteOutcome)]) -> Value {
+/// The run's counts, local or remote.
+pub fn summarise(outcomes: &[(String, Outcome)]) -> Value {
     let (mut ready, mut unchanged, mut chunks, mut embedded, mut hits) = (0, 0, 0, 0, 0);
     let mut failures = Vec::new();
     for (name, outcome) in outcomes {
