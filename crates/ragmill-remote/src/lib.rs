@@ -52,6 +52,7 @@ mod ollama;
 mod openai;
 mod pool;
 mod stats;
+mod target;
 #[cfg(feature = "rustls")]
 mod tls;
 mod vectors;

@@ -8,41 +8,21 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine as _;
-use ragmill_core::{EmbedError, Embedder, ModelInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::config::BackendKind;
 use crate::error::RemoteError;
-use crate::http::{self, Post};
-use crate::ollama::DEFAULT_TIMEOUT;
+use crate::http;
+use crate::target::{DEFAULT_TIMEOUT, Target, remote_client};
 use crate::vectors;
 
 /// Embeds through one OpenAI-compatible server. Implements [`Embedder`] for a known dimension;
 /// sends a batch as one request (splitting and retrying are the [`Pool`](crate::Pool)'s
 /// business).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct OpenAiClient {
-    http: reqwest::Client,
-    url: String,
-    embed_url: String,
-    model: String,
-    api_key: Option<String>,
-    timeout: Duration,
-    info: ModelInfo,
-}
-
-impl std::fmt::Debug for OpenAiClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiClient")
-            .field("url", &self.url)
-            .field("model", &self.model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("timeout", &self.timeout)
-            .field("info", &self.info)
-            .finish_non_exhaustive()
-    }
+    target: Target,
 }
 
 #[derive(Serialize)]
@@ -70,6 +50,8 @@ enum Encoded {
     Base64(String),
 }
 
+remote_client!(OpenAiClient);
+
 impl OpenAiClient {
     /// A client for `model` on the server at `url` (`https://api.openai.com` or
     /// `https://api.openai.com/v1`: with or without the `/v1`), whose vectors have `dimensions`
@@ -90,10 +72,7 @@ impl OpenAiClient {
         model: &str,
         api_key: Option<String>,
     ) -> Result<Self, RemoteError> {
-        let mut client = Self::new(url, model, api_key, 0)?;
-        let probe = client.request(&[crate::PROBE_TEXT.to_owned()], None).await?;
-        client.info.dimensions = probe.first().map_or(0, Vec::len);
-        Ok(client)
+        Self::new(url, model, api_key, 0)?.probe().await
     }
 
     pub(crate) fn with_http(
@@ -104,45 +83,15 @@ impl OpenAiClient {
         dimensions: usize,
         timeout: Duration,
     ) -> Self {
-        let endpoint = url.trim_end_matches('/').to_owned();
-        let url = if endpoint.ends_with("/v1") {
-            format!("{endpoint}/embeddings")
-        } else {
-            format!("{endpoint}/v1/embeddings")
+        let path = |base: &str| {
+            if base.ends_with("/v1") {
+                format!("{base}/embeddings")
+            } else {
+                format!("{base}/v1/embeddings")
+            }
         };
-        let name = format!("{}:{model}", BackendKind::OpenAi);
-        OpenAiClient {
-            http,
-            url: endpoint,
-            embed_url: url,
-            model: model.to_owned(),
-            api_key,
-            timeout,
-            info: ModelInfo {
-                id: name.clone(),
-                space: name,
-                dimensions,
-                max_tokens: 512,
-                preferred_batch: BackendKind::OpenAi.default_batch_size(),
-            },
-        }
-    }
-
-    /// Sets the limit on one request (default 60 s).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets the `max_tokens` reported by [`Embedder::info`] (default 512).
-    pub fn with_max_tokens(mut self, max_tokens: usize) -> Self {
-        self.info.max_tokens = max_tokens;
-        self
-    }
-
-    /// The server's base URL, as configured (without a trailing `/`).
-    pub fn url(&self) -> &str {
-        &self.url
+        let target = Target::new(http, BackendKind::OpenAi, url, path, model, dimensions, timeout);
+        OpenAiClient { target }.with_api_key(api_key)
     }
 
     /// Embeds `texts` in one request and checks the answer: one vector per text (put back in
@@ -153,18 +102,11 @@ impl OpenAiClient {
         texts: &[String],
         dimensions: Option<usize>,
     ) -> Result<Vec<Vec<f32>>, RemoteError> {
-        let answer: Response = Post {
-            http: &self.http,
-            endpoint: &self.url,
-            url: &self.embed_url,
-            bearer: self.api_key.as_deref(),
-            body: &Request { model: &self.model, input: texts, encoding_format: "float" },
-            timeout: self.timeout,
-        }
-        .send()
-        .await?;
-        let ordered = in_index_order(&self.url, answer.data, texts.len())?;
-        vectors::finish(&self.url, ordered, texts.len(), dimensions)
+        let t = &self.target;
+        let body = Request { model: &t.model, input: texts, encoding_format: "float" };
+        let answer: Response = t.post(&body).send().await?;
+        let ordered = in_index_order(&t.url, answer.data, texts.len())?;
+        vectors::finish(&t.url, ordered, texts.len(), dimensions)
     }
 }
 
@@ -204,20 +146,6 @@ fn decode(e: Encoded) -> Result<Vec<f32>, String> {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect())
         }
-    }
-}
-
-#[async_trait]
-impl Embedder for OpenAiClient {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self.request(&texts, Some(self.info.dimensions)).await?)
     }
 }
 
