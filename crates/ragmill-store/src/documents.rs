@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{now_ms, vector_to_blob};
-use crate::{StoreError, UserStore};
+use crate::{StoreError, UserId, UserStore};
 
 /// Where a document stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +62,46 @@ pub struct RagStatus {
     pub documents_ready: u64,
     /// Documents queued or processing.
     pub documents_processing: u64,
+}
+
+/// Documents by state and the chunks of ready ones: a user's, or the whole service's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DocumentTotals {
+    /// Waiting for a worker.
+    pub queued: u64,
+    /// Being processed.
+    pub processing: u64,
+    /// Searchable.
+    pub ready: u64,
+    /// Failed (their error is recorded).
+    pub failed: u64,
+    /// Chunks stored for the documents.
+    pub chunks: u64,
+}
+
+impl DocumentTotals {
+    /// Counts documents of `user`, or of every user when `None`.
+    pub(crate) fn read(
+        conn: &rusqlite::Connection,
+        user: Option<UserId>,
+    ) -> Result<Self, StoreError> {
+        let n = |v: i64| v.max(0) as u64;
+        let row: (i64, i64, i64, i64, i64) = conn.query_row(
+            "SELECT COALESCE(SUM(state = 'queued'), 0), COALESCE(SUM(state = 'processing'), 0),
+                    COALESCE(SUM(state = 'ready'), 0), COALESCE(SUM(state = 'failed'), 0),
+                    COALESCE(SUM(chunk_count), 0)
+             FROM documents WHERE ?1 IS NULL OR user_id = ?1",
+            [user.map(|u| u.0)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+        Ok(Self {
+            queued: n(row.0),
+            processing: n(row.1),
+            ready: n(row.2),
+            failed: n(row.3),
+            chunks: n(row.4),
+        })
+    }
 }
 
 /// Seconds spent in each stage of the last processing, by stage name.
@@ -345,6 +385,11 @@ impl UserStore<'_> {
             documents_ready: ready.max(0) as u64,
             documents_processing: processing.max(0) as u64,
         })
+    }
+
+    /// The user's documents by state, and their chunks.
+    pub fn totals(&self) -> Result<DocumentTotals, StoreError> {
+        DocumentTotals::read(&*self.store.conn()?, Some(self.user))
     }
 
     /// Deletes the user's document `id` and its chunks; false if the user has no such document.

@@ -23,6 +23,8 @@ pub struct UserSummary {
     pub documents: u64,
     /// Keys not revoked.
     pub active_keys: u64,
+    /// Sees the whole service's figures, not only their own.
+    pub admin: bool,
 }
 
 fn random_hex(bytes: usize) -> Result<String, StoreError> {
@@ -78,13 +80,30 @@ impl Store {
         Ok(n as u64)
     }
 
+    /// Makes `user` an administrator, or not.
+    pub fn set_admin(&self, user: UserId, admin: bool) -> Result<(), StoreError> {
+        self.conn()?
+            .execute("UPDATE users SET admin = ?1 WHERE id = ?2", params![admin, user.0])?;
+        Ok(())
+    }
+
+    /// Whether `user` is an administrator (an unknown user is not).
+    pub fn is_admin(&self, user: UserId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row("SELECT admin FROM users WHERE id = ?1", [user.0], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false))
+    }
+
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<UserSummary>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
             "SELECT u.name, u.created_at,
                     (SELECT COUNT(*) FROM documents d WHERE d.user_id = u.id),
-                    (SELECT COUNT(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL)
+                    (SELECT COUNT(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL),
+                    u.admin
              FROM users u ORDER BY u.name",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -93,6 +112,7 @@ impl Store {
                 created_at: r.get(1)?,
                 documents: r.get::<_, i64>(2)?.max(0) as u64,
                 active_keys: r.get::<_, i64>(3)?.max(0) as u64,
+                admin: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -159,17 +179,36 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_database_gains_the_keys_table() {
+    fn a_version_1_database_gains_the_keys_table_and_admins() {
         let dir = tempfile::tempdir().expect("tmp");
         {
             let store = Store::open(dir.path()).expect("open");
             store.ensure_user("alice").expect("user");
             let conn = store.conn().expect("conn");
-            conn.execute_batch("DROP TABLE api_keys; PRAGMA user_version = 1;").expect("downgrade");
+            conn.execute_batch(
+                "DROP TABLE api_keys; ALTER TABLE users DROP COLUMN admin; PRAGMA user_version = 1;",
+            )
+            .expect("downgrade");
         }
         let store = Store::open(dir.path()).expect("reopen migrates");
         let alice = store.find_user("alice").expect("q").expect("kept");
         let key = store.create_api_key(alice).expect("key table exists again");
         assert_eq!(store.authenticate(&key).expect("auth"), Some(alice));
+        assert!(!store.is_admin(alice).expect("admin column exists again"));
+    }
+
+    #[test]
+    fn only_users_made_admins_are_admins() {
+        let (_d, store) = store();
+        let (alice, bob) =
+            (store.ensure_user("alice").expect("user"), store.ensure_user("bob").expect("user"));
+        store.set_admin(bob, true).expect("set");
+        assert!(!store.is_admin(alice).expect("q"));
+        assert!(store.is_admin(bob).expect("q"));
+        assert!(!store.is_admin(UserId(999)).expect("unknown user"), "an unknown user is not");
+        let admins: Vec<_> = store.users().expect("users").into_iter().map(|u| u.admin).collect();
+        assert_eq!(admins, [false, true]);
+        store.set_admin(bob, false).expect("unset");
+        assert!(!store.is_admin(bob).expect("q"));
     }
 }

@@ -34,7 +34,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use documents::{
-    Accepted, DocumentRecord, DocumentState, NewChunk, NewDocument, RagStatus, Timings,
+    Accepted, DocumentRecord, DocumentState, DocumentTotals, NewChunk, NewDocument, RagStatus,
+    Timings,
 };
 pub use error::StoreError;
 pub use index::FlatIndex;
@@ -104,6 +105,12 @@ impl Store {
         let n = self.conn()?.execute("DELETE FROM users WHERE id = ?1", [user.0])?;
         self.invalidate(user);
         Ok(n > 0)
+    }
+
+    /// Every user's documents by state, and their chunks. For operational figures only: it
+    /// returns counts, never a document.
+    pub fn totals(&self) -> Result<DocumentTotals, StoreError> {
+        DocumentTotals::read(&*self.conn()?, None)
     }
 
     /// How many documents are in each state (`queued`, `processing`, `ready`, `failed`), across

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE users (
@@ -66,6 +66,9 @@ CREATE TABLE api_keys (
 CREATE INDEX api_keys_by_user ON api_keys(user_id);
 ";
 
+/// Version 3: administrators, who see the whole service's figures (`GET /v1/stats`).
+const ADMINS: &str = "ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;";
+
 /// Sets WAL mode and the pragmas every connection needs, and creates the schema if new.
 pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -76,10 +79,15 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     // Each step migrates one version up, in its own transaction.
     if version == 0 {
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} {API_KEYS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
-    } else if version == 1 {
+        return Ok(());
+    }
+    if version == 1 {
         conn.execute_batch(&format!("BEGIN; {API_KEYS} PRAGMA user_version = 2; COMMIT;"))?;
+    }
+    if version <= 2 {
+        conn.execute_batch(&format!("BEGIN; {ADMINS} PRAGMA user_version = 3; COMMIT;"))?;
     }
     Ok(())
 }

@@ -329,3 +329,28 @@ fn a_version_for_a_deleted_document_is_refused_not_resurrected() {
     assert!(alice.documents().expect("list").is_empty(), "not brought back");
     assert!(alice.search(&v, 5, None).expect("search").is_empty());
 }
+
+#[test]
+fn totals_count_one_users_documents_or_everyones() {
+    let (_dir, store) = open();
+    put(&store, "alice", "a.txt", &["one", "two"], &[unit([1.0, 0.0, 0.0]), unit([0.0, 1.0, 0.0])]);
+    put(&store, "bob", "b.txt", &["three"], &[unit([0.0, 0.0, 1.0])]);
+    let alice = store.ensure_user("alice").expect("user");
+    alice_queues(&store, alice);
+    let mine = store.user(alice).totals().expect("totals");
+    assert_eq!(
+        mine,
+        ragmill_store::DocumentTotals { queued: 1, processing: 0, ready: 1, failed: 0, chunks: 2 }
+    );
+    let bob = store.ensure_user("bob").expect("user");
+    assert_eq!(store.user(bob).totals().expect("totals").chunks, 1, "bob sees only his own");
+    let all = store.totals().expect("totals");
+    assert_eq!((all.queued, all.ready, all.chunks), (1, 2, 3));
+}
+
+fn alice_queues(store: &Store, alice: ragmill_store::UserId) {
+    store
+        .user(alice)
+        .accept_upload("new.txt", ContentHash::of(b"new"), 3, Some(DocumentKind::Text))
+        .expect("accept");
+}
