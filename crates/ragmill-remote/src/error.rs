@@ -61,6 +61,15 @@ pub enum RemoteError {
         /// Dimension expected.
         want_dim: usize,
     },
+    /// A streamed answer that began well and then reported an error (Ollama's `{"error": ...}`
+    /// line, an OpenAI `data:` event carrying `error`).
+    #[error("{url}: error in the stream: {message}")]
+    Stream {
+        /// The endpoint.
+        url: String,
+        /// The server's message.
+        message: String,
+    },
     /// The client could not be set up (bad URL, TLS unavailable).
     #[error("invalid endpoint configuration: {0}")]
     Config(String),

@@ -1,10 +1,15 @@
-//! Stand-in embedding servers for tests and benchmarks: in-process servers on loopback that speak
-//! the real Ollama (`POST /api/embed`) and OpenAI (`POST /v1/embeddings`) wire formats, with
-//! switchable latency and misbehaviour. There is no model behind them.
+//! Stand-in embedding and chat servers for tests and benchmarks: in-process servers on loopback
+//! that speak the real Ollama (`POST /api/embed`, `POST /api/chat`) and OpenAI
+//! (`POST /v1/embeddings`, `POST /v1/chat/completions`) wire formats, with switchable latency and
+//! misbehaviour. There is no model behind them.
 //!
 //! Vectors are computed from the text ([`raw_vector`]: a hash-seeded pseudo-random vector,
 //! deliberately not of unit length), so every fake answers the same text with the same vector and
-//! a test can compute the expected answer itself.
+//! a test can compute the expected answer itself. Chat answers are canned the same way
+//! ([`chat_reply`]: `Stand-in answer to: <last user message>. Sources: [1] [2]`, one `[n]` per
+//! numbered passage of the system message), streamed one word per NDJSON line (Ollama) or per
+//! `data:` event (OpenAI, ending with `data: [DONE]`), each after the token delay
+//! ([`FakeServer::set_token_delay`]).
 //!
 //! A fake runs its own accept loop (an axum router on hyper connections) rather than
 //! `axum::serve`, so that [`FakeServer::kill`] can drop the listener *and* every open connection
@@ -33,12 +38,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State as Extract;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
@@ -50,9 +56,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// Which API a fake speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
-    /// Ollama's `POST /api/embed`.
+    /// Ollama's `POST /api/embed` and `POST /api/chat`.
     Ollama,
-    /// The OpenAI embeddings API, `POST /v1/embeddings`.
+    /// The OpenAI embeddings and chat APIs, `POST /v1/embeddings` and
+    /// `POST /v1/chat/completions`.
     OpenAi,
 }
 
@@ -101,6 +108,9 @@ struct State {
     requests: AtomicUsize,
     texts: AtomicUsize,
     last: Mutex<Option<(Value, Option<String>)>>,
+    token_delay_us: AtomicU64,
+    chat_requests: AtomicUsize,
+    last_chat: Mutex<Option<Value>>,
 }
 
 /// A running fake server (or a killed one). Dropping it stops it.
@@ -137,6 +147,9 @@ impl FakeServer {
             requests: AtomicUsize::new(0),
             texts: AtomicUsize::new(0),
             last: Mutex::new(None),
+            token_delay_us: AtomicU64::new(0),
+            chat_requests: AtomicUsize::new(0),
+            last_chat: Mutex::new(None),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -146,11 +159,14 @@ impl FakeServer {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let path = match self.state.wire {
-            Wire::Ollama => "/api/embed",
-            Wire::OpenAi => "/v1/embeddings",
+        let (embed, chat) = match self.state.wire {
+            Wire::Ollama => ("/api/embed", "/api/chat"),
+            Wire::OpenAi => ("/v1/embeddings", "/v1/chat/completions"),
         };
-        let router = Router::new().route(path, post(handle)).with_state(self.state.clone());
+        let router = Router::new()
+            .route(embed, post(handle))
+            .route(chat, post(handle_chat))
+            .with_state(self.state.clone());
         let task = tokio::spawn(async move {
             // Owned by this task: aborting it drops every connection too.
             let mut connections = JoinSet::new();
@@ -247,6 +263,22 @@ impl FakeServer {
         self.state.last.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Delays each token of a chat answer by `delay` (default: none).
+    pub fn set_token_delay(&self, delay: Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.state.token_delay_us.store(us, SeqCst);
+    }
+
+    /// Chat requests received (answered or not).
+    pub fn chat_requests(&self) -> usize {
+        self.state.chat_requests.load(SeqCst)
+    }
+
+    /// The last chat request's JSON body.
+    pub fn last_chat_request(&self) -> Option<Value> {
+        self.state.last_chat.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// Stops like a crashed process: the listener closes (connections are refused) and every open
     /// connection is dropped, in-flight and queued requests included.
     pub async fn kill(&self) {
@@ -292,19 +324,25 @@ pub fn raw_vector(text: &str, dim: usize) -> Vec<f32> {
         .collect()
 }
 
-async fn handle(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    state.requests.fetch_add(1, SeqCst);
+/// The `Authorization` header and the JSON body of a request, or the answer to a body that is
+/// not JSON.
+fn read_request(
+    state: &State,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Option<String>, Value), Box<Response>> {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let request: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return error(&state, StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
-    };
-    *state.last.lock().unwrap_or_else(PoisonError::into_inner) =
-        Some((request.clone(), auth.clone()));
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok((auth, v)),
+        Err(e) => {
+            Err(Box::new(error(state, StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}"))))
+        }
+    }
+}
 
-    // In serial mode the guard is held through the service time; dropping the request (its
-    // connection killed) releases it.
-    let _gpu = if state.serial.load(SeqCst) { Some(state.gpu.lock().await) } else { None };
+/// Waits the latency, then the answer that the switches impose (canned, unauthorised,
+/// failing), if any.
+async fn misbehaviour(state: &State, auth: Option<&str>) -> Option<Response> {
     let latency = state.latency_us.load(SeqCst);
     if latency > 0 {
         tokio::time::sleep(Duration::from_micros(latency)).await;
@@ -312,15 +350,33 @@ async fn handle(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: B
     let canned = state.canned.lock().unwrap_or_else(PoisonError::into_inner).clone();
     if let Some((status, body)) = canned {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        return Some((status, [(header::CONTENT_TYPE, "application/json")], body).into_response());
     }
     if let Some(key) = &state.api_key
-        && auth.as_deref() != Some(&format!("Bearer {key}"))
+        && auth != Some(format!("Bearer {key}").as_str())
     {
-        return error(&state, StatusCode::UNAUTHORIZED, "Incorrect API key provided");
+        return Some(error(state, StatusCode::UNAUTHORIZED, "Incorrect API key provided"));
     }
     if state.fail.load(SeqCst) {
-        return error(&state, StatusCode::INTERNAL_SERVER_ERROR, "fake failure");
+        return Some(error(state, StatusCode::INTERNAL_SERVER_ERROR, "fake failure"));
+    }
+    None
+}
+
+async fn handle(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.requests.fetch_add(1, SeqCst);
+    let (auth, request) = match read_request(&state, &headers, &body) {
+        Ok(r) => r,
+        Err(answer) => return *answer,
+    };
+    *state.last.lock().unwrap_or_else(PoisonError::into_inner) =
+        Some((request.clone(), auth.clone()));
+
+    // In serial mode the guard is held through the service time; dropping the request (its
+    // connection killed) releases it.
+    let _gpu = if state.serial.load(SeqCst) { Some(state.gpu.lock().await) } else { None };
+    if let Some(answer) = misbehaviour(&state, auth.as_deref()).await {
+        return answer;
     }
     let Some(model) = request.get("model").and_then(Value::as_str) else {
         return error(&state, StatusCode::BAD_REQUEST, "model is required");
@@ -374,6 +430,109 @@ async fn handle(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: B
         }
     };
     (StatusCode::OK, axum::Json(answer)).into_response()
+}
+
+/// The stand-in's chat answer to `request` (a chat request body):
+/// `Stand-in answer to: <last user message>.`, then ` Sources: [1] [2] ...` with one `[n]` per
+/// passage numbered `[1]`, `[2]`, ... at the start of a line of the system messages (none, no
+/// `Sources:`).
+pub fn chat_reply(request: &Value) -> String {
+    let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    fn text<'a>(m: &'a Value, role: &str) -> Option<&'a str> {
+        (m.get("role").and_then(Value::as_str) == Some(role))
+            .then(|| m.get("content").and_then(Value::as_str))
+            .flatten()
+    }
+    let question = messages.iter().rev().find_map(|m| text(m, "user")).unwrap_or_default();
+    let system: Vec<&str> = messages.iter().filter_map(|m| text(m, "system")).collect();
+    let passages = (1..)
+        .take_while(|n| {
+            let tag = format!("[{n}] ");
+            system.iter().flat_map(|s| s.lines()).any(|l| l.starts_with(&tag))
+        })
+        .count();
+    let mut reply = format!("Stand-in answer to: {question}.");
+    if passages > 0 {
+        reply.push_str(" Sources:");
+        for n in 1..=passages {
+            reply.push_str(&format!(" [{n}]"));
+        }
+    }
+    reply
+}
+
+async fn handle_chat(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.chat_requests.fetch_add(1, SeqCst);
+    let (auth, request) = match read_request(&state, &headers, &body) {
+        Ok(r) => r,
+        Err(answer) => return *answer,
+    };
+    *state.last_chat.lock().unwrap_or_else(PoisonError::into_inner) = Some(request.clone());
+    if let Some(answer) = misbehaviour(&state, auth.as_deref()).await {
+        return answer;
+    }
+    let Some(model) = request.get("model").and_then(Value::as_str) else {
+        return error(&state, StatusCode::BAD_REQUEST, "model is required");
+    };
+    if !request.get("messages").is_some_and(Value::is_array) {
+        return error(&state, StatusCode::BAD_REQUEST, "messages is required");
+    }
+    // Ollama streams unless told not to; OpenAI only when asked. The stand-in only streams.
+    let streams = request.get("stream").and_then(Value::as_bool);
+    if !streams.unwrap_or(state.wire == Wire::Ollama) {
+        return error(&state, StatusCode::BAD_REQUEST, "this stand-in only streams");
+    }
+    let reply = chat_reply(&request);
+    let tokens = reply.split_inclusive(' ');
+    let (content_type, lines): (&str, Vec<String>) = match state.wire {
+        Wire::Ollama => {
+            let created = "2024-01-01T00:00:00.000000000Z";
+            let line = |content: &str, done: bool| {
+                json!({
+                    "model": model,
+                    "created_at": created,
+                    "message": {"role": "assistant", "content": content},
+                    "done": done,
+                })
+            };
+            let mut lines: Vec<String> = tokens.map(|t| format!("{}\n", line(t, false))).collect();
+            let mut last = line("", true);
+            last["done_reason"] = json!("stop");
+            last["total_duration"] = json!(1_000_000);
+            last["eval_count"] = json!(lines.len());
+            lines.push(format!("{last}\n"));
+            ("application/x-ndjson", lines)
+        }
+        Wire::OpenAi => {
+            let chunk = |delta: Value, finish: Value| {
+                let c = json!({
+                    "id": "chatcmpl-stand-in",
+                    "object": "chat.completion.chunk",
+                    "created": 1_704_067_200,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+                });
+                format!("data: {c}\n\n")
+            };
+            let mut lines = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+            lines.extend(tokens.map(|t| chunk(json!({"content": t}), Value::Null)));
+            lines.push(chunk(json!({}), json!("stop")));
+            lines.push("data: [DONE]\n\n".to_owned());
+            ("text/event-stream", lines)
+        }
+    };
+    let delay = Duration::from_micros(state.token_delay_us.load(SeqCst));
+    let body = futures::stream::iter(lines).then(move |line| async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Ok::<_, std::convert::Infallible>(line)
+    });
+    ([(header::CONTENT_TYPE, content_type)], Body::from_stream(body)).into_response()
 }
 
 fn error(state: &State, status: StatusCode, message: &str) -> Response {

@@ -41,13 +41,7 @@ impl<B: Serialize> Post<'_, B> {
     /// [`RemoteError::Status`] carrying the server's message.
     pub(crate) async fn send<T: DeserializeOwned>(self) -> Result<T, RemoteError> {
         let endpoint = self.endpoint;
-        let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
-                RemoteError::Timeout { url: endpoint.to_owned(), timeout: self.timeout }
-            } else {
-                RemoteError::Transport { url: endpoint.to_owned(), message: chain(&e) }
-            }
-        };
+        let transport = |e: reqwest::Error| transport_error(endpoint, self.timeout, &e);
         let mut request = self.http.post(self.url).timeout(self.timeout).json(self.body);
         if let Some(key) = self.bearer {
             request = request.bearer_auth(key);
@@ -56,19 +50,38 @@ impl<B: Serialize> Post<'_, B> {
         let status = response.status();
         let body = response.bytes().await.map_err(transport)?;
         if !status.is_success() {
-            let message = error_message(&body)
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
-            return Err(RemoteError::Status {
-                url: endpoint.to_owned(),
-                status: status.as_u16(),
-                message,
-            });
+            return Err(status_error(endpoint, status, &body));
         }
         serde_json::from_slice(&body).map_err(|e| RemoteError::InvalidResponse {
             url: endpoint.to_owned(),
             message: one_line(&e.to_string(), MAX_MESSAGE),
         })
     }
+}
+
+/// A request to `endpoint` that failed in transport: [`RemoteError::Timeout`] (reporting
+/// `timeout`) when reqwest timed out, else [`RemoteError::Transport`] with the causes.
+pub(crate) fn transport_error(
+    endpoint: &str,
+    timeout: Duration,
+    e: &reqwest::Error,
+) -> RemoteError {
+    if e.is_timeout() {
+        RemoteError::Timeout { url: endpoint.to_owned(), timeout }
+    } else {
+        RemoteError::Transport { url: endpoint.to_owned(), message: chain(e) }
+    }
+}
+
+/// An error status from `endpoint`, with the message of its `body` (or the status's reason).
+pub(crate) fn status_error(
+    endpoint: &str,
+    status: reqwest::StatusCode,
+    body: &[u8],
+) -> RemoteError {
+    let message = error_message(body)
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    RemoteError::Status { url: endpoint.to_owned(), status: status.as_u16(), message }
 }
 
 /// The message in an error body: Ollama's `{"error": "..."}`, OpenAI's

@@ -14,9 +14,11 @@
 //!   a pool-wide retry budget, a circuit breaker per endpoint and a background health check that
 //!   brings healed endpoints back. [`Pool::stats`] reports per-endpoint metrics.
 //! - [`PoolConfig`] and [`EndpointConfig`] are the settings, readable with serde.
+//! - [`chat`]: a streaming chat client ([`chat::ChatClient`]) for Ollama's `POST /api/chat` and
+//!   OpenAI's `POST /v1/chat/completions`, handing back the answer's content deltas in order.
 //! - [`fake`]: stand-in servers that speak the real Ollama and OpenAI wire formats with
-//!   hash-seeded vectors (no model), with switchable latency, failures, serial service and
-//!   kill/revive, for tests and benchmarks (`ragmill bench pool`).
+//!   hash-seeded vectors and a canned streamed chat answer (no model), with switchable latency,
+//!   failures, serial service and kill/revive, for tests and benchmarks (`ragmill bench pool`).
 //!
 //! Transport: plain `http://` by default. `https://` needs the `rustls` cargo feature (rustls on
 //! the *ring* provider, with the platform's trust store); it is off by default because enabling
@@ -42,6 +44,7 @@
 
 mod breaker;
 mod budget;
+pub mod chat;
 mod config;
 mod endpoint;
 mod error;

@@ -52,6 +52,16 @@ enum Encoded {
 
 remote_client!(OpenAiClient);
 
+/// `{base}/v1/{resource}`, or `{base}/{resource}` when the trimmed base already ends in `/v1`.
+pub(crate) fn api_url(base: &str, resource: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.ends_with("/v1") {
+        format!("{base}/{resource}")
+    } else {
+        format!("{base}/v1/{resource}")
+    }
+}
+
 impl OpenAiClient {
     /// A client for `model` on the server at `url` (`https://api.openai.com` or
     /// `https://api.openai.com/v1`: with or without the `/v1`), whose vectors have `dimensions`
@@ -83,13 +93,7 @@ impl OpenAiClient {
         dimensions: usize,
         timeout: Duration,
     ) -> Self {
-        let path = |base: &str| {
-            if base.ends_with("/v1") {
-                format!("{base}/embeddings")
-            } else {
-                format!("{base}/v1/embeddings")
-            }
-        };
+        let path = |base: &str| api_url(base, "embeddings");
         let target = Target::new(http, BackendKind::OpenAi, url, path, model, dimensions, timeout);
         OpenAiClient { target }.with_api_key(api_key)
     }

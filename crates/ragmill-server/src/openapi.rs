@@ -25,11 +25,16 @@ use crate::embeddings::openai::{
 };
 use crate::error::ErrorResponse;
 use crate::events::{ErrorBody, Event};
+use crate::routes::chat::{
+    ChatBackendView, ChatDone, ChatEvent, ChatRequest, ChatSource, ChatSources, ChatStatus,
+    ChatToken, ChatTurn,
+};
 use crate::routes::documents::{
     AcceptedDocument, DocumentList, DocumentView, ProgressView, UploadForm, UploadResponse,
 };
 use crate::routes::events::{EventToken, Snapshot, SnapshotType, StreamMessage};
 use crate::routes::search::{RagStatusView, SearchRequest, SearchResponse, SearchResult};
+use crate::routes::stats::{Batcher, Scope, Stats, Workers};
 use crate::routes::{QueueDepth, Readiness};
 
 /// The OpenAPI document of every route the router serves.
@@ -52,6 +57,8 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
         crate::routes::stats::stats,
         crate::routes::search::search,
         crate::routes::search::rag_status,
+        crate::routes::chat::status,
+        crate::routes::chat::chat,
         crate::routes::events::events,
         crate::routes::events::token,
         crate::routes::healthz,
@@ -76,6 +83,15 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
         SearchResponse,
         SearchResult,
         RagStatusView,
+        ChatStatus,
+        ChatBackendView,
+        ChatRequest,
+        ChatTurn,
+        ChatEvent,
+        ChatSources,
+        ChatSource,
+        ChatToken,
+        ChatDone,
         EventToken,
         StreamMessage,
         Snapshot,
@@ -83,6 +99,11 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
         Event,
         Readiness,
         QueueDepth,
+        Stats,
+        Scope,
+        Workers,
+        Batcher,
+        crate::activity::Counters,
         DocumentStateSchema,
         StageSchema,
         DocumentKindSchema,
@@ -107,6 +128,7 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
     tags(
         (name = "documents", description = "Upload, list, inspect, delete and reprocess documents"),
         (name = "search", description = "Search the user's ready documents"),
+        (name = "chat", description = "Chat with the configured model, optionally over the user's documents with cited sources"),
         (name = "events", description = "Live progress over WebSocket or Server-Sent Events"),
         (name = "embeddings", description = "The served model over Ollama's (`/api/...`) and OpenAI's (`/v1/embeddings`, `/v1/models`) wire formats, errors in each format's own style"),
         (name = "probes", description = "Health, readiness, metrics and this document; no auth"),

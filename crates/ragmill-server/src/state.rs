@@ -8,6 +8,7 @@ use ragmill_queue::JobQueue;
 use ragmill_store::Store;
 use tokio::sync::Notify;
 
+use crate::activity::Activity;
 use crate::auth::EventTokens;
 use crate::blobs::Blobs;
 use crate::events::EventBus;
@@ -25,6 +26,8 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Background workers.
     pub workers: usize,
+    /// The chat model behind `POST /v1/chat` (none: chat answers 503, search still works).
+    pub chat: Option<ragmill_remote::chat::ChatClient>,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +37,7 @@ impl Default for ServerConfig {
             max_json_bytes: 1 << 20,
             allowed_origins: Vec::new(),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            chat: None,
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct Inner {
     pub config: ServerConfig,
     /// Operational metrics (`GET /metrics`).
     pub metrics: Metrics,
+    /// Per-user and service counters since start-up (`GET /v1/stats`).
+    pub activity: Activity,
 }
 
 impl AppState {
@@ -85,6 +91,7 @@ impl AppState {
             wake: Notify::new(),
             config,
             metrics,
+            activity: Activity::default(),
         }))
     }
 }

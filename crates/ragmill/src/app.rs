@@ -10,9 +10,10 @@ use ragmill_extract::{Extractor, Limits};
 use ragmill_pipeline::{BatchConfig, Pipeline, PipelineConfig};
 use ragmill_store::Store;
 
+use ragmill_remote::chat::ChatClient;
 use ragmill_remote::{BackendKind, EndpointConfig, Pool, PoolConfig};
 
-use crate::cli::{ChunkArgs, EmbedBackend, Global};
+use crate::cli::{ChatBackend, ChunkArgs, EmbedBackend, Global, ServeArgs};
 
 /// Loads the local embedding model from `--model-dir`.
 pub fn embedder(global: &Global, batch: usize) -> Result<Arc<LocalEmbedder>> {
@@ -67,6 +68,32 @@ pub async fn backend(global: &Global, batch: usize) -> Result<Arc<dyn Embedder>>
         )
     })?;
     Ok(Arc::new(pool))
+}
+
+/// The chat model `serve --chat-*` names, if any (no I/O: an unreachable server shows at the
+/// first chat).
+pub fn chat(args: &ServeArgs) -> Result<Option<ChatClient>> {
+    let endpoint = args.chat_endpoint.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let model = args.chat_model.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let Some(backend) = args.chat_backend else {
+        if endpoint.is_some() || model.is_some() {
+            bail!("--chat-endpoint and --chat-model need --chat-backend ollama|openai");
+        }
+        return Ok(None);
+    };
+    let (kind, name) = match backend {
+        ChatBackend::Ollama => (BackendKind::Ollama, "ollama"),
+        ChatBackend::Openai => (BackendKind::OpenAi, "openai"),
+    };
+    let Some(endpoint) = endpoint else {
+        bail!("--chat-backend {name} needs --chat-endpoint URL (the chat server's base URL)");
+    };
+    let Some(model) = model else {
+        bail!("--chat-backend {name} needs --chat-model NAME (the model the server serves)");
+    };
+    let client = ChatClient::new(kind, endpoint, model, args.chat_api_key.clone())
+        .with_context(|| format!("setting up the {name} chat model {model}"))?;
+    Ok(Some(client))
 }
 
 /// The extractor: PDF and DOCX are parsed in a child process (this binary's hidden

@@ -81,6 +81,17 @@ pub enum EmbedBackend {
     Openai,
 }
 
+/// The API of the chat model's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatBackend {
+    /// Ollama (`POST /api/chat`).
+    Ollama,
+    /// OpenAI-compatible servers (`POST /v1/chat/completions`): OpenAI, vLLM, llama.cpp,
+    /// LiteLLM, Ollama's `/v1`.
+    Openai,
+}
+
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -294,6 +305,10 @@ pub enum UsersCommand {
     Add {
         /// The user's name.
         name: String,
+        /// Make them an administrator: their dashboard and `GET /v1/stats` show the whole
+        /// service, not only their own documents.
+        #[arg(long)]
+        admin: bool,
     },
     /// List users with their document and active key counts.
     List,
@@ -322,6 +337,19 @@ pub struct ServeArgs {
     /// An origin allowed to open the event WebSocket besides this server's own (repeatable; `*` for any).
     #[arg(long = "allowed-origin", env = "RAGMILL_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// The chat model's API, for `POST /v1/chat`: ollama (`/api/chat`) or openai
+    /// (`/v1/chat/completions`). Without it chat is off (search still works).
+    #[arg(long, env = "RAGMILL_CHAT_BACKEND", value_enum)]
+    pub chat_backend: Option<ChatBackend>,
+    /// The chat server's base URL (e.g. http://localhost:11434, https://api.openai.com/v1).
+    #[arg(long, env = "RAGMILL_CHAT_ENDPOINT")]
+    pub chat_endpoint: Option<String>,
+    /// The chat model's name on that server (e.g. llama3.2, gpt-4o-mini).
+    #[arg(long, env = "RAGMILL_CHAT_MODEL")]
+    pub chat_model: Option<String>,
+    /// API key for the chat server, sent as a Bearer token.
+    #[arg(long, env = "RAGMILL_CHAT_API_KEY", hide_env_values = true)]
+    pub chat_api_key: Option<String>,
     /// Chunking and batching.
     #[command(flatten)]
     pub chunking: ChunkArgs,

@@ -33,6 +33,12 @@
 //! max_upload_mb = 64
 //! lease_secs = 60
 //! allowed_origins = ["https://intranet.example"]
+//!
+//! [chat]               # the chat model behind POST /v1/chat (default: none)
+//! backend = "ollama"   # or "openai"
+//! endpoint = "http://localhost:11434"
+//! model = "llama3.2"
+//! # api_key = "..."
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -43,7 +49,7 @@ use clap::parser::ValueSource;
 use ragmill_embed::{Engine, Precision};
 use serde::Deserialize;
 
-use crate::cli::{ChunkArgs, Cli, Command, EmbedBackend};
+use crate::cli::{ChatBackend, ChunkArgs, Cli, Command, EmbedBackend};
 
 /// The file's contents; every field optional, unknown fields refused.
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +65,8 @@ struct FileConfig {
     embed: Embed,
     #[serde(default)]
     serve: Serve,
+    #[serde(default)]
+    chat: Chat,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +86,15 @@ struct Embed {
     model: Option<String>,
     api_key: Option<String>,
     pool: Option<ragmill_remote::PoolConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Chat {
+    backend: Option<ChatBackend>,
+    endpoint: Option<String>,
+    model: Option<String>,
+    api_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +181,19 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
             }
             if let Some(v) = s.allowed_origins.clone().filter(|_| unset(sub, "allowed_origins")) {
                 a.allowed_origins = v;
+            }
+            let c = &file.chat;
+            if let Some(v) = c.backend.filter(|_| unset(sub, "chat_backend")) {
+                a.chat_backend = Some(v);
+            }
+            if let Some(v) = c.endpoint.clone().filter(|_| unset(sub, "chat_endpoint")) {
+                a.chat_endpoint = Some(v);
+            }
+            if let Some(v) = c.model.clone().filter(|_| unset(sub, "chat_model")) {
+                a.chat_model = Some(v);
+            }
+            if let Some(v) = c.api_key.clone().filter(|_| unset(sub, "chat_api_key")) {
+                a.chat_api_key = Some(v);
             }
         }
         _ => {}

@@ -1,5 +1,6 @@
 //! The router: one module per resource; the embedding API (`crate::embeddings`) is merged in.
 
+pub mod chat;
 pub mod chunked;
 pub mod documents;
 pub mod events;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/documents/{id}/reprocess", post(documents::reprocess))
         .route("/v1/search", post(search::search))
         .route("/v1/rag/status", get(search::rag_status))
+        .route("/v1/chat", get(chat::status).post(chat::chat))
         .route("/v1/stats", get(stats::stats))
         .route("/v1/events", get(events::events))
         .route("/v1/events/token", post(events::token))
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(crate::openapi::serve))
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
         .merge(embeddings)

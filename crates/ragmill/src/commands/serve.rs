@@ -13,6 +13,13 @@ use crate::app;
 use crate::cli::{Global, ServeArgs};
 
 pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
+    let chat = app::chat(&args)?;
+    let chat_line = match &chat {
+        Some(c) => format!("chat: {} model {} at {}", c.backend(), c.model(), c.url()),
+        None => "chat: no chat model configured (--chat-backend); POST /v1/chat answers 503, \
+                 search works"
+            .to_owned(),
+    };
     let store = app::store(g)?;
     let pipeline = app::pipeline(g, Arc::clone(&store), args.chunking).await?;
     let queue = JobQueue::open(
@@ -30,6 +37,7 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
         max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
         allowed_origins: args.allowed_origins,
         workers: args.workers.unwrap_or(defaults.workers).max(1),
+        chat,
         ..defaults
     };
     let state = AppState::new(store, Arc::new(queue), pipeline, blobs, config);
@@ -37,8 +45,13 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr()?;
-    println!("ragmill listening on http://{addr}");
-    std::io::stdout().flush()?;
+    // One write: a caller that reads the first line and closes the pipe must not make a
+    // second write fail (println! would panic on the broken pipe).
+    let banner = format!("ragmill listening on http://{addr}\n{chat_line}\n");
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(banner.as_bytes())?;
+    stdout.flush()?;
+    drop(stdout);
     ragmill_server::serve(listener, state, shutdown_signal(), Duration::from_secs(30)).await?;
     Ok(Status::Ok)
 }
