@@ -12,6 +12,7 @@
 //! takes [`auth::Auth`] and reaches the store through that user's `UserStore`, so another
 //! user's document answers 404 exactly like one that never existed.
 
+pub mod activity;
 pub mod auth;
 mod blobs;
 pub mod embeddings;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod openapi;
 mod routes;
 mod state;
+pub mod web;
 mod worker;
 
 use std::future::Future;

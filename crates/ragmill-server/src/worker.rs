@@ -148,6 +148,7 @@ async fn process(state: &AppState, lease: &Lease) {
                 };
             let (code, message) =
                 error.unwrap_or_else(|| ("failed".into(), "processing failed repeatedly".into()));
+            state.activity.failed(user);
             state.events.finished(id);
             state.events.publish(user, Event::Failed { id, error: ErrorBody { code, message } });
         }
@@ -166,6 +167,7 @@ enum Outcome {
 
 async fn work(state: &AppState, lease: &Lease) -> Outcome {
     let (user, id) = (lease.user, lease.document);
+    let _busy = state.activity.busy(user);
     let store = Arc::clone(&state.store);
     let found = tokio::task::spawn_blocking(move || {
         let doc = store.user(user).document(id)?;
@@ -200,6 +202,7 @@ async fn work(state: &AppState, lease: &Lease) -> Outcome {
     match state.pipeline.ingest_one(user, input, &report).await {
         Ok(ok) => {
             state.metrics.document_done(&ok);
+            state.activity.done(user, &ok);
             state.events.finished(id);
             state.events.publish(user, Event::Ready { id, chunks: ok.chunks });
             if !was_available {
@@ -217,6 +220,7 @@ async fn work(state: &AppState, lease: &Lease) -> Outcome {
         }
         Err(e) => {
             state.metrics.document_failed(&e);
+            state.activity.failed(user);
             state.events.finished(id);
             state.events.publish(
                 user,

@@ -36,6 +36,16 @@ fn add_user(data: &Path, name: &str) -> String {
     v["api_key"].as_str().expect("key").to_owned()
 }
 
+/// Creates an administrator and returns their API key.
+fn add_admin(data: &Path, name: &str) -> String {
+    let out =
+        ragmill(data).args(["users", "add", name, "--admin", "--json"]).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["admin"], true, "{v}");
+    v["api_key"].as_str().expect("key").to_owned()
+}
+
 /// A running server; killed when dropped.
 struct Server {
     child: Child,
@@ -665,6 +675,7 @@ async fn openapi_json_describes_every_route_and_the_answers_match_it() {
         ("/v1/documents/{id}/reprocess", &["post"]),
         ("/v1/search", &["post"]),
         ("/v1/rag/status", &["get"]),
+        ("/v1/stats", &["get"]),
         ("/v1/events", &["get"]),
         ("/v1/events/token", &["post"]),
         ("/healthz", &["get"]),
@@ -748,6 +759,84 @@ async fn openapi_json_describes_every_route_and_the_answers_match_it() {
         .expect("token");
     let token: Value = r.json().await.expect("json");
     assert_eq!(keys(&token), answer_properties(&doc, "post", "/v1/events/token", "200"));
+    let (_, stats) = get_json(&server, &key, "/v1/stats").await;
+    assert_eq!(keys(&stats), answer_properties(&doc, "get", "/v1/stats", "200"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_show_a_user_their_own_figures_and_an_administrator_the_service() {
+    let data = tempfile::tempdir().expect("tmp");
+    let alice = add_user(data.path(), "alice");
+    let root = add_admin(data.path(), "root");
+    let server = Server::start(data.path(), &[]);
+    let files = [
+        ("tides.txt", b"The moon's pull raises the sea twice a day.".to_vec()),
+        ("bread.txt", b"Feed a sourdough starter flour and water daily.".to_vec()),
+    ];
+    assert_eq!(upload(&server, &alice, &files).await.status(), 202);
+    let mine = [("espresso.txt", b"Grind finer when the shot runs fast.".to_vec())];
+    assert_eq!(upload(&server, &root, &mine).await.status(), 202);
+    wait_all_ready(&server, &alice, 2, Duration::from_secs(120)).await;
+    wait_all_ready(&server, &root, 1, Duration::from_secs(120)).await;
+
+    // Counters are updated just after the ready event: poll until both scopes add up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (user, service) = loop {
+        let (s1, user) = get_json(&server, &alice, "/v1/stats").await;
+        let (s2, service) = get_json(&server, &root, "/v1/stats").await;
+        assert_eq!((s1, s2), (200, 200), "{user} {service}");
+        if service["activity"]["documents_ready"] == 3 && service["workers"]["busy"] == 0 {
+            break (user, service);
+        }
+        assert!(Instant::now() < deadline, "{service}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(user["scope"], "user");
+    assert_eq!(user["documents"]["ready"], 2, "{user}");
+    assert_eq!(user["activity"]["documents_ready"], 2, "{user}");
+    assert_eq!(user["activity"]["documents_processed"], 2, "{user}");
+    assert!(user["activity"]["chunks_stored"].as_u64().expect("n") >= 2, "{user}");
+    assert!(user["activity"]["processing_seconds"].as_f64().expect("s") > 0.0, "{user}");
+    assert_eq!(user["queue"], json!({"queued": 0, "leased": 0, "parked": 0}));
+    assert_eq!(user["workers"], json!({"busy": 0, "total": 2}));
+    assert_eq!(service["scope"], "service");
+    assert_eq!(service["documents"]["ready"], 3, "{service}");
+    assert!(
+        service["documents"]["chunks"].as_u64() > user["documents"]["chunks"].as_u64(),
+        "{service}"
+    );
+    // The shared embedding backend: the local model, its batches and their time.
+    assert_eq!(service["embedder"]["backend"], "local", "{service}");
+    assert!(service["batcher"]["batches"].as_u64().expect("n") >= 1, "{service}");
+    assert!(service["batcher"]["seconds"].as_f64().expect("s") > 0.0, "{service}");
+    let (status, _) = get_json(&server, "rmk_000000000000_nope", "/v1/stats").await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_ui_is_served_from_the_binary_and_may_talk_to_this_origin_only() {
+    let data = tempfile::tempdir().expect("tmp");
+    let server = Server::start(data.path(), &[]);
+    let page = client().get(server.url("/")).send().await.expect("get");
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+    assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    for directive in ["default-src 'none'", "script-src 'self'", "connect-src 'self'"] {
+        assert!(csp.contains(directive), "{directive} missing from {csp}");
+    }
+    let html = page.text().await.expect("text");
+    assert!(html.contains(r#"<script type="module" src="/assets/app.js">"#), "{html}");
+    for asset in ["app.js", "app.css", "documents.js", "chat.js", "dashboard.js", "favicon.svg"] {
+        let r = client().get(server.url(&format!("/assets/{asset}"))).send().await.expect("get");
+        assert_eq!(r.status(), 200, "{asset}");
+        assert!(!r.bytes().await.expect("body").is_empty(), "{asset}");
+    }
+    let r = client().get(server.url("/assets/../Cargo.toml")).send().await.expect("get");
+    assert_eq!(r.status(), 404);
+    let r = client().get(server.url("/assets/nope.js")).send().await.expect("get");
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,13 +11,18 @@ use crate::commands::print_json;
 pub fn run(g: &Global, cmd: UsersCommand) -> Result<Status> {
     let store = app::store(g)?;
     match cmd {
-        UsersCommand::Add { name } => {
+        UsersCommand::Add { name, admin } => {
             let user = store.ensure_user(&name)?;
+            if admin {
+                store.set_admin(user, true)?;
+            }
             let key = store.create_api_key(user)?;
+            let admin = store.is_admin(user)?;
             if g.json {
-                print_json(&json!({"user": name.trim(), "api_key": key}));
+                print_json(&json!({"user": name.trim(), "api_key": key, "admin": admin}));
             } else {
-                println!("API key for {}: {key}", name.trim());
+                let role = if admin { " (administrator)" } else { "" };
+                println!("API key for {}{role}: {key}", name.trim());
                 println!("Store it now: it is not kept and cannot be shown again.");
             }
         }
@@ -30,8 +35,11 @@ pub fn run(g: &Global, cmd: UsersCommand) -> Result<Status> {
             } else {
                 for u in users {
                     println!(
-                        "{:24} {:>6} documents {:>3} active keys",
-                        u.name, u.documents, u.active_keys
+                        "{:24} {:>6} documents {:>3} active keys{}",
+                        u.name,
+                        u.documents,
+                        u.active_keys,
+                        if u.admin { "  admin" } else { "" }
                     );
                 }
             }

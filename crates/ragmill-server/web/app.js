@@ -1,0 +1,152 @@
+// ragmill's web UI: sign-in, then three pages (documents, chat and search, dashboard) fed by
+// the HTTP API and the live event stream. Plain ES modules, no build step, nothing loaded
+// from outside this origin.
+
+import { Api } from './api.js';
+import { Chat } from './chat.js';
+import { Dashboard } from './dashboard.js';
+import { Documents } from './documents.js';
+import { LiveEvents } from './live.js';
+
+const KEY = 'ragmill.key';
+const PAGES = ['documents', 'chat', 'dashboard'];
+const $ = (id) => document.getElementById(id);
+
+let session = null;
+
+function showSignIn(message) {
+  $('app').hidden = true;
+  $('signin').hidden = false;
+  const err = $('signin-error');
+  err.hidden = !message;
+  err.textContent = message || '';
+  $('signin-key').focus();
+}
+
+async function signIn(key) {
+  const api = new Api(key);
+  try {
+    await api.get('/v1/rag/status');
+  } catch (e) {
+    return e.status === 401 ? 'That key was not accepted. Check it, or ask for a new one.' : e.message;
+  }
+  sessionStorage.setItem(KEY, key);
+  start(api);
+  return null;
+}
+
+function signOut() {
+  session?.stop();
+  session = null;
+  sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem('ragmill.dashboard');
+  $('signin-key').value = '';
+  showSignIn(null);
+}
+
+/** Everything that lives while signed in. */
+class Session {
+  constructor(api) {
+    this.api = api;
+    this.documents = new Documents(api, { onChange: () => {}, onError: (m) => alert(m) });
+    this.chat = new Chat(api, { showDocument: (id) => this.showDocument(id) });
+    this.dashboard = new Dashboard(api);
+    this.live = new LiveEvents(api, (m) => this.onMessage(m), (s) => this.onLiveState(s), () => signOut());
+    this.ragTimer = null;
+  }
+
+  start() {
+    this.live.start();
+    this.documents.load().catch(() => {});
+    this.chat.loadConfig();
+    this.refreshRag();
+    this.dashboard.start();
+  }
+
+  stop() {
+    this.live.stop();
+    this.dashboard.stop();
+    clearTimeout(this.ragTimer);
+  }
+
+  onMessage(m) {
+    this.documents.onMessage(m);
+    this.dashboard.onMessage(m);
+    if (m.type === 'snapshot') this.setRag(m.rag);
+    else if (m.type === 'rag.available') {
+      this.setRag({ ...this.chat.rag, available: true, documents_ready: Math.max(1, this.chat.rag.documents_ready) });
+      this.refreshRag();
+    }
+    if (m.type === 'document.ready' || m.type === 'document.failed') this.refreshRag();
+  }
+
+  onLiveState(state) {
+    const pill = $('live-pill');
+    pill.textContent = { live: 'live', connecting: 'connecting…', offline: 'reconnecting…' }[state];
+    pill.className = `pill ${state === 'live' ? 'ok' : 'warn'}`;
+    pill.title = state === 'live' ? 'Progress arrives as it happens' : 'Live updates paused; reconnecting';
+  }
+
+  /** Re-reads the RAG status soon (several events may arrive together). */
+  refreshRag() {
+    clearTimeout(this.ragTimer);
+    this.ragTimer = setTimeout(async () => {
+      try { this.setRag(await this.api.get('/v1/rag/status')); } catch { /* next event */ }
+    }, 150);
+  }
+
+  setRag(status) {
+    this.chat.setRag(status);
+    const pill = $('rag-pill');
+    pill.textContent = status.available
+      ? `RAG on · ${status.documents_ready} ready`
+      : status.documents_processing ? 'RAG: waiting for the first document' : 'RAG: no documents yet';
+    pill.className = `pill ${status.available ? 'ok' : 'warn'}`;
+  }
+
+  showDocument(id) {
+    location.hash = '#/documents';
+    const row = document.querySelector(`#documents li[data-id="${id}"]`);
+    if (row) {
+      row.scrollIntoView({ block: 'center' });
+      this.documents.flash(id);
+    }
+  }
+}
+
+function start(api) {
+  session?.stop();
+  session = new Session(api);
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  session.start();
+  route();
+}
+
+function route() {
+  const page = (location.hash.match(/^#\/(\w+)/) || [])[1];
+  const current = PAGES.includes(page) ? page : 'documents';
+  for (const p of PAGES) {
+    $(`page-${p}`).hidden = p !== current;
+    const link = document.querySelector(`nav a[data-page="${p}"]`);
+    if (p === current) link.setAttribute('aria-current', 'page'); else link.removeAttribute('aria-current');
+  }
+  session?.dashboard.show(current === 'dashboard');
+  document.title = `${{ documents: 'Documents', chat: 'Chat & search', dashboard: 'Dashboard' }[current]} · ragmill`;
+}
+
+window.addEventListener('hashchange', () => { route(); $('main').focus({ preventScroll: true }); });
+$('signout').addEventListener('click', signOut);
+$('signin-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const key = $('signin-key').value.trim();
+  if (!key) return showSignIn('Enter your API key.');
+  const button = e.submitter;
+  if (button) button.disabled = true;
+  const error = await signIn(key);
+  if (button) button.disabled = false;
+  if (error) showSignIn(error);
+});
+
+const saved = sessionStorage.getItem(KEY);
+if (saved) start(new Api(saved)); else showSignIn(null);

@@ -1,0 +1,182 @@
+// The chat and search page: the RAG toggle, answers streamed token by token with their cited
+// passages, and plain search (no chat model needed). Passages open in a dialog.
+
+import { el, snippet, where } from './util.js';
+
+export class Chat {
+  /**
+   * @param {import('./api.js').Api} api
+   * @param {{ showDocument: (id: number) => void }} hooks
+   */
+  constructor(api, hooks) {
+    this.api = api;
+    this.hooks = hooks;
+    this.messages = [];
+    this.rag = { available: false, documents_ready: 0, documents_processing: 0 };
+    this.touched = false;       // the user set the toggle themselves
+    this.configured = null;     // whether a chat model is configured (null: not known yet)
+    this.abort = null;
+    this.$ = (id) => document.getElementById(id);
+    this.wire();
+  }
+
+  wire() {
+    const toggle = this.$('rag-toggle');
+    toggle.addEventListener('change', () => { this.touched = true; });
+    this.$('chat-form').addEventListener('submit', (e) => { e.preventDefault(); this.send(); });
+    this.$('chat-input').addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.send(); }
+    });
+    this.$('chat-clear').addEventListener('click', () => this.clear());
+    this.$('search-form').addEventListener('submit', (e) => { e.preventDefault(); this.search(); });
+    this.$('passage-doc').addEventListener('click', () => {
+      const id = Number(this.$('passage').dataset.document);
+      this.$('passage').close();
+      this.hooks.showDocument(id);
+    });
+  }
+
+  /** Asks the server whether a chat model is configured. */
+  async loadConfig() {
+    try {
+      const c = await this.api.get('/v1/chat');
+      this.configured = !!c.configured;
+      this.model = c.model;
+    } catch {
+      this.configured = false;
+    }
+    this.renderConfig();
+  }
+
+  renderConfig() {
+    const note = this.$('chat-unconfigured');
+    note.hidden = this.configured !== false;
+    note.textContent = 'No chat model is configured on this server, so chat is off. An operator ' +
+      'can start ragmill with --chat-backend ollama --chat-endpoint http://localhost:11434 ' +
+      '--chat-model llama3.2 (or an OpenAI-compatible server). Search on this page works without one.';
+    this.$('chat-input').disabled = this.configured === false;
+    this.$('chat-send').disabled = this.configured === false || !!this.abort;
+    if (this.configured && this.model) this.$('chat-input').placeholder = `Ask ${this.model}…`;
+  }
+
+  /** The RAG status changed (snapshot, `rag.available`, or a re-read). */
+  setRag(status) {
+    const was = this.rag.available;
+    this.rag = status;
+    const toggle = this.$('rag-toggle');
+    toggle.disabled = !status.available;
+    if (!status.available) {
+      toggle.checked = false;
+      this.touched = false;
+    } else if (!was && !this.touched) {
+      toggle.checked = true; // switches on the instant the first document is ready
+    }
+    const reason = this.$('rag-reason');
+    if (status.available) {
+      reason.textContent = `Searching ${status.documents_ready} ready document${status.documents_ready === 1 ? '' : 's'}` +
+        (status.documents_processing ? `; ${status.documents_processing} more on the way.` : '.');
+    } else if (status.documents_processing) {
+      reason.textContent = `Available as soon as your first document is ready (${status.documents_processing} processing).`;
+    } else {
+      reason.textContent = 'Upload a document on the Documents page: RAG switches on as soon as it is ready.';
+    }
+  }
+
+  clear() {
+    this.abort?.abort();
+    this.messages = [];
+    const log = this.$('chat-log');
+    log.replaceChildren(this.$('chat-empty') || el('p', { class: 'empty', id: 'chat-empty' }));
+    this.$('chat-empty').hidden = false;
+  }
+
+  async send() {
+    const input = this.$('chat-input');
+    const text = input.value.trim();
+    if (!text || this.abort || this.configured === false) return;
+    input.value = '';
+    this.$('chat-empty').hidden = true;
+    const log = this.$('chat-log');
+    log.append(el('div', { class: 'msg user' }, text));
+    this.messages.push({ role: 'user', content: text });
+    const rag = this.$('rag-toggle').checked;
+    const body = el('span', { class: 'typing' });
+    const bubble = el('div', { class: 'msg assistant', 'aria-busy': 'true' }, body);
+    log.append(bubble);
+    log.scrollTop = log.scrollHeight;
+    let answer = '';
+    let sources = [];
+    this.abort = new AbortController();
+    this.renderConfig();
+    try {
+      await this.api.chat({ messages: this.messages, rag }, (name, data) => {
+        if (name === 'sources') sources = data.sources || [];
+        else if (name === 'token') {
+          answer += data.content;
+          body.textContent = answer;
+          log.scrollTop = log.scrollHeight;
+        } else if (name === 'error') {
+          bubble.append(el('p', { class: 'error' }, `The chat model failed: ${data.message}`));
+        }
+      }, this.abort.signal);
+      if (answer) this.messages.push({ role: 'assistant', content: answer });
+      if (sources.length) bubble.append(this.sourceList(sources));
+    } catch (e) {
+      bubble.classList.add('error');
+      body.textContent = e.code === 'chat_unconfigured' ? 'No chat model is configured on this server.' : e.message;
+      if (e.code === 'chat_unconfigured') { this.configured = false; }
+      this.messages.pop();
+    } finally {
+      body.classList.remove('typing');
+      bubble.removeAttribute('aria-busy');
+      this.abort = null;
+      this.renderConfig();
+      input.focus();
+    }
+  }
+
+  sourceList(sources) {
+    return el('ol', { class: 'sources', 'aria-label': 'Sources' }, sources.map((s) =>
+      el('li', {}, this.passageButton(s, `[${s.n}] `, 'source'))));
+  }
+
+  passageButton(hit, prefix, cls) {
+    const b = el('button', { type: 'button', class: cls },
+      el('span', { class: 'where' }, prefix + where(hit),
+        hit.score !== undefined ? el('span', { class: 'score' }, ` ${hit.score.toFixed(2)}`) : null),
+      el('span', { class: 'snippet' }, snippet(hit.text)));
+    b.addEventListener('click', () => this.open(hit));
+    return b;
+  }
+
+  open(hit) {
+    const d = this.$('passage');
+    this.$('passage-title').textContent = hit.document;
+    this.$('passage-meta').textContent = [hit.page ? `page ${hit.page}` : null,
+      (hit.heading_path || []).join(' › ') || null, `chunk ${hit.chunk + 1}`,
+      hit.score !== undefined ? `score ${hit.score.toFixed(3)}` : null].filter(Boolean).join(' · ');
+    this.$('passage-text').textContent = hit.text;
+    d.dataset.document = hit.document_id;
+    d.showModal();
+  }
+
+  async search() {
+    const q = this.$('search-input').value.trim();
+    if (!q) return;
+    const status = this.$('search-status');
+    const list = this.$('search-results');
+    status.textContent = 'Searching…';
+    try {
+      const started = performance.now();
+      const { results } = await this.api.post('/v1/search', { query: q, top_k: 8 });
+      const ms = Math.round(performance.now() - started);
+      list.replaceChildren(...results.map((r, i) => el('li', {}, this.passageButton(r, `${i + 1}. `, 'result'))));
+      status.textContent = results.length
+        ? `${results.length} passages in ${ms} ms`
+        : (this.rag.available ? 'Nothing found.' : 'Nothing is searchable yet: upload a document first.');
+    } catch (e) {
+      list.replaceChildren();
+      status.textContent = e.message;
+    }
+  }
+}

@@ -1,0 +1,313 @@
+// The documents page: drag-and-drop upload with a bar per file (upload, then processing as
+// the event stream reports it), states and errors in plain words, delete and re-process.
+
+import { el, bytes, seconds } from './util.js';
+
+// Where each stage sits on a document's one bar, in percent.
+const SPAN = { queued: [0, 0], extracting: [0, 10], chunking: [10, 15], embedding: [15, 95], storing: [95, 100] };
+const KIND = { text: 'Text', markdown: 'Markdown', html: 'HTML', pdf: 'PDF', docx: 'DOCX' };
+const STATE_WORD = { uploading: 'Uploading', queued: 'Waiting', processing: 'Processing', ready: 'Ready', failed: 'Failed' };
+
+export class Documents {
+  /**
+   * @param {import('./api.js').Api} api
+   * @param {{ onChange: () => void, onError: (message: string) => void }} hooks
+   */
+  constructor(api, hooks) {
+    this.api = api;
+    this.hooks = hooks;
+    this.docs = new Map();      // key (document id, or "u<n>" while uploading) -> doc
+    this.rows = new Map();      // key -> <li>
+    this.early = new Map();     // events for ids no upload has claimed yet
+    this.uploads = 0;
+    this.list = document.getElementById('documents');
+    this.empty = document.getElementById('documents-empty');
+    this.wire();
+  }
+
+  wire() {
+    const zone = document.getElementById('dropzone');
+    const input = document.getElementById('file-input');
+    input.addEventListener('change', () => { this.addFiles([...input.files]); input.value = ''; });
+    const over = (on) => (e) => { e.preventDefault(); zone.classList.toggle('over', on); };
+    zone.addEventListener('dragenter', over(true));
+    zone.addEventListener('dragover', over(true));
+    zone.addEventListener('dragleave', over(false));
+    zone.addEventListener('drop', (e) => {
+      over(false)(e);
+      this.addFiles([...(e.dataTransfer?.files || [])]);
+    });
+    // Dropping a file anywhere else must not navigate away from the page.
+    window.addEventListener('dragover', (e) => e.preventDefault());
+    window.addEventListener('drop', (e) => e.preventDefault());
+  }
+
+  /** Loads the whole list (on sign-in and after every reconnection). */
+  async load() {
+    const { documents } = await this.api.get('/v1/documents');
+    const seen = new Set();
+    for (const d of documents) {
+      seen.add(d.id);
+      this.upsert(d.id, { ...d, state: d.state });
+    }
+    for (const [key, doc] of this.docs) {
+      if (typeof key === 'number' && !seen.has(key) && doc.state !== 'uploading') this.remove(key);
+    }
+    this.render();
+  }
+
+  /** Starts uploading `files`, each with its own bar. */
+  addFiles(files) {
+    for (const file of files) {
+      const key = `u${++this.uploads}`;
+      const dropped = performance.now();
+      this.upsert(key, { name: file.name, size: file.size, state: 'uploading', sent: 0, dropped });
+      this.render();
+      this.api.upload(file, (loaded, total) => {
+        if (this.docs.get(key)?.state !== 'uploading') return; // answered or dismissed already
+        this.upsert(key, { sent: loaded, size: total });
+        this.renderRow(key);
+      }).then((accepted) => this.claim(key, accepted), (err) => {
+        if (!this.docs.has(key)) return;
+        this.upsert(key, { state: 'failed', error: { code: err.code, message: err.message } });
+        this.renderRow(key);
+      });
+    }
+  }
+
+  /** An upload was accepted as document `accepted.id`: its row now follows that document. */
+  claim(key, accepted) {
+    const doc = this.docs.get(key);
+    this.remove(key);
+    const unchanged = accepted.state === 'ready';
+    this.upsert(accepted.id, {
+      ...doc, id: accepted.id, name: accepted.name, state: accepted.state, error: null,
+      stage: null, progress: { done: 0, total: 0 }, unchanged, sent: undefined,
+    });
+    const early = this.early.get(accepted.id);
+    this.early.delete(accepted.id);
+    if (early) early.forEach((m) => this.apply(m));
+    if (unchanged) this.refresh(accepted.id);
+    this.render();
+    this.flash(accepted.id);
+  }
+
+  /** A snapshot or an event from the live stream. */
+  onMessage(m) {
+    if (m.type === 'snapshot') {
+      for (const d of m.documents) this.upsert(d.id, d);
+      this.render();
+      this.load().catch(() => {});
+      return;
+    }
+    if (!m.type.startsWith('document.')) return;
+    if (!this.docs.has(m.id)) {
+      // Its upload's answer may still be on its way; otherwise it came from elsewhere.
+      const list = this.early.get(m.id) || [];
+      list.push(m);
+      this.early.set(m.id, list);
+      setTimeout(() => { if (this.early.has(m.id)) { this.early.delete(m.id); this.refresh(m.id); } }, 1500);
+      return;
+    }
+    this.apply(m);
+  }
+
+  apply(m) {
+    const doc = this.docs.get(m.id);
+    if (!doc) return;
+    const now = performance.now();
+    if (doc.dropped !== undefined && doc.firstEventMs === undefined) {
+      doc.firstEventMs = Math.round(now - doc.dropped);
+    }
+    if (m.type === 'document.progress') {
+      const stage = m.stage;
+      if (!doc.since || doc.since.stage !== stage) doc.since = { stage, t: now, done: m.done };
+      const dt = (now - doc.since.t) / 1000;
+      const rate = dt > 0.2 ? (m.done - doc.since.done) / dt : null;
+      this.upsert(m.id, {
+        state: stage === 'queued' ? 'queued' : 'processing', stage,
+        progress: { done: m.done, total: m.total }, rate, error: null,
+      });
+    } else if (m.type === 'document.ready') {
+      this.upsert(m.id, { state: 'ready', stage: null, chunks: m.chunks, progress: { done: m.chunks, total: m.chunks }, error: null });
+      this.refresh(m.id);
+    } else if (m.type === 'document.failed') {
+      this.upsert(m.id, { state: 'failed', stage: null, error: m.error });
+    }
+    this.renderRow(m.id);
+    this.hooks.onChange();
+  }
+
+  /** Re-reads one document (its timings, kind and chunk count). */
+  async refresh(id) {
+    try {
+      const d = await this.api.get(`/v1/documents/${id}`);
+      this.upsert(id, d);
+      this.render();
+    } catch (e) {
+      if (e.status === 404) { this.remove(id); this.render(); }
+    }
+  }
+
+  upsert(key, fields) {
+    const doc = this.docs.get(key) || { key };
+    Object.assign(doc, fields);
+    this.docs.set(key, doc);
+    return doc;
+  }
+
+  remove(key) {
+    this.docs.delete(key);
+    this.rows.get(key)?.remove();
+    this.rows.delete(key);
+  }
+
+  flash(key) {
+    const row = this.rows.get(key);
+    if (!row) return;
+    row.classList.remove('flash');
+    void row.offsetWidth; // restart the animation
+    row.classList.add('flash');
+  }
+
+  /** Puts the rows in order (uploads first, then newest first) and updates each. */
+  render() {
+    const order = [...this.docs.values()].sort((a, b) => {
+      const ua = a.state === 'uploading', ub = b.state === 'uploading';
+      if (ua !== ub) return ua ? -1 : 1;
+      return (b.created_at || Infinity) - (a.created_at || Infinity) || String(b.key).localeCompare(String(a.key));
+    });
+    order.forEach((doc, i) => {
+      const row = this.renderRow(doc.key);
+      if (!row) return;
+      if (this.list.children[i] !== row) this.list.insertBefore(row, this.list.children[i] || null);
+    });
+    this.empty.hidden = this.docs.size > 0;
+    this.hooks.onChange();
+  }
+
+  renderRow(key) {
+    const doc = this.docs.get(key);
+    if (!doc) return null;
+    let row = this.rows.get(key);
+    if (!row) {
+      row = this.newRow(key);
+      this.rows.set(key, row);
+      this.list.prepend(row);
+    }
+    const { pct, waiting, line } = describe(doc);
+    row.dataset.state = doc.state;
+    if (typeof key === 'number') row.dataset.id = key;
+    if (doc.firstEventMs !== undefined) row.dataset.firstEventMs = doc.firstEventMs;
+    row.querySelector('.doc-name').textContent = doc.name;
+    row.querySelector('.doc-meta').textContent = [KIND[doc.kind], doc.size !== undefined ? bytes(doc.size) : null,
+      doc.created_at ? `added ${new Date(doc.created_at).toLocaleString()}` : null].filter(Boolean).join(' · ');
+    const bar = row.querySelector('.bar');
+    bar.className = `bar ${doc.state}${waiting ? ' waiting' : ''}`;
+    bar.setAttribute('aria-valuenow', String(Math.round(pct)));
+    bar.setAttribute('aria-valuetext', line);
+    bar.firstChild.style.width = `${pct.toFixed(1)}%`;
+    const state = row.querySelector('.state');
+    state.className = `state ${doc.state}`;
+    state.textContent = STATE_WORD[doc.state] || doc.state;
+    row.querySelector('.detail').textContent = line;
+    const err = row.querySelector('.doc-error');
+    err.hidden = !doc.error;
+    err.textContent = doc.error ? `${doc.error.message} (${doc.error.code})` : '';
+    const busy = doc.state === 'uploading';
+    row.querySelector('.reprocess').hidden = busy || typeof key !== 'number';
+    row.querySelector('.delete').hidden = busy;
+    row.querySelector('.delete').textContent = typeof key === 'number' ? 'Delete' : 'Dismiss';
+    return row;
+  }
+
+  newRow(key) {
+    const name = el('div', { class: 'doc-name' });
+    const reprocess = el('button', { type: 'button', class: 'reprocess' }, 'Re-process');
+    const del = el('button', { type: 'button', class: 'delete danger' }, 'Delete');
+    reprocess.addEventListener('click', () => this.reprocess(key));
+    del.addEventListener('click', () => this.delete(key));
+    const bar = el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100' }, el('span'));
+    const row = el('li', { class: 'doc' },
+      name,
+      el('div', { class: 'doc-actions' }, reprocess, del),
+      el('div', { class: 'doc-meta' }),
+      el('div', { class: 'doc-progress' }, bar,
+        el('div', { class: 'doc-line' }, el('span', { class: 'state' }), el('span', { class: 'detail' }))),
+      el('div', { class: 'doc-error', role: 'alert' }));
+    bar.setAttribute('aria-label', 'Progress');
+    return row;
+  }
+
+  async reprocess(key) {
+    const doc = this.docs.get(key);
+    try {
+      await this.api.post(`/v1/documents/${key}/reprocess`);
+      Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, since: null });
+      this.renderRow(key);
+    } catch (e) {
+      this.hooks.onError(`Could not re-process ${doc.name}: ${e.message}`);
+    }
+  }
+
+  async delete(key) {
+    const doc = this.docs.get(key);
+    if (typeof key !== 'number') { this.remove(key); this.render(); return; }
+    if (!confirm(`Delete “${doc.name}”? Its passages stop being searchable.`)) return;
+    try {
+      await this.api.delete(`/v1/documents/${key}`);
+      this.remove(key);
+      this.render();
+    } catch (e) {
+      if (e.status === 404) { this.remove(key); this.render(); return; }
+      this.hooks.onError(`Could not delete ${doc.name}: ${e.message}`);
+    }
+  }
+
+  /** The document called `id`, if listed. */
+  byId(id) { return this.docs.get(id); }
+}
+
+/** Where a document stands: the bar's percentage, whether it waits, and a line of words. */
+function describe(doc) {
+  const p = doc.progress || { done: 0, total: 0 };
+  switch (doc.state) {
+    case 'uploading': {
+      const pct = doc.size ? (100 * doc.sent) / doc.size : 0;
+      return { pct, waiting: false, line: `Uploading ${bytes(doc.sent || 0)} of ${bytes(doc.size || 0)}` };
+    }
+    case 'queued':
+      return { pct: 0, waiting: true, line: 'Waiting for a worker' };
+    case 'processing': {
+      const [lo, hi] = SPAN[doc.stage] || [0, 0];
+      const frac = p.total ? Math.min(1, p.done / p.total) : 0;
+      return { pct: lo + (hi - lo) * frac, waiting: false, line: stageLine(doc.stage, p, doc.rate) };
+    }
+    case 'ready': {
+      const total = doc.timings?.total;
+      const took = doc.unchanged ? 'unchanged, already searchable' : total ? `processed in ${seconds(total)}` : null;
+      return { pct: 100, waiting: false, line: [`${doc.chunks ?? p.total} chunks`, took].filter(Boolean).join(' · ') };
+    }
+    case 'failed':
+      return { pct: 100, waiting: false, line: doc.chunks ? 'The new version failed; the previous one stays searchable' : 'Not searchable' };
+    default:
+      return { pct: 0, waiting: true, line: '' };
+  }
+}
+
+function stageLine(stage, p, rate) {
+  switch (stage) {
+    case 'extracting': return 'Reading the text';
+    case 'chunking': return 'Splitting into chunks';
+    case 'storing': return 'Saving';
+    case 'embedding': {
+      const parts = [`Embedding ${p.done} of ${p.total} chunks`];
+      if (rate && rate > 0) {
+        parts.push(`${rate.toFixed(rate < 10 ? 1 : 0)} chunks/s`);
+        parts.push(`about ${seconds((p.total - p.done) / rate)} left`);
+      }
+      return parts.join(' · ');
+    }
+    default: return 'Waiting for a worker';
+  }
+}

@@ -1,0 +1,215 @@
+// The web UI end to end: headless Chromium against a real `ragmill serve` (real model, real
+// SQLite file) and a stand-in Ollama chat server. Screenshots land in tests/web/artifacts/.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  artifacts, dropFiles, launch, openPage, root, shot, startServer, startStandinOllamaChat,
+} from './harness.mjs';
+
+let chrome;
+before(async () => { chrome = await launch(); });
+after(async () => { await chrome?.close(); });
+
+/** A long text of distinct sentences: enough chunks to still be processing after a reload. */
+function longText(paragraphs) {
+  const topics = ['harbour', 'glacier', 'orchard', 'foundry', 'observatory', 'monastery', 'vineyard', 'lighthouse'];
+  const out = ['# Field notes on many places\n'];
+  for (let p = 0; p < paragraphs; p++) {
+    const t = topics[p % topics.length];
+    out.push(`\n## The ${t} ledger, entry ${p}\n`);
+    for (let s = 0; s < 12; s++) {
+      out.push(`Entry ${p}.${s}: the ${t} keeper counted ${(p * 37 + s * 11) % 997} crates, ` +
+        `noted wind from bearing ${(p * 13 + s * 29) % 360} degrees and logged tide mark ${p * 12 + s}. `);
+    }
+  }
+  return out.join('');
+}
+
+function sample(name, type) {
+  return { name, type, bytes: readFileSync(join(root, 'samples', name)) };
+}
+
+async function waitFor(page, fn, arg, timeout = 120000) {
+  await page.waitForFunction(fn, arg, { timeout, polling: 100 });
+}
+
+/** Waits until the row of document `name` is in `state`. */
+async function waitState(page, name, state, timeout) {
+  await waitFor(page, ([n, s]) => [...document.querySelectorAll('#documents li')]
+    .find((li) => li.querySelector('.doc-name')?.textContent === n)?.dataset.state === s, [name, state], timeout);
+}
+
+test('upload, live progress, RAG toggle, reload, search, chat with sources, dashboard', async () => {
+  const chat = await startStandinOllamaChat();
+  const server = await startServer(['--chat-backend', 'ollama', '--chat-endpoint', chat.url, '--chat-model', 'standin-llm']);
+  const { page, requests, errors } = await openPage(chrome.browser, server.origin);
+  const figures = {};
+  try {
+    // Sign-in: a wrong key is refused in plain words; the right one opens the app.
+    await page.fill('#signin-key', 'rmk_000000000000_wrong');
+    await page.click('#signin-form button[type=submit]');
+    await page.waitForSelector('#signin-error:not([hidden])');
+    assert.match(await page.textContent('#signin-error'), /not accepted/);
+    await shot(page, '01-sign-in');
+    await page.fill('#signin-key', server.key);
+    await page.press('#signin-key', 'Enter');
+    await page.waitForSelector('#app:not([hidden])');
+    await page.waitForSelector('#live-pill.ok');
+    errors.length = 0; // the refused key's 401 above was expected
+    assert.ok(await page.isVisible('#documents-empty'), 'an empty state before any upload');
+
+    // Before any document, the RAG toggle is off and says why.
+    assert.equal(await page.isDisabled('#rag-toggle'), true);
+    assert.match(await page.textContent('#rag-reason'), /Upload a document/);
+
+    // Mark this page load: if the page reloads, the mark is gone.
+    await page.evaluate(() => { window.__sameLoad = true; });
+    const big = { name: 'field-notes.md', type: 'text/markdown', bytes: Buffer.from(longText(340)) };
+    await dropFiles(page, '#dropzone', [
+      sample('sourdough-starter.md', 'text/markdown'),
+      sample('what-causes-tides.html', 'text/html'),
+      big,
+    ]);
+    await waitFor(page, () => document.querySelectorAll('#documents li').length === 3);
+    await shot(page, '02-uploading');
+
+    // The two small ones become ready; the toggle switches on without a reload.
+    for (const name of ['sourdough-starter.md', 'what-causes-tides.html']) {
+      await waitState(page, name, 'ready');
+    }
+    await waitFor(page, () => !document.getElementById('rag-toggle').disabled);
+    assert.equal(await page.isChecked('#rag-toggle'), true, 'RAG turns on by itself');
+    assert.equal(await page.evaluate(() => window.__sameLoad), true, 'no reload happened');
+    assert.match(await page.textContent('#rag-pill'), /RAG on/);
+
+    // The big one is processing: its bar moves with stage, counts, rate and ETA.
+    await waitFor(page, () => {
+      const li = [...document.querySelectorAll('#documents li')].find((l) => l.querySelector('.doc-name').textContent === 'field-notes.md');
+      return li && li.dataset.state === 'processing' && /Embedding \d+ of \d+ chunks/.test(li.textContent);
+    });
+    await shot(page, '03-processing');
+    figures.firstEventMs = await page.$$eval('#documents li', (lis) =>
+      Object.fromEntries(lis.map((li) => [li.querySelector('.doc-name').textContent, Number(li.dataset.firstEventMs)])));
+    for (const [name, ms] of Object.entries(figures.firstEventMs)) {
+      assert.ok(Number.isFinite(ms) && ms >= 0, `${name}: time from drop to first event recorded`);
+    }
+
+    // Reload mid-processing: the snapshot restores the bar.
+    await page.reload();
+    await page.waitForSelector('#app:not([hidden])');
+    const restored = await page.waitForFunction(() => {
+      const li = [...document.querySelectorAll('#documents li')].find((l) => l.querySelector('.doc-name').textContent === 'field-notes.md');
+      if (!li) return null;
+      const now = Number(li.querySelector('.bar').getAttribute('aria-valuenow'));
+      return li.dataset.state === 'processing' && now > 0 ? { now, text: li.textContent } : null;
+    }, null, { timeout: 10000, polling: 50 }).then((h) => h.jsonValue());
+    assert.ok(restored.now > 0, `bar restored after reload: ${JSON.stringify(restored)}`);
+    assert.equal(await page.evaluate(() => window.__sameLoad), undefined, 'the page did reload');
+    await shot(page, '04-restored-after-reload');
+    await waitFor(page, () => [...document.querySelectorAll('#documents li')].every((li) => li.dataset.state === 'ready'), undefined, 240000);
+    await shot(page, '05-all-ready');
+
+    // Plain search finds the expected passage.
+    await page.click('nav a[data-page=chat]');
+    await page.fill('#search-input', 'how do I keep a sourdough starter alive');
+    await page.press('#search-input', 'Enter');
+    await page.waitForSelector('#search-results li');
+    const first = await page.textContent('#search-results li:first-child .where');
+    assert.match(first, /sourdough-starter\.md/);
+
+    // Chat with RAG: tokens stream in order, the cited passages are those the model was sent.
+    assert.equal(await page.isChecked('#rag-toggle'), true);
+    await page.fill('#chat-input', 'What causes spring tides?');
+    await page.press('#chat-input', 'Enter');
+    await page.waitForSelector('#chat-log .msg.assistant .sources li');
+    const answer = await page.textContent('#chat-log .msg.assistant span');
+    assert.equal(answer, chat.state.answer, 'the tokens arrived whole and in order');
+    const system = chat.state.last.messages.find((m) => m.role === 'system').content;
+    const norm = (t) => t.replace(/\s+/g, ' ').trim();
+    const sent = system.split(/^(?=\[\d+\] )/m).filter((p) => /^\[\d+\] /.test(p)).map((p) => {
+      const [head, ...body] = p.split('\n');
+      const m = head.match(/^\[(\d+)\] (.+?)(?:, page \d+)?(?: — .*)?$/);
+      return { n: Number(m[1]), document: m[2], text: norm(body.join('\n')) };
+    });
+    const cited = await page.$$eval('#chat-log .sources li', (lis) => lis.map((li) => ({
+      where: li.querySelector('.where').firstChild.textContent,
+      snippet: li.querySelector('.snippet').textContent,
+    })));
+    assert.ok(sent.length > 0, 'passages went into the prompt');
+    assert.equal(cited.length, sent.length, 'one citation per passage sent');
+    cited.forEach((c, i) => {
+      const [n, document] = c.where.match(/^\[(\d+)\] ([^·]+)/).slice(1);
+      assert.equal(Number(n), sent[i].n, 'numbered as in the prompt');
+      assert.equal(document.trim(), sent[i].document, `citation ${n} names the document sent`);
+      assert.ok(sent[i].text.startsWith(norm(c.snippet).replace(/…$/, '')), `citation ${n} quotes the passage sent`);
+    });
+    const cites = cited.map((c) => c.where);
+    assert.match(cites[0], /what-causes-tides\.html/);
+    await shot(page, '06-chat-with-sources');
+    await page.click('#chat-log .sources li:first-child button');
+    await page.waitForSelector('#passage[open]');
+    assert.match(await page.textContent('#passage-text'), /tide/i);
+    await shot(page, '07-passage');
+    await page.keyboard.press('Escape');
+
+    // The dashboard draws its charts with real, non-zero data.
+    await page.click('nav a[data-page=dashboard]');
+    for (const chart of ['Chunks per second', 'Documents per minute', 'Workers busy', 'Time per document', 'Embedding latency per endpoint', 'Queue depth']) {
+      await waitFor(page, (title) => {
+        const c = document.querySelector(`[data-chart="${title}"]`);
+        return c && Number(c.dataset.points) > 0 && Number(c.dataset.max) > 0;
+      }, chart, 20000);
+    }
+    assert.match(await page.textContent('#dash-scope'), /whole service/);
+    const tiles = await page.textContent('#tiles');
+    assert.match(tiles, /3\s*Ready/);
+    await shot(page, '08-dashboard');
+
+    // Nothing the page asked for left the origin.
+    const foreign = requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith(server.origin.replace('http', 'ws')) && !u.startsWith('data:'));
+    assert.deepEqual(foreign, []);
+    assert.deepEqual(errors, [], 'no script errors');
+  } finally {
+    writeFileSync(join(artifacts, 'figures.json'), JSON.stringify(figures, null, 2));
+    console.log('time from drop to first progress event on the page (ms):', JSON.stringify(figures.firstEventMs));
+    await page.context().close();
+    await server.stop();
+    await chat.stop();
+  }
+});
+
+test('without a chat model the page says so, search still works, and a narrow screen is usable', async () => {
+  const server = await startServer();
+  const { page, requests, errors } = await openPage(chrome.browser, server.origin, { width: 390, height: 844 });
+  try {
+    // Keyboard only: the key field has focus, Enter signs in.
+    await page.keyboard.type(server.key);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#app:not([hidden])');
+    await dropFiles(page, '#dropzone', [sample('home-espresso.txt', 'text/plain')]);
+    await waitFor(page, () => document.querySelector('#documents li')?.dataset.state === 'ready');
+    await shot(page, '09-narrow-documents');
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `no horizontal scrolling on a narrow screen (${width}px)`);
+
+    await page.click('nav a[data-page=chat]');
+    await page.waitForSelector('#chat-unconfigured:not([hidden])');
+    assert.match(await page.textContent('#chat-unconfigured'), /No chat model is configured/);
+    assert.equal(await page.isDisabled('#chat-input'), true);
+    await page.fill('#search-input', 'espresso grind');
+    await page.press('#search-input', 'Enter');
+    await page.waitForSelector('#search-results li');
+    assert.match(await page.textContent('#search-results li:first-child'), /home-espresso\.txt/);
+    await shot(page, '10-narrow-chat-unconfigured');
+
+    const foreign = requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith(server.origin.replace('http', 'ws')));
+    assert.deepEqual(foreign, []);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.context().close();
+    await server.stop();
+  }
+});
