@@ -67,8 +67,8 @@ export async function launch() {
  * A new page that records every request it makes, so a test can check that none left the
  * origin; page errors fail the test.
  */
-export async function openPage(browser, origin, viewport = { width: 1280, height: 900 }) {
-  const context = await browser.newContext({ viewport });
+export async function openPage(browser, origin, viewport = { width: 1280, height: 900 }, contextOptions = {}) {
+  const context = await browser.newContext({ viewport, ...contextOptions });
   const page = await context.newPage();
   const requests = [];
   const errors = [];

@@ -4,6 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
   artifacts, dropFiles, launch, openPage, root, shot, startServer, startStandinOllamaChat,
@@ -207,6 +208,66 @@ test('without a chat model the page says so, search still works, and a narrow sc
 
     const foreign = requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith(server.origin.replace('http', 'ws')));
     assert.deepEqual(foreign, []);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.context().close();
+    await server.stop();
+  }
+});
+
+test('every page passes axe\'s WCAG 2 A/AA checks; re-process, delete and sign-out work', async () => {
+  const server = await startServer();
+  // axe is injected as a script, which the page's CSP rightly refuses: this context bypasses it.
+  const { page, errors } = await openPage(chrome.browser, server.origin, undefined, { bypassCSP: true });
+  const axe = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  const audit = async (name) => {
+    await page.addScriptTag({ content: axe });
+    const result = await page.evaluate(() => window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] }));
+    const bad = result.violations.map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+    assert.deepEqual(bad, [], `${name}: accessibility violations`);
+  };
+  page.on('dialog', (d) => d.accept()); // the delete confirmation
+  try {
+    await audit('sign-in');
+    await page.fill('#signin-key', server.key);
+    await page.click('#signin-form button[type=submit]');
+    await page.waitForSelector('#app:not([hidden])');
+    await audit('documents, empty');
+    await dropFiles(page, '#dropzone', [sample('rust-error-handling.md', 'text/markdown')]);
+    await waitState(page, 'rust-error-handling.md', 'ready');
+    await audit('documents');
+    for (const p of ['chat', 'dashboard']) {
+      await page.click(`nav a[data-page=${p}]`);
+      await page.waitForSelector(`#page-${p}:not([hidden])`);
+      if (p === 'dashboard') await page.waitForSelector('#tiles .tile');
+      await audit(p);
+    }
+
+    // Re-process: back through the queue to ready.
+    await page.click('nav a[data-page=documents]');
+    const row = '#documents li[data-state]';
+    await page.evaluate(() => {
+      window.__states = [];
+      const li = document.querySelector('#documents li');
+      new MutationObserver(() => window.__states.push(li.dataset.state))
+        .observe(li, { attributes: true, attributeFilter: ['data-state'] });
+    });
+    await page.click(`${row} button.reprocess`);
+    await waitFor(page, () => window.__states.includes('queued') && window.__states.at(-1) === 'ready');
+
+    // Delete: the row goes, and with the only document gone the RAG toggle turns off.
+    assert.equal(await page.isDisabled('#rag-toggle'), false, 'RAG is on before the delete');
+    await page.click(`${row} button.delete`);
+    await waitFor(page, () => document.querySelectorAll('#documents li').length === 0);
+    await waitFor(page, () => document.getElementById('rag-toggle').disabled);
+    assert.ok(await page.isVisible('#documents-empty'));
+
+    // Sign-out forgets the key.
+    await page.click('#signout');
+    await page.waitForSelector('#signin:not([hidden])');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('ragmill.key')), null);
+    await page.reload();
+    await page.waitForSelector('#signin:not([hidden])');
     assert.deepEqual(errors, []);
   } finally {
     await page.context().close();

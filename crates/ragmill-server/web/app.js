@@ -48,7 +48,9 @@ function signOut() {
 class Session {
   constructor(api) {
     this.api = api;
-    this.documents = new Documents(api, { onChange: () => {}, onError: (m) => alert(m) });
+    this.documents = new Documents(api, {
+      onChange: () => {}, onRemoved: () => this.refreshRag(), onError: (m) => alert(m),
+    });
     this.chat = new Chat(api, { showDocument: (id) => this.showDocument(id) });
     this.dashboard = new Dashboard(api);
     this.live = new LiveEvents(api, (m) => this.onMessage(m), (s) => this.onLiveState(s), () => signOut());

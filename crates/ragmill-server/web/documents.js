@@ -11,7 +11,7 @@ const STATE_WORD = { uploading: 'Uploading', queued: 'Waiting', processing: 'Pro
 export class Documents {
   /**
    * @param {import('./api.js').Api} api
-   * @param {{ onChange: () => void, onError: (message: string) => void }} hooks
+   * @param {{ onChange: () => void, onRemoved: () => void, onError: (message: string) => void }} hooks
    */
   constructor(api, hooks) {
     this.api = api;
@@ -241,11 +241,15 @@ export class Documents {
 
   async reprocess(key) {
     const doc = this.docs.get(key);
+    const before = { ...doc };
+    // Queued before the request: its events may arrive before its answer does.
+    Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, since: null });
+    this.renderRow(key);
     try {
       await this.api.post(`/v1/documents/${key}/reprocess`);
-      Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, since: null });
-      this.renderRow(key);
     } catch (e) {
+      Object.assign(doc, before);
+      this.renderRow(key);
       this.hooks.onError(`Could not re-process ${doc.name}: ${e.message}`);
     }
   }
@@ -258,6 +262,7 @@ export class Documents {
       await this.api.delete(`/v1/documents/${key}`);
       this.remove(key);
       this.render();
+      this.hooks.onRemoved();
     } catch (e) {
       if (e.status === 404) { this.remove(key); this.render(); return; }
       this.hooks.onError(`Could not delete ${doc.name}: ${e.message}`);
