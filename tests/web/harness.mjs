@@ -74,7 +74,10 @@ export async function openPage(browser, origin, viewport = { width: 1280, height
   const errors = [];
   page.on('request', (r) => requests.push(r.url()));
   page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  // The browser logs every non-2xx answer as an error; the API's refusals are expected there.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
+  });
   await page.goto(origin);
   return { page, context, requests, errors };
 }

@@ -192,6 +192,15 @@ test('without a chat model the page says so, search still works, and a narrow sc
     await page.waitForSelector('#app:not([hidden])');
     await dropFiles(page, '#dropzone', [sample('home-espresso.txt', 'text/plain')]);
     await waitFor(page, () => document.querySelector('#documents li')?.dataset.state === 'ready');
+    assert.equal(await page.textContent('#whoami'), 'alice (administrator)');
+
+    // A file that lies about its type is refused in plain words; the good one is unaffected.
+    const junk = Buffer.alloc(4096, 0x9c);
+    await dropFiles(page, '#dropzone', [{ name: 'report.pdf', type: 'application/pdf', bytes: junk }]);
+    await waitState(page, 'report.pdf', 'failed');
+    const refused = await page.textContent('#documents li[data-state=failed] .doc-error');
+    assert.match(refused, /\w+.*\(\w+\)$/, `a message and its code: ${refused}`);
+    assert.doesNotMatch(refused, /undefined|null|\[object/);
     await shot(page, '09-narrow-documents');
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `no horizontal scrolling on a narrow screen (${width}px)`);

@@ -26,7 +26,7 @@ function showSignIn(message) {
 async function signIn(key) {
   const api = new Api(key);
   try {
-    await api.get('/v1/rag/status');
+    await api.get('/v1/me');
   } catch (e) {
     return e.status === 401 ? 'That key was not accepted. Check it, or ask for a new one.' : e.message;
   }
@@ -40,6 +40,7 @@ function signOut() {
   session = null;
   sessionStorage.removeItem(KEY);
   sessionStorage.removeItem('ragmill.dashboard');
+  $('whoami').textContent = '';
   $('signin-key').value = '';
   showSignIn(null);
 }
@@ -58,6 +59,9 @@ class Session {
   }
 
   start() {
+    this.api.get('/v1/me').then((me) => {
+      $('whoami').textContent = me.admin ? `${me.user} (administrator)` : me.user;
+    }, () => {});
     this.live.start();
     this.documents.load().catch(() => {});
     this.chat.loadConfig();

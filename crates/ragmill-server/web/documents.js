@@ -294,6 +294,7 @@ function describe(doc) {
       return { pct: 100, waiting: false, line: [`${doc.chunks ?? p.total} chunks`, took].filter(Boolean).join(' · ') };
     }
     case 'failed':
+      if (typeof doc.key !== 'number') return { pct: 100, waiting: false, line: 'Upload refused; nothing was stored' };
       return { pct: 100, waiting: false, line: doc.chunks ? 'The new version failed; the previous one stays searchable' : 'Not searchable' };
     default:
       return { pct: 0, waiting: true, line: '' };

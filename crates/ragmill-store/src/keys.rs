@@ -12,6 +12,15 @@ use serde::Serialize;
 use crate::codec::now_ms;
 use crate::{Store, StoreError, UserId};
 
+/// Who a user is: what an API key's holder may learn about themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    /// The name.
+    pub name: String,
+    /// Sees the whole service's figures, not only their own.
+    pub admin: bool,
+}
+
 /// A user as `ragmill users list` shows them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserSummary {
@@ -89,11 +98,17 @@ impl Store {
 
     /// Whether `user` is an administrator (an unknown user is not).
     pub fn is_admin(&self, user: UserId) -> Result<bool, StoreError> {
+        Ok(self.account(user)?.is_some_and(|a| a.admin))
+    }
+
+    /// `user`'s name and role, if they exist.
+    pub fn account(&self, user: UserId) -> Result<Option<Account>, StoreError> {
         Ok(self
             .conn()?
-            .query_row("SELECT admin FROM users WHERE id = ?1", [user.0], |r| r.get(0))
-            .optional()?
-            .unwrap_or(false))
+            .query_row("SELECT name, admin FROM users WHERE id = ?1", [user.0], |r| {
+                Ok(Account { name: r.get(0)?, admin: r.get(1)? })
+            })
+            .optional()?)
     }
 
     /// Every user, by name.
@@ -206,6 +221,10 @@ mod tests {
         assert!(!store.is_admin(alice).expect("q"));
         assert!(store.is_admin(bob).expect("q"));
         assert!(!store.is_admin(UserId(999)).expect("unknown user"), "an unknown user is not");
+        assert_eq!(
+            store.account(bob).expect("q"),
+            Some(Account { name: "bob".into(), admin: true })
+        );
         let admins: Vec<_> = store.users().expect("users").into_iter().map(|u| u.admin).collect();
         assert_eq!(admins, [false, true]);
         store.set_admin(bob, false).expect("unset");

@@ -39,7 +39,7 @@ pub use documents::{
 };
 pub use error::StoreError;
 pub use index::FlatIndex;
-pub use keys::UserSummary;
+pub use keys::{Account, UserSummary};
 pub use ragmill_core::{DocumentId, UserId};
 pub use search::SearchHit;
 

@@ -676,6 +676,7 @@ async fn openapi_json_describes_every_route_and_the_answers_match_it() {
         ("/v1/search", &["post"]),
         ("/v1/rag/status", &["get"]),
         ("/v1/stats", &["get"]),
+        ("/v1/me", &["get"]),
         ("/v1/events", &["get"]),
         ("/v1/events/token", &["post"]),
         ("/healthz", &["get"]),
@@ -811,6 +812,14 @@ async fn stats_show_a_user_their_own_figures_and_an_administrator_the_service() 
     assert!(service["batcher"]["seconds"].as_f64().expect("s") > 0.0, "{service}");
     let (status, _) = get_json(&server, "rmk_000000000000_nope", "/v1/stats").await;
     assert_eq!(status, 401);
+    assert_eq!(
+        get_json(&server, &alice, "/v1/me").await,
+        (200, json!({"user": "alice", "admin": false}))
+    );
+    assert_eq!(
+        get_json(&server, &root, "/v1/me").await,
+        (200, json!({"user": "root", "admin": true}))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

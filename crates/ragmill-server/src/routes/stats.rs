@@ -1,4 +1,4 @@
-//! `GET /v1/stats`: the live figures behind the dashboard.
+//! `GET /v1/stats`: the live figures behind the dashboard; `GET /v1/me`: who the key belongs to.
 //!
 //! Every user sees their own documents, queue and activity; an administrator
 //! (`ragmill users add NAME --admin`) sees the whole service's. The embedding backend (model,
@@ -82,6 +82,37 @@ pub struct Batcher {
     pub failures: u64,
     /// Time the embedder took for all batches, in seconds.
     pub seconds: f64,
+}
+
+/// The answer of `GET /v1/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Me {
+    /// The user's name.
+    pub user: String,
+    /// Whether they are an administrator (their `GET /v1/stats` covers the whole service).
+    pub admin: bool,
+}
+
+/// `GET /v1/me`.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    operation_id = "getMe",
+    summary = "The user the API key belongs to",
+    tag = "service",
+    responses(
+        (status = 200, description = "The key's user and role", body = Me),
+        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn me(State(state): State<AppState>, Auth(user): Auth) -> Result<Json<Me>, ApiError> {
+    let store = Arc::clone(&state.store);
+    let account = blocking(move || store.account(user)).await??;
+    // A key whose user was deleted meanwhile is as good as unknown.
+    let account = account.ok_or_else(ApiError::unauthorized)?;
+    Ok(Json(Me { user: account.name, admin: account.admin }))
 }
 
 /// `GET /v1/stats`.
