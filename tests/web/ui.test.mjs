@@ -154,6 +154,12 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     await page.waitForSelector('#passage[open]');
     assert.match(await page.textContent('#passage-text'), /tide/i);
     await shot(page, '07-passage');
+    // The original opens in a new tab, as plain text (the HTML's markup shows, nothing runs).
+    const [tab] = await Promise.all([page.context().waitForEvent('page'), page.click('#passage-open')]);
+    await tab.waitForLoadState();
+    assert.match(tab.url(), /^blob:http:\/\/127\.0\.0\.1/);
+    assert.match(await tab.textContent('body'), /<h1>What Causes Tides\?<\/h1>|<title>/i);
+    await tab.close();
     await page.keyboard.press('Escape');
 
     // The dashboard draws its charts with real, non-zero data.
@@ -170,7 +176,8 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     await shot(page, '08-dashboard');
 
     // Nothing the page asked for left the origin.
-    const foreign = requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith(server.origin.replace('http', 'ws')) && !u.startsWith('data:'));
+    const foreign = requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith(server.origin.replace('http', 'ws')) &&
+      !u.startsWith(`blob:${server.origin}`) && !u.startsWith('data:'));
     assert.deepEqual(foreign, []);
     assert.deepEqual(errors, [], 'no script errors');
   } finally {

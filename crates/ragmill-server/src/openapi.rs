@@ -53,6 +53,7 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
         crate::routes::documents::get,
         crate::routes::documents::delete,
         crate::routes::documents::reprocess,
+        crate::routes::original::file,
         crate::routes::chunked::chunked,
         crate::routes::stats::stats,
         crate::routes::stats::me,

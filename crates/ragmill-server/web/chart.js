@@ -49,7 +49,7 @@ export class LineChart {
     let max = 0;
     let points = 0;
     for (const s of series) for (const v of s.values) if (Number.isFinite(v)) { max = Math.max(max, v); points++; }
-    const top = niceCeil(Math.max(max, this.options.min ?? 0) || 1);
+    const top = 4 * niceTick(Math.max(max, this.options.min ?? 0) / 4);
     const pad = { l: 44, r: 8, t: 6, b: 18 };
     const pw = w - pad.l - pad.r, ph = h - pad.t - pad.b;
     const t1 = times.length ? times[times.length - 1] : 0, t0 = t1 - span;
@@ -112,9 +112,10 @@ function lastFinite(values) {
   return null;
 }
 
-function niceCeil(v) {
-  if (v <= 0) return 1;
+/** The smallest of 1, 2 or 5 times a power of ten that is at least `v` (one grid step). */
+function niceTick(v) {
+  if (!(v > 0)) return 0.25;
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }

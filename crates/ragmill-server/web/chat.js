@@ -29,6 +29,17 @@ export class Chat {
     });
     this.$('chat-clear').addEventListener('click', () => this.clear());
     this.$('search-form').addEventListener('submit', (e) => { e.preventDefault(); this.search(); });
+    this.$('passage-open').addEventListener('click', async () => {
+      const d = this.$('passage');
+      const err = this.$('passage-error');
+      err.hidden = true;
+      try {
+        await this.api.openOriginal(Number(d.dataset.document), d.dataset.name, Number(d.dataset.page) || null);
+      } catch (e) {
+        err.textContent = `Cannot open it: ${e.message}`;
+        err.hidden = false;
+      }
+    });
     this.$('passage-doc').addEventListener('click', () => {
       const id = Number(this.$('passage').dataset.document);
       this.$('passage').close();
@@ -157,6 +168,9 @@ export class Chat {
       hit.score !== undefined ? `score ${hit.score.toFixed(3)}` : null].filter(Boolean).join(' · ');
     this.$('passage-text').textContent = hit.text;
     d.dataset.document = hit.document_id;
+    d.dataset.name = hit.document;
+    d.dataset.page = hit.page || '';
+    this.$('passage-error').hidden = true;
     d.showModal();
   }
 

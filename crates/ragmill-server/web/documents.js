@@ -216,6 +216,7 @@ export class Documents {
     err.textContent = doc.error ? `${doc.error.message} (${doc.error.code})` : '';
     const busy = doc.state === 'uploading';
     row.querySelector('.reprocess').hidden = busy || typeof key !== 'number';
+    row.querySelector('.open').hidden = busy || typeof key !== 'number';
     row.querySelector('.delete').hidden = busy;
     row.querySelector('.delete').textContent = typeof key === 'number' ? 'Delete' : 'Dismiss';
     return row;
@@ -223,6 +224,11 @@ export class Documents {
 
   newRow(key) {
     const name = el('div', { class: 'doc-name' });
+    const open = el('button', { type: 'button', class: 'open' }, 'Open');
+    open.addEventListener('click', () => {
+      const doc = this.docs.get(key);
+      this.api.openOriginal(key, doc.name).catch((e) => this.hooks.onError(`Could not open ${doc.name}: ${e.message}`));
+    });
     const reprocess = el('button', { type: 'button', class: 'reprocess' }, 'Re-process');
     const del = el('button', { type: 'button', class: 'delete danger' }, 'Delete');
     reprocess.addEventListener('click', () => this.reprocess(key));
@@ -230,7 +236,7 @@ export class Documents {
     const bar = el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100' }, el('span'));
     const row = el('li', { class: 'doc' },
       name,
-      el('div', { class: 'doc-actions' }, reprocess, del),
+      el('div', { class: 'doc-actions' }, open, reprocess, del),
       el('div', { class: 'doc-meta' }),
       el('div', { class: 'doc-progress' }, bar,
         el('div', { class: 'doc-line' }, el('span', { class: 'state' }), el('span', { class: 'detail' }))),

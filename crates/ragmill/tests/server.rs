@@ -673,6 +673,7 @@ async fn openapi_json_describes_every_route_and_the_answers_match_it() {
         ("/v1/documents", &["post", "get"][..]),
         ("/v1/documents/{id}", &["get", "delete"]),
         ("/v1/documents/{id}/reprocess", &["post"]),
+        ("/v1/documents/{id}/file", &["get"]),
         ("/v1/search", &["post"]),
         ("/v1/rag/status", &["get"]),
         ("/v1/stats", &["get"]),
@@ -913,4 +914,50 @@ async fn ingest_with_server_sends_chunks_that_the_server_embeds_and_stores() {
     .expect("json");
     assert_eq!(bad["failed"], json!(files), "{bad}");
     assert_eq!(bad["failures"][0]["code"], "unauthorized", "{bad}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_original_is_served_to_its_owner_only_and_never_as_something_that_runs() {
+    let data = tempfile::tempdir().expect("tmp");
+    let alice = add_user(data.path(), "alice");
+    let bob = add_user(data.path(), "bob");
+    let server = Server::start(data.path(), &[]);
+    let page = b"<html><body><script>alert(1)</script><p>Tides rise twice a day.</p></body></html>";
+    let files = [("page.html", page.to_vec()), ("press.pdf", sample("printing-press.pdf"))];
+    let r = upload(&server, &alice, &files).await;
+    assert_eq!(r.status(), 202);
+    let uploaded: Value = r.json().await.expect("json");
+    let ids: Vec<i64> = uploaded["documents"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .map(|d| d["id"].as_i64().expect("id"))
+        .collect();
+    let get = |key: &str, id: i64| {
+        client().get(server.url(&format!("/v1/documents/{id}/file"))).bearer_auth(key).send()
+    };
+
+    let html = get(&alice, ids[0]).await.expect("get");
+    assert_eq!(html.status(), 200);
+    let h = html.headers();
+    assert_eq!(h["content-type"], "text/plain", "{h:?}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h["content-security-policy"].to_str().expect("ascii").starts_with("sandbox"), "{h:?}");
+    assert_eq!(h["content-disposition"], "inline; filename*=UTF-8''page.html");
+    assert_eq!(html.bytes().await.expect("body").as_ref(), page.as_slice());
+
+    let pdf = get(&alice, ids[1]).await.expect("get");
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert_eq!(pdf.bytes().await.expect("body").as_ref(), sample("printing-press.pdf").as_slice());
+
+    // Another user, a bad id, no key: the same answers as for anything else that is not theirs.
+    for (key, id, status) in
+        [(&bob, ids[0], 404), (&alice, 999_999, 404), (&"rmk_x".to_owned(), ids[0], 401)]
+    {
+        let r = get(key, id).await.expect("get");
+        assert_eq!(r.status(), status, "{id}");
+        let body: Value = r.json().await.expect("json error");
+        assert!(body["error"]["code"].is_string(), "{body}");
+    }
 }

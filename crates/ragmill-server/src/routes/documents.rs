@@ -371,7 +371,11 @@ pub async fn reprocess(
 }
 
 /// The user's document `raw_id`; another user's id is answered exactly like one that never existed.
-async fn find(state: &AppState, user: UserId, raw_id: &str) -> Result<DocumentRecord, ApiError> {
+pub(crate) async fn find(
+    state: &AppState,
+    user: UserId,
+    raw_id: &str,
+) -> Result<DocumentRecord, ApiError> {
     let id: i64 = raw_id.parse().map_err(|_| ApiError::not_found("document"))?;
     let store = Arc::clone(&state.store);
     blocking(move || store.user(user).document(DocumentId(id)))

@@ -4,6 +4,7 @@ pub mod chat;
 pub mod chunked;
 pub mod documents;
 pub mod events;
+pub mod original;
 pub mod search;
 pub mod stats;
 
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/documents/{id}", get(documents::get).delete(documents::delete))
         .route("/v1/documents/{id}/reprocess", post(documents::reprocess))
+        .route("/v1/documents/{id}/file", get(original::file))
         .route("/v1/search", post(search::search))
         .route("/v1/rag/status", get(search::rag_status))
         .route("/v1/chat", get(chat::status).post(chat::chat))

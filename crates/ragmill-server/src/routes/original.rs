@@ -1,0 +1,125 @@
+//! `GET /v1/documents/{id}/file`: the original bytes of a user's document, as uploaded.
+//!
+//! The bytes are the user's, not ours, so nothing in them may run on this origin: text formats
+//! (HTML included) are served as `text/plain` inside a CSP sandbox, DOCX as a download in that
+//! sandbox too, and PDF inline for the browser's viewer (which runs no script on this origin).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use ragmill_core::{ContentHash, DocumentKind};
+use tokio_util::io::ReaderStream;
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ErrorResponse};
+use crate::routes::documents::find;
+use crate::state::AppState;
+
+/// `GET /v1/documents/{id}/file`.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{id}/file",
+    operation_id = "getDocumentFile",
+    summary = "The original file of a document, as uploaded",
+    description = "PDF inline (`application/pdf`), DOCX as a download, every text format (plain, Markdown, HTML) as `text/plain` in a CSP sandbox: nothing uploaded ever runs on this origin.",
+    tag = "documents",
+    params(("id" = i64, Path, description = "The document's id")),
+    responses(
+        (status = 200, description = "The bytes as uploaded", content_type = "application/octet-stream"),
+        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such document (or another user's)", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn file(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let doc = find(&state, user, &id).await?;
+    let hash = ContentHash::from_hex(&doc.content_hash).map_err(|_| {
+        ApiError::internal(format_args!("document {} has a corrupt hash", doc.id.0))
+    })?;
+    let file = tokio::fs::File::open(state.blobs.path(&hash)).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ApiError::not_found("file")
+        } else {
+            ApiError::internal(e)
+        }
+    })?;
+    let (content_type, disposition) = presentation(doc.kind);
+    let filename = format!("{disposition}; filename*=UTF-8''{}", percent_encode(&doc.name));
+    let disposition =
+        HeaderValue::from_str(&filename).unwrap_or(HeaderValue::from_static("attachment"));
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
+        ],
+        Body::from_stream(ReaderStream::new(file)),
+    )
+        .into_response();
+    // Browsers refuse to show a PDF in a sandbox; their viewer runs none of its script here.
+    if doc.kind != Some(DocumentKind::Pdf) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(SANDBOX));
+    }
+    Ok(response)
+}
+
+/// For every file but PDFs: no script, form or plugin of the file runs, nothing is fetched.
+const SANDBOX: &str = "sandbox; default-src 'none'";
+
+/// How a kind is served: its content type and whether to show it or download it.
+fn presentation(kind: Option<DocumentKind>) -> (&'static str, &'static str) {
+    match kind {
+        Some(DocumentKind::Pdf) => ("application/pdf", "inline"),
+        Some(DocumentKind::Docx) => (
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "attachment",
+        ),
+        Some(DocumentKind::Text | DocumentKind::Markdown | DocumentKind::Html) => {
+            ("text/plain", "inline")
+        }
+        None => ("application/octet-stream", "attachment"),
+    }
+}
+
+/// RFC 5987 `filename*` value: unreserved bytes as they are, everything else `%XX`.
+fn percent_encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_uploaded_is_served_as_something_a_browser_would_run() {
+        for kind in [DocumentKind::Text, DocumentKind::Markdown, DocumentKind::Html] {
+            assert_eq!(presentation(Some(kind)).0, "text/plain", "{kind:?}");
+        }
+        assert_eq!(presentation(Some(DocumentKind::Pdf)), ("application/pdf", "inline"));
+        assert_eq!(presentation(Some(DocumentKind::Docx)).1, "attachment");
+        assert_eq!(presentation(None), ("application/octet-stream", "attachment"));
+        assert!(SANDBOX.starts_with("sandbox"));
+    }
+
+    #[test]
+    fn file_names_are_percent_encoded() {
+        assert_eq!(percent_encode("a b/é\".pdf"), "a%20b%2F%C3%A9%22.pdf");
+        assert_eq!(percent_encode("plain-name_1.txt"), "plain-name_1.txt");
+    }
+}
