@@ -161,6 +161,11 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     assert.match(await tab.textContent('body'), /<h1>What Causes Tides\?<\/h1>|<title>/i);
     await tab.close();
     await page.keyboard.press('Escape');
+    // Each [n] in the answer opens passage n.
+    await page.click('#chat-log .msg.assistant .cite >> nth=1');
+    await page.waitForSelector('#passage[open]');
+    assert.equal(norm(await page.textContent('#passage-text')), sent[1].text, '[2] opens the second passage sent');
+    await page.keyboard.press('Escape');
 
     // The dashboard draws its charts with real, non-zero data.
     await page.click('nav a[data-page=dashboard]');
@@ -174,6 +179,15 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     const tiles = await page.textContent('#tiles');
     assert.match(tiles, /3\s*Ready/);
     await shot(page, '08-dashboard');
+
+    // A new tab's dashboard starts with the server's record of the last minutes: the workers
+    // were busy before this tab existed.
+    const fresh = await openPage(chrome.browser, server.origin);
+    await fresh.page.fill('#signin-key', server.key);
+    await fresh.page.press('#signin-key', 'Enter');
+    await fresh.page.click('nav a[data-page=dashboard]');
+    await waitFor(fresh.page, () => Number(document.querySelector('[data-chart="Workers busy"]')?.dataset.max) > 0, undefined, 10000);
+    await fresh.page.context().close();
 
     // Nothing the page asked for left the origin.
     const foreign = requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith(server.origin.replace('http', 'ws')) &&

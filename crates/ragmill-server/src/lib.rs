@@ -18,6 +18,7 @@ mod blobs;
 pub mod embeddings;
 mod error;
 pub mod events;
+pub mod history;
 pub mod metrics;
 pub mod openapi;
 mod routes;
@@ -47,7 +48,9 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let workers = spawn_workers(&state);
+    let sampler = tokio::spawn(history::record(state.clone()));
     let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    sampler.abort();
     workers.shutdown(grace).await;
     result
 }

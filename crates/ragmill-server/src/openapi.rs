@@ -34,7 +34,7 @@ use crate::routes::documents::{
 };
 use crate::routes::events::{EventToken, Snapshot, SnapshotType, StreamMessage};
 use crate::routes::search::{RagStatusView, SearchRequest, SearchResponse, SearchResult};
-use crate::routes::stats::{Batcher, Me, Scope, Stats, Workers};
+use crate::routes::stats::{Batcher, Me, Scope, Stats, StatsHistory, Workers};
 use crate::routes::{QueueDepth, Readiness};
 
 /// The OpenAPI document of every route the router serves.
@@ -57,6 +57,7 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
         crate::routes::chunked::chunked,
         crate::routes::stats::stats,
         crate::routes::stats::me,
+        crate::routes::stats::history,
         crate::routes::search::search,
         crate::routes::search::rag_status,
         crate::routes::chat::status,
@@ -102,6 +103,8 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
         Readiness,
         QueueDepth,
         Stats,
+        StatsHistory,
+        crate::history::Sample,
         Me,
         Scope,
         Workers,

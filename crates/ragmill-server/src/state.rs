@@ -12,6 +12,7 @@ use crate::activity::Activity;
 use crate::auth::EventTokens;
 use crate::blobs::Blobs;
 use crate::events::EventBus;
+use crate::history::History;
 use crate::metrics::Metrics;
 
 /// Server settings.
@@ -68,6 +69,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Per-user and service counters since start-up (`GET /v1/stats`).
     pub activity: Activity,
+    /// The service's figures of the last minutes (`GET /v1/stats/history`).
+    pub history: History,
 }
 
 impl AppState {
@@ -92,6 +95,7 @@ impl AppState {
             config,
             metrics,
             activity: Activity::default(),
+            history: History::default(),
         }))
     }
 }

@@ -131,7 +131,10 @@ export class Chat {
         }
       }, this.abort.signal);
       if (answer) this.messages.push({ role: 'assistant', content: answer });
-      if (sources.length) bubble.append(this.sourceList(sources));
+      if (sources.length) {
+        this.linkCitations(body, answer, sources);
+        bubble.append(this.sourceList(sources));
+      }
     } catch (e) {
       bubble.classList.add('error');
       body.textContent = e.code === 'chat_unconfigured' ? 'No chat model is configured on this server.' : e.message;
@@ -144,6 +147,19 @@ export class Chat {
       this.renderConfig();
       input.focus();
     }
+  }
+
+  /** Turns each `[n]` of a finished answer into a button that opens passage n. */
+  linkCitations(body, answer, sources) {
+    const byN = new Map(sources.map((s) => [s.n, s]));
+    const parts = answer.split(/(\[\d+\])/);
+    body.replaceChildren(...parts.map((part) => {
+      const source = byN.get(Number(part.slice(1, -1)));
+      if (!/^\[\d+\]$/.test(part) || !source) return part;
+      const b = el('button', { type: 'button', class: 'cite', 'aria-label': `Passage ${source.n}: ${source.document}` }, part);
+      b.addEventListener('click', () => this.open(source));
+      return b;
+    }));
   }
 
   sourceList(sources) {

@@ -74,8 +74,30 @@ export class Dashboard {
     this.samples.push(compact(s, Date.now() / 1000, this.embeddedLive));
     if (this.samples.length > KEEP) this.samples.splice(0, this.samples.length - KEEP);
     this.latest = s;
+    if (s.scope === 'service' && !this.seeded) await this.seed();
     try { sessionStorage.setItem(STORE, JSON.stringify(this.samples)); } catch { /* full */ }
     if (this.visible) this.render();
+  }
+
+  /**
+   * An administrator's dashboard starts with the server's record of the last minutes: the
+   * samples older than this tab's own go in front of them.
+   */
+  async seed() {
+    this.seeded = true;
+    let h;
+    try {
+      h = await this.api.get('/v1/stats/history');
+    } catch {
+      return;
+    }
+    const offset = Date.now() / 1000 - h.now_ms / 1000; // server clock -> this clock
+    const first = this.samples[0]?.t ?? Infinity;
+    const older = h.samples
+      .map((x) => compact(x.stats, x.t_ms / 1000 + offset, 0))
+      .filter((x) => x.t < first - 0.5);
+    // Chunks per second for the service comes from the batcher, not from this tab's events.
+    this.samples = [...older, ...this.samples].slice(-KEEP);
   }
 
   render() {

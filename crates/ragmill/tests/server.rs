@@ -677,6 +677,7 @@ async fn openapi_json_describes_every_route_and_the_answers_match_it() {
         ("/v1/search", &["post"]),
         ("/v1/rag/status", &["get"]),
         ("/v1/stats", &["get"]),
+        ("/v1/stats/history", &["get"]),
         ("/v1/me", &["get"]),
         ("/v1/events", &["get"]),
         ("/v1/events/token", &["post"]),
@@ -813,6 +814,17 @@ async fn stats_show_a_user_their_own_figures_and_an_administrator_the_service() 
     assert!(service["batcher"]["seconds"].as_f64().expect("s") > 0.0, "{service}");
     let (status, _) = get_json(&server, "rmk_000000000000_nope", "/v1/stats").await;
     assert_eq!(status, 401);
+
+    // The service's recent past, sampled since start-up, is for administrators only.
+    let (status, history) = get_json(&server, &root, "/v1/stats/history").await;
+    assert_eq!(status, 200, "{history}");
+    let samples = history["samples"].as_array().expect("samples");
+    assert!(!samples.is_empty(), "the first sample is taken at start-up: {history}");
+    assert_eq!(samples[0]["stats"]["scope"], "service");
+    assert!(samples.windows(2).all(|w| w[0]["t_ms"].as_u64() <= w[1]["t_ms"].as_u64()));
+    assert!(history["now_ms"].as_u64() >= samples.last().and_then(|s| s["t_ms"].as_u64()));
+    let (status, refused) = get_json(&server, &alice, "/v1/stats/history").await;
+    assert_eq!((status, &refused["error"]["code"]), (403, &json!("admin_only")));
     assert_eq!(
         get_json(&server, &alice, "/v1/me").await,
         (200, json!({"user": "alice", "admin": false}))

@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rag/status", get(search::rag_status))
         .route("/v1/chat", get(chat::status).post(chat::chat))
         .route("/v1/stats", get(stats::stats))
+        .route("/v1/stats/history", get(stats::history))
         .route("/v1/me", get(stats::me))
         .route("/v1/events", get(events::events))
         .route("/v1/events/token", post(events::token))

@@ -1,4 +1,5 @@
-//! `GET /v1/stats`: the live figures behind the dashboard; `GET /v1/me`: who the key belongs to.
+//! `GET /v1/stats`: the live figures behind the dashboard, and `GET /v1/stats/history`, the
+//! service's of the last minutes; `GET /v1/me`: who the key belongs to.
 //!
 //! Every user sees their own documents, queue and activity; an administrator
 //! (`ragmill users add NAME --admin`) sees the whole service's. The embedding backend (model,
@@ -9,6 +10,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use ragmill_core::UserId;
 use ragmill_store::DocumentTotals;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -133,35 +136,44 @@ pub async fn stats(
     State(state): State<AppState>,
     Auth(user): Auth,
 ) -> Result<Json<Stats>, ApiError> {
+    let store = Arc::clone(&state.store);
+    let admin = blocking(move || store.is_admin(user)).await??;
+    Ok(Json(figures(&state, (!admin).then_some(user)).await?))
+}
+
+/// The figures of `user`, or of the whole service for `None`.
+pub(crate) async fn figures(state: &AppState, user: Option<UserId>) -> Result<Stats, ApiError> {
     let (store, queue) = (Arc::clone(&state.store), Arc::clone(&state.queue));
-    let (admin, documents, depth) = blocking(move || {
-        let admin = store.is_admin(user)?;
-        let documents = if admin { store.totals()? } else { store.user(user).totals()? };
-        let depth = if admin { Some(queue.depth()?) } else { None };
-        Ok::<_, ApiError>((admin, documents, depth))
+    let (documents, depth) = blocking(move || {
+        Ok::<_, ApiError>(match user {
+            Some(user) => (store.user(user).totals()?, None),
+            None => (store.totals()?, Some(queue.depth()?)),
+        })
     })
     .await??;
-    let (scope, activity, queue) = match depth {
-        Some(d) if admin => (
+    let (scope, activity, queue) = match (user, depth) {
+        (None, Some(d)) => (
             Scope::Service,
             state.activity.service(),
             QueueDepth { queued: d.queued, leased: d.leased, parked: d.parked },
         ),
-        _ => (
+        (user, _) => (
             Scope::User,
-            state.activity.user(user),
+            user.map_or_else(Counters::default, |u| state.activity.user(u)),
             QueueDepth { queued: documents.queued, leased: documents.processing, parked: 0 },
         ),
     };
     let embedder = state.pipeline.embedder();
     let info = embedder.info();
     let mut backend = embedder.stats();
-    if !admin && let Some(b) = backend.as_mut() {
+    if user.is_some()
+        && let Some(b) = backend.as_mut()
+    {
         redact_endpoints(b);
     }
     let batches = state.pipeline.batcher_stats();
     let BatchTotals { failures, seconds, .. } = state.metrics.batch_totals();
-    Ok(Json(Stats {
+    Ok(Stats {
         scope,
         uptime_s: state.activity.uptime_s(),
         documents,
@@ -183,6 +195,52 @@ pub async fn stats(
             failures,
             seconds,
         },
+    })
+}
+
+/// The answer of `GET /v1/stats/history`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatsHistory {
+    /// Seconds between two samples.
+    pub interval_s: u64,
+    /// The server's clock now, in milliseconds since the Unix epoch (to align `t_ms`).
+    pub now_ms: u64,
+    /// Oldest first.
+    pub samples: Vec<crate::history::Sample>,
+}
+
+/// `GET /v1/stats/history`.
+#[utoipa::path(
+    get,
+    path = "/v1/stats/history",
+    operation_id = "getStatsHistory",
+    summary = "The whole service's figures of the last minutes (administrators)",
+    description = "What `GET /v1/stats` answered an administrator, sampled every `interval_s` seconds since start-up, for the last few minutes, so a dashboard opened now starts with a past.",
+    tag = "service",
+    responses(
+        (status = 200, description = "Samples, oldest first", body = StatsHistory),
+        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
+        (status = 403, description = "`admin_only`: the key's user is not an administrator", body = ErrorResponse),
+        (status = 500, description = "Internal error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn history(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+) -> Result<Json<StatsHistory>, ApiError> {
+    let store = Arc::clone(&state.store);
+    if !blocking(move || store.is_admin(user)).await?? {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_only",
+            "the service's history is for administrators (ragmill users add NAME --admin)",
+        ));
+    }
+    Ok(Json(StatsHistory {
+        interval_s: crate::history::INTERVAL.as_secs(),
+        now_ms: crate::history::now_ms(),
+        samples: state.history.samples(),
     }))
 }
 
@@ -200,8 +258,23 @@ fn redact_endpoints(stats: &mut Value) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A `Stats` with nothing in it.
+    pub(crate) fn empty_stats() -> Stats {
+        Stats {
+            scope: Scope::Service,
+            uptime_s: 0.0,
+            documents: DocumentTotals::default(),
+            queue: QueueDepth { queued: 0, leased: 0, parked: 0 },
+            workers: Workers { busy: 0, total: 0 },
+            activity: Counters::default(),
+            model: Value::Null,
+            embedder: None,
+            batcher: Batcher { batches: 0, texts: 0, joined: 0, failures: 0, seconds: 0.0 },
+        }
+    }
 
     #[test]
     fn redaction_hides_addresses_and_errors_but_keeps_the_figures() {
