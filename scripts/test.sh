@@ -14,9 +14,12 @@ if [ "${RAGMILL_SKIP_BROWSER_TESTS:-}" = 1 ]; then
   exit 0
 fi
 export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-if { [ ! -x "$CHROMIUM" ] || ! command -v npm >/dev/null; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "test: installing Chromium and Node.js for the browser tests (apt-get)"
-  apt-get update -qq && apt-get install -y -qq chromium nodejs npm >/dev/null
+missing=()
+[ -x "$CHROMIUM" ] || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "test: installing ${missing[*]} for the browser tests (apt-get)"
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if [ ! -x "$CHROMIUM" ] || ! command -v npm >/dev/null; then
   echo "test: the browser tests need Chromium at $CHROMIUM (or set CHROMIUM) and Node.js with npm;" \
