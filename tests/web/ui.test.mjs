@@ -126,7 +126,7 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     await page.fill('#chat-input', 'What causes spring tides?');
     await page.press('#chat-input', 'Enter');
     await page.waitForSelector('#chat-log .msg.assistant .sources li');
-    const answer = await page.textContent('#chat-log .msg.assistant span');
+    const answer = await page.textContent('#chat-log .msg.assistant .answer');
     assert.equal(answer, chat.state.answer, 'the tokens arrived whole and in order');
     const system = chat.state.last.messages.find((m) => m.role === 'system').content;
     const norm = (t) => t.replace(/\s+/g, ' ').trim();
@@ -226,6 +226,13 @@ test('without a chat model the page says so, search still works, and a narrow sc
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `no horizontal scrolling on a narrow screen (${width}px)`);
 
+    // Many files at once: uploads go a few at a time, and every one arrives.
+    const many = Array.from({ length: 7 }, (_, i) => ({
+      name: `note-${i}.txt`, type: 'text/plain', bytes: Buffer.from(`Note ${i}: the kettle ${'whistles '.repeat(i + 1)}at dawn.`),
+    }));
+    await dropFiles(page, '#dropzone', many);
+    await waitFor(page, () => document.querySelectorAll('#documents li[data-state=ready]').length === 8);
+
     await page.click('nav a[data-page=chat]');
     await page.waitForSelector('#chat-unconfigured:not([hidden])');
     assert.match(await page.textContent('#chat-unconfigured'), /No chat model is configured/);
@@ -272,6 +279,22 @@ test('every page passes axe\'s WCAG 2 A/AA checks; re-process, delete and sign-o
       if (p === 'dashboard') await page.waitForSelector('#tiles .tile');
       await audit(p);
     }
+
+    // Answers are formatted from their Markdown as DOM nodes, never as HTML.
+    const formatted = await page.evaluate(async () => {
+      const { renderMarkdown } = await import('/assets/markdown.js');
+      const text = 'Intro with **bold** and `code` [1] [9].\n\n- first\n- second <script>alert(1)</script>\n\n' +
+        '1. one\n2. two\n\n```\n<img src=x onerror=alert(1)>\n```\n## Heading';
+      const box = document.createElement('div');
+      box.append(...renderMarkdown(text, (n) => (n === 1 ? Object.assign(document.createElement('button'), { textContent: '[1]' }) : null)));
+      return {
+        tags: [...box.querySelectorAll('*')].map((e) => e.tagName.toLowerCase()).join(' '),
+        text: box.textContent,
+      };
+    });
+    assert.equal(formatted.tags, 'p strong code button ul li li ol li li pre code p strong');
+    assert.match(formatted.text, /<script>alert\(1\)<\/script>/, 'markup stays text');
+    assert.match(formatted.text, /\[9\]/, 'a citation with no passage stays text');
 
     // Re-process: back through the queue to ready.
     await page.click('nav a[data-page=documents]');

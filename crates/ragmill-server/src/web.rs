@@ -42,6 +42,7 @@ static ASSETS: &[Asset] = &[
     asset!("util.js", JS),
     asset!("documents.js", JS),
     asset!("chat.js", JS),
+    asset!("markdown.js", JS),
     asset!("chart.js", JS),
     asset!("dashboard.js", JS),
     asset!("favicon.svg", "image/svg+xml"),

@@ -1,6 +1,7 @@
 // The chat and search page: the RAG toggle, answers streamed token by token with their cited
 // passages, and plain search (no chat model needed). Passages open in a dialog.
 
+import { renderMarkdown } from './markdown.js';
 import { el, snippet, where } from './util.js';
 
 export class Chat {
@@ -111,7 +112,7 @@ export class Chat {
     log.append(el('div', { class: 'msg user' }, text));
     this.messages.push({ role: 'user', content: text });
     const rag = this.$('rag-toggle').checked;
-    const body = el('span', { class: 'typing' });
+    const body = el('div', { class: 'answer typing' });
     const bubble = el('div', { class: 'msg assistant', 'aria-busy': 'true' }, body);
     log.append(bubble);
     log.scrollTop = log.scrollHeight;
@@ -130,11 +131,11 @@ export class Chat {
           bubble.append(el('p', { class: 'error' }, `The chat model failed: ${data.message}`));
         }
       }, this.abort.signal);
-      if (answer) this.messages.push({ role: 'assistant', content: answer });
-      if (sources.length) {
-        this.linkCitations(body, answer, sources);
-        bubble.append(this.sourceList(sources));
+      if (answer) {
+        this.messages.push({ role: 'assistant', content: answer });
+        this.format(body, answer, sources);
       }
+      if (sources.length) bubble.append(this.sourceList(sources));
     } catch (e) {
       bubble.classList.add('error');
       body.textContent = e.code === 'chat_unconfigured' ? 'No chat model is configured on this server.' : e.message;
@@ -149,14 +150,14 @@ export class Chat {
     }
   }
 
-  /** Turns each `[n]` of a finished answer into a button that opens passage n. */
-  linkCitations(body, answer, sources) {
+  /** A finished answer, formatted: its Markdown, and each `[n]` a button opening passage n. */
+  format(body, answer, sources) {
     const byN = new Map(sources.map((s) => [s.n, s]));
-    const parts = answer.split(/(\[\d+\])/);
-    body.replaceChildren(...parts.map((part) => {
-      const source = byN.get(Number(part.slice(1, -1)));
-      if (!/^\[\d+\]$/.test(part) || !source) return part;
-      const b = el('button', { type: 'button', class: 'cite', 'aria-label': `Passage ${source.n}: ${source.document}` }, part);
+    body.classList.add('formatted');
+    body.replaceChildren(...renderMarkdown(answer, (n) => {
+      const source = byN.get(n);
+      if (!source) return null;
+      const b = el('button', { type: 'button', class: 'cite', 'aria-label': `Passage ${n}: ${source.document}` }, `[${n}]`);
       b.addEventListener('click', () => this.open(source));
       return b;
     }));

@@ -6,6 +6,7 @@ import { el, bytes, seconds } from './util.js';
 // Where each stage sits on a document's one bar, in percent.
 const SPAN = { queued: [0, 0], extracting: [0, 10], chunking: [10, 15], embedding: [15, 95], storing: [95, 100] };
 const KIND = { text: 'Text', markdown: 'Markdown', html: 'HTML', pdf: 'PDF', docx: 'DOCX' };
+const UPLOADS_AT_ONCE = 3;
 const STATE_WORD = { uploading: 'Uploading', queued: 'Waiting', processing: 'Processing', ready: 'Ready', failed: 'Failed' };
 
 export class Documents {
@@ -20,6 +21,8 @@ export class Documents {
     this.rows = new Map();      // key -> <li>
     this.early = new Map();     // events for ids no upload has claimed yet
     this.uploads = 0;
+    this.waiting = [];          // files not sent yet
+    this.sending = 0;           // uploads in flight
     this.list = document.getElementById('documents');
     this.empty = document.getElementById('documents-empty');
     this.wire();
@@ -62,7 +65,21 @@ export class Documents {
       const key = `u${++this.uploads}`;
       const dropped = performance.now();
       this.upsert(key, { name: file.name, size: file.size, state: 'uploading', sent: 0, dropped });
-      this.render();
+      this.waiting.push({ key, file });
+    }
+    this.render();
+    this.pump();
+  }
+
+  /**
+   * Sends queued uploads, a few at a time: a browser opens six connections to a server, and
+   * the page needs some for its own requests while a hundred files go up.
+   */
+  pump() {
+    while (this.sending < UPLOADS_AT_ONCE && this.waiting.length) {
+      const { key, file } = this.waiting.shift();
+      if (!this.docs.has(key)) continue; // dismissed while waiting
+      this.sending++;
       this.api.upload(file, (loaded, total) => {
         if (this.docs.get(key)?.state !== 'uploading') return; // answered or dismissed already
         this.upsert(key, { sent: loaded, size: total });
@@ -71,6 +88,9 @@ export class Documents {
         if (!this.docs.has(key)) return;
         this.upsert(key, { state: 'failed', error: { code: err.code, message: err.message } });
         this.renderRow(key);
+      }).finally(() => {
+        this.sending--;
+        this.pump();
       });
     }
   }
@@ -284,6 +304,7 @@ function describe(doc) {
   const p = doc.progress || { done: 0, total: 0 };
   switch (doc.state) {
     case 'uploading': {
+      if (!doc.sent) return { pct: 0, waiting: true, line: `Waiting to upload ${bytes(doc.size || 0)}` };
       const pct = doc.size ? (100 * doc.sent) / doc.size : 0;
       return { pct, waiting: false, line: `Uploading ${bytes(doc.sent || 0)} of ${bytes(doc.size || 0)}` };
     }
