@@ -133,7 +133,7 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     const sent = system.split(/^(?=\[\d+\] )/m).filter((p) => /^\[\d+\] /.test(p)).map((p) => {
       const [head, ...body] = p.split('\n');
       const m = head.match(/^\[(\d+)\] (.+?)(?:, page \d+)?(?: — .*)?$/);
-      return { n: Number(m[1]), document: m[2], text: norm(body.join('\n')) };
+      return { n: Number(m[1]), document: m[2], text: norm(body.join('\n')), raw: body.join('\n') };
     });
     const cited = await page.$$eval('#chat-log .sources li', (lis) => lis.map((li) => ({
       where: li.querySelector('.where').firstChild.textContent,
@@ -145,7 +145,9 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
       const [n, document] = c.where.match(/^\[(\d+)\] ([^·]+)/).slice(1);
       assert.equal(Number(n), sent[i].n, 'numbered as in the prompt');
       assert.equal(document.trim(), sent[i].document, `citation ${n} names the document sent`);
-      assert.ok(sent[i].text.startsWith(norm(c.snippet).replace(/…$/, '')), `citation ${n} quotes the passage sent`);
+      // The snippet is the passage's start, without Markdown heading marks and emphasis.
+      const plain = norm(sent[i].raw.replace(/^#{1,6}\s+/gm, '').replace(/\*\*/g, ''));
+      assert.ok(plain.startsWith(norm(c.snippet).replace(/…$/, '')), `citation ${n} quotes the passage sent`);
     });
     const cites = cited.map((c) => c.where);
     assert.match(cites[0], /what-causes-tides\.html/);

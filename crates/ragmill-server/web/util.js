@@ -48,6 +48,7 @@ export function where(hit) {
 }
 
 export function snippet(text, n = 180) {
-  const t = text.replace(/\s+/g, ' ').trim();
+  // Markdown heading marks and emphasis read as noise in a one-line preview.
+  const t = text.replace(/^#{1,6}\s+/gm, '').replace(/\*\*/g, '').replace(/\s+/g, ' ').trim();
   return t.length > n ? t.slice(0, n - 1) + '…' : t;
 }
