@@ -50,7 +50,7 @@ class Session {
   constructor(api) {
     this.api = api;
     this.documents = new Documents(api, {
-      onChange: () => {}, onRemoved: () => this.refreshRag(), onError: (m) => alert(m),
+      onRemoved: () => this.refreshRag(), onError: (m) => alert(m),
     });
     this.chat = new Chat(api, { showDocument: (id) => this.showDocument(id) });
     this.dashboard = new Dashboard(api);

@@ -12,7 +12,7 @@ const STATE_WORD = { uploading: 'Uploading', queued: 'Waiting', processing: 'Pro
 export class Documents {
   /**
    * @param {import('./api.js').Api} api
-   * @param {{ onChange: () => void, onRemoved: () => void, onError: (message: string) => void }} hooks
+   * @param {{ onRemoved: () => void, onError: (message: string) => void }} hooks
    */
   constructor(api, hooks) {
     this.api = api;
@@ -155,7 +155,6 @@ export class Documents {
       this.upsert(m.id, { state: 'failed', stage: null, error: m.error });
     }
     this.renderRow(m.id);
-    this.hooks.onChange();
   }
 
   /** Re-reads one document (its timings, kind and chunk count). */
@@ -203,7 +202,6 @@ export class Documents {
       if (this.list.children[i] !== row) this.list.insertBefore(row, this.list.children[i] || null);
     });
     this.empty.hidden = this.docs.size > 0;
-    this.hooks.onChange();
   }
 
   renderRow(key) {
