@@ -69,16 +69,13 @@ struct EmbeddingMetrics {
     /// Every batch's time in microseconds, successful or not (the histogram's sum cannot be
     /// read back).
     batch_micros: Counter,
-    /// Batches, successful or not.
-    batch_count: Counter,
 }
 
-/// The embedding batches since start-up: how many, how many failed, and their total time.
+/// The embedding batches since start-up: how many failed, and their total time (the batcher
+/// itself counts them: `Pipeline::batcher_stats`).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct BatchTotals {
-    /// Batches sent to the embedder.
-    pub batches: u64,
-    /// Those that failed.
+    /// Batches that failed.
     pub failures: u64,
     /// Their total time, in seconds.
     pub seconds: f64,
@@ -95,7 +92,6 @@ impl EmbeddingMetrics {
             ]),
             batch_failures: Counter::default(),
             batch_micros: Counter::default(),
-            batch_count: Counter::default(),
         };
         registry.register(
             "embedded_chunks",
@@ -158,7 +154,6 @@ impl BatchObserver for EmbeddingMetrics {
     fn batch(&self, texts: usize, elapsed: Duration, ok: bool) {
         self.batch_size.observe(texts as f64);
         self.batch_seconds.observe(elapsed.as_secs_f64());
-        self.batch_count.inc();
         self.batch_micros.inc_by(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
         if ok {
             self.chunks.inc_by(texts as u64);
@@ -268,11 +263,7 @@ impl Metrics {
     /// The embedding batches since start-up.
     pub fn batch_totals(&self) -> BatchTotals {
         let e = &self.embedding;
-        BatchTotals {
-            batches: e.batch_count.get(),
-            failures: e.batch_failures.get(),
-            seconds: e.batch_micros.get() as f64 / 1e6,
-        }
+        BatchTotals { failures: e.batch_failures.get(), seconds: e.batch_micros.get() as f64 / 1e6 }
     }
 
     /// The observer to hand the pipeline's batcher.
@@ -346,7 +337,7 @@ mod tests {
         m.batch_observer().batch(3, Duration::from_millis(40), true);
         m.batch_observer().batch(2, Duration::from_millis(10), false);
         let totals = m.batch_totals();
-        assert_eq!((totals.batches, totals.failures), (2, 1));
+        assert_eq!(totals.failures, 1);
         assert!((totals.seconds - 0.05).abs() < 1e-6, "{totals:?}");
         let ok = Ingested {
             id: ragmill_store::DocumentId(1),

@@ -172,7 +172,7 @@ pub(crate) async fn figures(state: &AppState, user: Option<UserId>) -> Result<St
         redact_endpoints(b);
     }
     let batches = state.pipeline.batcher_stats();
-    let BatchTotals { failures, seconds, .. } = state.metrics.batch_totals();
+    let BatchTotals { failures, seconds } = state.metrics.batch_totals();
     Ok(Stats {
         scope,
         uptime_s: state.activity.uptime_s(),
