@@ -6,6 +6,9 @@
 //!   OpenAI-compatible servers, pools of them).
 //! - [`ContentHash`] names content: a document's bytes, or a chunk's text in the embedding cache.
 //! - [`Stage`] and [`Progress`] describe where a document is in the pipeline.
+//! - The seams a deployment can swap: [`JobQueue`] (embedded SQLite or Redis Streams),
+//!   [`EventBus`] and [`LiveProgress`] (one process or across processes), with the wire types
+//!   they carry ([`Event`], [`Lease`]).
 //!
 //! Invariant: this crate does no I/O: no files, no sockets, no threads, no clocks.
 //!
@@ -18,14 +21,18 @@
 
 mod document;
 mod embed;
+mod events;
 mod hash;
 mod ids;
 mod progress;
+mod queue;
 mod vector;
 
 pub use document::{Chunk, DocumentKind, ExtractedDocument, Heading, PageSpan};
 pub use embed::{EmbedError, Embedder, ModelInfo};
+pub use events::{BusError, Event, EventBus, EventStream, Failure, Live, LiveProgress, Received};
 pub use hash::{ContentHash, ParseHashError};
 pub use ids::{DocumentId, UserId};
 pub use progress::{Progress, Stage};
+pub use queue::{Depth, Failed, JobId, JobQueue, JobState, Lease, QueueError};
 pub use vector::{cosine, dot, normalize};

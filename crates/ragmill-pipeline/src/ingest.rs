@@ -10,7 +10,7 @@ use futures::stream::FuturesUnordered;
 use ragmill_core::{Chunk, ContentHash, Progress, Stage};
 use ragmill_store::{DocumentId, NewChunk, NewDocument, Timings, UserId};
 
-use crate::{Pipeline, ProgressFn, blocking};
+use crate::{IngestError, Pipeline, ProgressFn, blocking};
 
 /// Where a document's bytes come from.
 #[derive(Debug, Clone)]
@@ -52,24 +52,8 @@ pub struct Ingested {
     pub timings: Timings,
 }
 
-/// Why a document failed: a stable code and a one-line message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct DocError {
-    /// Stable snake_case code (e.g. `empty_file`, `type_mismatch`, `embedding_failed`).
-    pub code: String,
-    /// For a human.
-    pub message: String,
-}
-
-impl DocError {
-    fn new(code: &str, message: impl Into<String>) -> Self {
-        Self { code: code.to_owned(), message: message.into() }
-    }
-}
-
 /// What happened to one input.
-pub type Outcome = Result<Ingested, DocError>;
+pub type Outcome = Result<Ingested, IngestError>;
 
 impl Pipeline {
     /// Ingests `inputs` for `user`, several at once, reporting progress by input index.
@@ -133,7 +117,7 @@ impl Pipeline {
             }
             Err((err, kind, timings)) => {
                 let store = Arc::clone(&self.store);
-                let (code, message) = (err.code.clone(), err.message.clone());
+                let (code, message) = (err.code(), err.to_string());
                 let recorded = blocking(move || {
                     let doc = NewDocument {
                         id: meta.document,
@@ -143,7 +127,7 @@ impl Pipeline {
                         size: meta.size,
                         timings,
                     };
-                    store.user(user).record_failure(&doc, &code, &message)
+                    store.user(user).record_failure(&doc, code, &message)
                 })
                 .await;
                 match recorded {
@@ -164,14 +148,14 @@ impl Pipeline {
         meta: &Meta,
         bytes: Vec<u8>,
         progress: &(dyn Fn(Progress) + Sync),
-    ) -> Result<Ingested, (DocError, Option<ragmill_core::DocumentKind>, Timings)> {
+    ) -> Result<Ingested, (IngestError, Option<ragmill_core::DocumentKind>, Timings)> {
         let mut timings = Timings::new();
         let mut clock = Instant::now();
         let mut lap = |timings: &mut Timings, stage: Stage| {
             timings.insert(stage.as_str().into(), clock.elapsed().as_secs_f64());
             clock = Instant::now();
         };
-        let fail = |e: DocError, kind, timings: &Timings| (e, kind, timings.clone());
+        let fail = |e: IngestError, kind, timings: &Timings| (e, kind, timings.clone());
 
         // Unchanged bytes under the same model: nothing to do.
         if let Some(done) = self.unchanged(user, meta).await.map_err(|e| fail(e, None, &timings))? {
@@ -183,7 +167,7 @@ impl Pipeline {
             .extractor
             .extract(&meta.name, bytes)
             .await
-            .map_err(|e| fail(DocError::new(e.code(), e.to_string()), None, &timings))?;
+            .map_err(|e| fail(IngestError::Extract(e), None, &timings))?;
         lap(&mut timings, Stage::Extracting);
         let kind = Some(doc.kind);
 
@@ -192,14 +176,10 @@ impl Pipeline {
         let chunks: Vec<Chunk> = blocking(move || chunker.chunk(&doc))
             .await
             .map_err(internal)
-            .and_then(|r| r.map_err(|e| DocError::new("chunking_failed", e.to_string())))
+            .and_then(|r| r.map_err(|e| IngestError::Chunking(e.to_string())))
             .map_err(|e| fail(e, kind, &timings))?;
         if chunks.is_empty() {
-            return Err(fail(
-                DocError::new("no_text", "the document has no text to index"),
-                kind,
-                &timings,
-            ));
+            return Err(fail(IngestError::NoText, kind, &timings));
         }
         lap(&mut timings, Stage::Chunking);
         self.embed_and_store(user, meta, kind, chunks, timings, progress).await
@@ -215,14 +195,14 @@ impl Pipeline {
         chunks: Vec<Chunk>,
         mut timings: Timings,
         progress: &(dyn Fn(Progress) + Sync),
-    ) -> Result<Ingested, (DocError, Option<ragmill_core::DocumentKind>, Timings)> {
+    ) -> Result<Ingested, (IngestError, Option<ragmill_core::DocumentKind>, Timings)> {
         let info = self.embedder.info().clone();
         let mut clock = Instant::now();
         let mut lap = |timings: &mut Timings, stage: Stage| {
             timings.insert(stage.as_str().into(), clock.elapsed().as_secs_f64());
             clock = Instant::now();
         };
-        let fail = |e: DocError, kind, timings: &Timings| (e, kind, timings.clone());
+        let fail = |e: IngestError, kind, timings: &Timings| (e, kind, timings.clone());
 
         // Cache lookup, then embed each distinct missing text once.
         let total = chunks.len();
@@ -235,7 +215,7 @@ impl Pipeline {
             blocking(move || store.cache_get(&model, &wanted))
                 .await
                 .map_err(internal)
-                .and_then(|r| r.map_err(store_error))
+                .and_then(|r| r.map_err(IngestError::from))
                 .map_err(|e| fail(e, kind, &timings))?
                 .into_iter()
                 .map(|(h, v)| (h, v.into()))
@@ -260,15 +240,11 @@ impl Pipeline {
             let v = match result {
                 Ok(Ok(v)) => v,
                 Ok(Err(e)) => {
-                    return Err(fail(
-                        DocError::new("embedding_failed", e.to_string()),
-                        kind,
-                        &timings,
-                    ));
+                    return Err(fail(IngestError::Embedding(e.to_string()), kind, &timings));
                 }
                 Err(_) => {
                     return Err(fail(
-                        DocError::new("embedding_failed", "the embedder stopped"),
+                        IngestError::Embedding("the embedder stopped".into()),
                         kind,
                         &timings,
                     ));
@@ -309,7 +285,7 @@ impl Pipeline {
         })
         .await
         .map_err(internal)
-        .and_then(|r| r.map_err(store_error))
+        .and_then(|r| r.map_err(IngestError::from))
         .map_err(|e| fail(e, kind, &timings))?;
         lap(&mut timings, Stage::Storing);
 
@@ -327,14 +303,14 @@ impl Pipeline {
 
 impl Pipeline {
     /// The stored document, if `meta` names one with the same bytes, ready, in this space.
-    async fn unchanged(&self, user: UserId, meta: &Meta) -> Result<Option<Ingested>, DocError> {
+    async fn unchanged(&self, user: UserId, meta: &Meta) -> Result<Option<Ingested>, IngestError> {
         let space = self.embedder.info().space.clone();
         let store = Arc::clone(&self.store);
         let name = meta.name.clone();
         let existing = blocking(move || store.user(user).document_by_name(&name))
             .await
             .map_err(internal)
-            .and_then(|r| r.map_err(store_error))?;
+            .and_then(|r| r.map_err(IngestError::from))?;
         Ok(existing
             .filter(|d| {
                 d.content_hash == meta.hash.to_hex()
@@ -363,9 +339,9 @@ impl Pipeline {
     ) -> Outcome {
         let started = Instant::now();
         let hash = ContentHash::from_hex(&doc.content_hash)
-            .map_err(|e| DocError::new("invalid_request", format!("content_hash: {e}")))?;
+            .map_err(|e| IngestError::InvalidRequest(format!("content_hash: {e}")))?;
         if doc.chunks.is_empty() {
-            return Err(DocError::new("no_text", "the document has no chunks"));
+            return Err(IngestError::NoText);
         }
         let window = self.embedder.info().max_tokens;
         let mut chunks = doc.chunks;
@@ -373,12 +349,9 @@ impl Pipeline {
             let tokens = self
                 .chunker
                 .count_tokens(&c.text)
-                .map_err(|e| DocError::new("chunking_failed", e.to_string()))?;
+                .map_err(|e| IngestError::Chunking(e.to_string()))?;
             if tokens > window {
-                return Err(DocError::new(
-                    "chunk_too_long",
-                    format!("chunk {i} has {tokens} tokens; the model's window is {window}"),
-                ));
+                return Err(IngestError::ChunkTooLong { index: i, tokens, window });
             }
             c.ordinal = i as u32;
             c.tokens = tokens;
@@ -419,15 +392,9 @@ struct Meta {
 }
 
 /// The document's bytes, refusing anything over `limit` before reading it.
-async fn read(source: Source, limit: u64) -> Result<Vec<u8>, DocError> {
-    let too_large = |size: u64| {
-        DocError::new(
-            "file_too_large",
-            format!("the file is {size} bytes, over the limit of {limit} bytes"),
-        )
-    };
-    let unreadable =
-        |e: std::io::Error| DocError::new("unreadable", format!("cannot read file: {e}"));
+async fn read(source: Source, limit: u64) -> Result<Vec<u8>, IngestError> {
+    let too_large = |size: u64| IngestError::TooLarge { size, limit };
+    let unreadable = |e: std::io::Error| IngestError::Unreadable(e.to_string());
     match source {
         Source::Bytes(b) if b.len() as u64 > limit => Err(too_large(b.len() as u64)),
         Source::Bytes(b) => Ok(b),
@@ -441,15 +408,6 @@ async fn read(source: Source, limit: u64) -> Result<Vec<u8>, DocError> {
     }
 }
 
-fn internal(e: crate::SearchError) -> DocError {
-    DocError::new("internal", e.to_string())
-}
-
-fn store_error(e: ragmill_store::StoreError) -> DocError {
-    match e {
-        e @ ragmill_store::StoreError::ModelMismatch { .. } => {
-            DocError::new("model_mismatch", e.to_string())
-        }
-        e => DocError::new("storage_failed", e.to_string()),
-    }
+fn internal(e: crate::SearchError) -> IngestError {
+    IngestError::Internal(e.to_string())
 }

@@ -10,12 +10,14 @@
 //! failed with a stable code and a message, and every other document carries on.
 
 mod batcher;
+mod error;
 mod ingest;
 
 use std::sync::Arc;
 
 pub use batcher::{BatchConfig, BatchObserver, Batcher, BatcherStats, Embedded};
-pub use ingest::{DocError, Ingested, Input, Outcome, Prechunked, Source};
+pub use error::IngestError;
+pub use ingest::{Ingested, Input, Outcome, Prechunked, Source};
 
 use ragmill_chunk::Chunker;
 use ragmill_core::{Embedder, Progress};

@@ -79,7 +79,7 @@ async fn ingest_search_reingest_and_update() {
         assert_eq!(ok.embedded + ok.cache_hits, ok.chunks);
     }
     let empty = outcomes[3].1.as_ref().expect_err("empty file fails");
-    assert_eq!(empty.code, "empty_file");
+    assert_eq!(empty.code(), "empty_file");
 
     // Progress: every document reached a final stage, and embedding counts rose to the total.
     let seen = seen.lock().expect("lock").clone();
@@ -168,7 +168,7 @@ async fn oversized_files_are_refused_before_reading() {
         },
     ];
     let out = p.ingest(user, inputs, no_progress()).await;
-    assert_eq!(out[0].1.as_ref().expect_err("too big").code, "file_too_large");
+    assert_eq!(out[0].1.as_ref().expect_err("too big").code(), "file_too_large");
     assert!(out[1].1.is_ok(), "the small file still goes in");
-    assert_eq!(out[2].1.as_ref().expect_err("missing").code, "unreadable");
+    assert_eq!(out[2].1.as_ref().expect_err("missing").code(), "unreadable");
 }

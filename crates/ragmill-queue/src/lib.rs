@@ -1,23 +1,25 @@
 //! The embedded durable job queue: one SQLite file, leases, bounded attempts, fair ordering.
 //!
-//! [`JobQueue`] keeps one job per document to process, in its own tables (`queue_jobs`,
+//! [`SqliteQueue`] keeps one job per document to process, in its own tables (`queue_jobs`,
 //! `queue_users`) inside the store's SQLite file (`<data_dir>/ragmill.db`, WAL mode), through its
 //! own connection. Jobs name the store's users and documents by value; the queue never reads the
-//! store's tables and the store never reads the queue's.
+//! store's tables and the store never reads the queue's. Its calls block (SQLite);
+//! [`EmbeddedQueue`] puts them on tokio's blocking threads behind the async
+//! [`ragmill_core::JobQueue`] seam that the server's workers speak.
 //!
 //! # The run-loop contract
 //!
 //! A worker loops:
 //!
-//! 1. [`JobQueue::lease`] takes the next job, or `None` (sleep a little and ask again). The
+//! 1. [`SqliteQueue::lease`] takes the next job, or `None` (sleep a little and ask again). The
 //!    [`Lease`] is held until `now + QueueConfig::lease`.
-//! 2. It does the work, calling [`JobQueue::heartbeat`] well within every lease period (a third of
+//! 2. It does the work, calling [`SqliteQueue::heartbeat`] well within every lease period (a third of
 //!    it is a good rhythm) so the lease does not run out under it.
 //! 3. It ends the lease exactly once:
-//!    - [`JobQueue::complete`]: done, the job is gone;
-//!    - [`JobQueue::fail`]: this attempt failed; the job is retried after a backoff, or parked
+//!    - [`SqliteQueue::complete`]: done, the job is gone;
+//!    - [`SqliteQueue::fail`]: this attempt failed; the job is retried after a backoff, or parked
 //!      with the error once `max_attempts` attempts have been made ([`Failed`] says which);
-//!    - [`JobQueue::release`]: graceful shutdown; the job goes back to the queue and the attempt
+//!    - [`SqliteQueue::release`]: graceful shutdown; the job goes back to the queue and the attempt
 //!      does not count.
 //!
 //! Any of these calls answers [`QueueError::LeaseLost`] when the lease's token no longer holds
@@ -43,10 +45,11 @@
 //!   foreign keys off on its own connection.
 //!
 //! ```no_run
-//! use ragmill_queue::{JobQueue, QueueConfig, Failed};
-//! # fn work(_: &ragmill_queue::Lease) -> Result<(), String> { Ok(()) }
+//! use ragmill_core::Failed;
+//! use ragmill_queue::{QueueConfig, SqliteQueue};
+//! # fn work(_: &ragmill_core::Lease) -> Result<(), String> { Ok(()) }
 //! # fn main() -> Result<(), ragmill_queue::QueueError> {
-//! let queue = JobQueue::open(std::path::Path::new("data/ragmill.db"), QueueConfig::default())?;
+//! let queue = SqliteQueue::open(std::path::Path::new("data/ragmill.db"), QueueConfig::default())?;
 //! while let Some(lease) = queue.lease("worker-1")? {
 //!     match work(&lease) {
 //!         Ok(()) => queue.complete(&lease)?,
@@ -61,7 +64,9 @@
 //! ```
 
 mod clock;
+mod embedded;
 mod queue;
 
 pub use clock::{Clock, ManualClock};
-pub use queue::{Depth, Failed, JobId, JobQueue, Lease, QueueConfig, QueueError};
+pub use embedded::EmbeddedQueue;
+pub use queue::{QueueConfig, QueueError, SqliteQueue};

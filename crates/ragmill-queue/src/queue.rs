@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use ragmill_core::{DocumentId, UserId};
+use ragmill_core::{Depth, DocumentId, Failed, JobId, JobState, Lease, UserId};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::clock::{Clock, system_nanos};
@@ -71,57 +71,6 @@ impl Default for QueueConfig {
     }
 }
 
-/// A job's id (never reused within one queue file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct JobId(pub i64);
-
-impl std::fmt::Display for JobId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// A worker's hold on one job, from [`JobQueue::lease`].
-#[derive(Debug, Clone)]
-pub struct Lease {
-    /// The job.
-    pub job: JobId,
-    /// The document's owner.
-    pub user: UserId,
-    /// The document to process.
-    pub document: DocumentId,
-    /// Which attempt this is, 1-based.
-    pub attempt: u32,
-    /// Unique to this lease; every later call checks it, so a worker whose lease ran out and was
-    /// taken over cannot end the new holder's lease.
-    pub token: String,
-}
-
-/// What [`JobQueue::fail`] did with the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failed {
-    /// The document will be processed again; `attempt` is the number (1-based) that run will
-    /// have. Also the answer when a newer job for the document (a reprocess requested while this
-    /// one ran) was already queued: that job replaces the failed one.
-    Retrying {
-        /// The attempt number of the retry.
-        attempt: u32,
-    },
-    /// Attempts are exhausted: the job is parked with its error (see [`JobQueue::parked`]).
-    Parked,
-}
-
-/// How many jobs are in each state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Depth {
-    /// Waiting to be leased (including those backing off after a failure).
-    pub queued: u64,
-    /// Held by a worker (including leases that ran out but were not yet taken over).
-    pub leased: u64,
-    /// Given up after `max_attempts`, with their error.
-    pub parked: u64,
-}
-
 /// A failure of the queue itself.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -131,14 +80,17 @@ pub enum QueueError {
     /// The lease's token no longer holds the job: it ran out and was taken over, or was ended.
     #[error("the lease no longer holds the job")]
     LeaseLost,
+    /// A lease that this queue did not make (its job id is not one of ours).
+    #[error("the lease's job id {0:?} is not this queue's")]
+    ForeignLease(String),
     /// A thread panicked while holding the queue's connection.
     #[error("the queue's connection was poisoned by a panic")]
     Poisoned,
 }
 
-/// The durable job queue. `Send + Sync`: share it in an `Arc` between workers.
+/// The embedded durable job queue (blocking calls). `Send + Sync`: share it in an `Arc` between workers.
 #[derive(Debug)]
-pub struct JobQueue {
+pub struct SqliteQueue {
     /// A std mutex: every use is a short, blocking SQLite call, never held across an await.
     conn: Mutex<Connection>,
     config: QueueConfig,
@@ -146,6 +98,11 @@ pub struct JobQueue {
 
 /// Distinguishes leases made in the same nanosecond by one process.
 static TOKEN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The row id behind a lease's opaque job id.
+fn job_id(lease: &Lease) -> Result<i64, QueueError> {
+    lease.job.0.parse().map_err(|_| QueueError::ForeignLease(lease.job.0.clone()))
+}
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -163,7 +120,7 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-impl JobQueue {
+impl SqliteQueue {
     /// Opens (creating if needed) the queue's tables in the SQLite file at `db_path`.
     pub fn open(db_path: &Path, config: QueueConfig) -> Result<Self, QueueError> {
         let mut conn = Connection::open(db_path)?;
@@ -176,7 +133,7 @@ impl JobQueue {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(SCHEMA)?;
         tx.commit()?;
-        Ok(JobQueue { conn: Mutex::new(conn), config })
+        Ok(SqliteQueue { conn: Mutex::new(conn), config })
     }
 
     /// The configuration the queue was opened with.
@@ -248,7 +205,7 @@ impl JobQueue {
         };
         tx.commit()?;
         tracing::debug!(job = id, user = user.0, document = document.0, size, "job queued");
-        Ok(JobId(id))
+        Ok(JobId(id.to_string()))
     }
 
     /// Takes the next job for `worker` (a name for logs), or `None` when no job is eligible.
@@ -291,7 +248,7 @@ impl JobQueue {
         tx.commit()?;
         tracing::debug!(job = id, user, document, attempt, worker, "job leased");
         Ok(Some(Lease {
-            job: JobId(id),
+            job: JobId(id.to_string()),
             user: UserId(user),
             document: DocumentId(document),
             attempt: to_u32(attempt),
@@ -425,7 +382,7 @@ impl JobQueue {
     fn held(tx: &Transaction<'_>, lease: &Lease) -> Result<i64, QueueError> {
         tx.query_row(
             "SELECT attempts FROM queue_jobs WHERE id = ?1 AND state = 'leased' AND token = ?2",
-            params![lease.job.0, lease.token],
+            params![job_id(lease)?, lease.token],
             |r| r.get(0),
         )
         .optional()?
@@ -441,7 +398,7 @@ impl JobQueue {
         let n = conn.execute(
             "UPDATE queue_jobs SET lease_until = ?3, updated_at = ?4
              WHERE id = ?1 AND state = 'leased' AND token = ?2",
-            params![lease.job.0, lease.token, until, now],
+            params![job_id(lease)?, lease.token, until, now],
         )?;
         if n == 0 { Err(QueueError::LeaseLost) } else { Ok(()) }
     }
@@ -451,12 +408,12 @@ impl JobQueue {
         let conn = self.conn()?;
         let n = conn.execute(
             "DELETE FROM queue_jobs WHERE id = ?1 AND state = 'leased' AND token = ?2",
-            params![lease.job.0, lease.token],
+            params![job_id(lease)?, lease.token],
         )?;
         if n == 0 {
             return Err(QueueError::LeaseLost);
         }
-        tracing::debug!(job = lease.job.0, document = lease.document.0, "job complete");
+        tracing::debug!(job = %lease.job, document = lease.document.0, "job complete");
         Ok(())
     }
 
@@ -468,7 +425,7 @@ impl JobQueue {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let attempts = Self::held(&tx, lease)?;
-        let (id, user, document) = (lease.job.0, lease.user.0, lease.document.0);
+        let (id, user, document) = (job_id(lease)?, lease.user.0, lease.document.0);
         let outcome = if self.newer_queued(&tx, id, user, document)? {
             tx.execute("DELETE FROM queue_jobs WHERE id = ?1", params![id])?;
             let next: i64 = tx.query_row(
@@ -508,7 +465,7 @@ impl JobQueue {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         Self::held(&tx, lease)?;
-        let (id, user, document) = (lease.job.0, lease.user.0, lease.document.0);
+        let (id, user, document) = (job_id(lease)?, lease.user.0, lease.document.0);
         if self.newer_queued(&tx, id, user, document)? {
             tx.execute("DELETE FROM queue_jobs WHERE id = ?1", params![id])?;
         } else {
@@ -545,6 +502,77 @@ impl JobQueue {
         )?;
         let rows = stmt.query_map(params![user.0], |r| Ok((DocumentId(r.get(0)?), r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The document's newest job and where it stands, if it has one.
+    pub fn job_state(
+        &self,
+        user: UserId,
+        document: DocumentId,
+    ) -> Result<Option<JobState>, QueueError> {
+        let conn = self.conn()?;
+        let row: Option<(String, Option<String>)> = conn
+            .query_row(
+                "SELECT state, error FROM queue_jobs WHERE user_id = ?1 AND document_id = ?2
+                 ORDER BY id DESC LIMIT 1",
+                params![user.0, document.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(state, error)| match state.as_str() {
+            "queued" => JobState::Queued,
+            "leased" => JobState::Leased,
+            _ => JobState::Parked(error.unwrap_or_default()),
+        }))
+    }
+
+    /// The names of the workers holding leases now.
+    pub fn lease_holders(&self) -> Result<Vec<String>, QueueError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT DISTINCT COALESCE(worker, '') FROM queue_jobs WHERE state = 'leased'",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Hands back every job leased by `worker`, which is known to be gone (a process that was
+    /// killed and restarted): queued again at once, the attempt not counted, since a crash of
+    /// the whole process is no fault of the document it was working on. Answers how many.
+    pub fn release_held_by(&self, worker: &str) -> Result<u64, QueueError> {
+        let now = self.now();
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let held: Vec<(i64, i64, i64)> = {
+            let mut stmt = tx.prepare(
+                "SELECT id, user_id, document_id FROM queue_jobs
+                 WHERE state = 'leased' AND worker = ?1",
+            )?;
+            let rows =
+                stmt.query_map(params![worker], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for &(id, user, document) in &held {
+            if self.newer_queued(&tx, id, user, document)? {
+                tx.execute("DELETE FROM queue_jobs WHERE id = ?1", params![id])?;
+            } else {
+                tx.execute(
+                    "UPDATE queue_jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),
+                         token = NULL, lease_until = NULL, updated_at = ?2
+                     WHERE id = ?1",
+                    params![id, now],
+                )?;
+            }
+        }
+        tx.commit()?;
+        if !held.is_empty() {
+            tracing::info!(
+                worker,
+                jobs = held.len(),
+                "took back the jobs of a worker that is gone"
+            );
+        }
+        Ok(held.len() as u64)
     }
 
     /// Jobs in each state, all users.

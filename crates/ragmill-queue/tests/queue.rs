@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ragmill_core::{DocumentId, UserId};
-use ragmill_queue::{Clock, Depth, Failed, JobQueue, ManualClock, QueueConfig, QueueError};
+use ragmill_core::{Depth, DocumentId, Failed, UserId};
+use ragmill_queue::{Clock, ManualClock, QueueConfig, QueueError, SqliteQueue};
 
 const A: UserId = UserId(1);
 const B: UserId = UserId(2);
@@ -20,10 +20,10 @@ fn db(dir: &tempfile::TempDir) -> PathBuf {
 }
 
 /// A queue on a manual clock (60 s leases, 3 attempts, 1 s backoff).
-fn manual(path: &Path) -> (JobQueue, ManualClock) {
+fn manual(path: &Path) -> (SqliteQueue, ManualClock) {
     let clock = ManualClock::new(1_000_000);
     let config = QueueConfig { clock: Clock::Manual(clock.clone()), ..QueueConfig::default() };
-    (JobQueue::open(path, config).expect("open queue"), clock)
+    (SqliteQueue::open(path, config).expect("open queue"), clock)
 }
 
 fn depth(queued: u64, leased: u64, parked: u64) -> Depth {
@@ -43,7 +43,7 @@ fn lease_then_complete_leaves_nothing() {
     assert_eq!(q.depth().expect("depth"), depth(1, 0, 0));
 
     let lease = q.lease("w1").expect("lease").expect("a job");
-    assert_eq!((lease.job, lease.user, lease.document, lease.attempt), (job, A, doc(1), 1));
+    assert_eq!((lease.job.clone(), lease.user, lease.document, lease.attempt), (job, A, doc(1), 1));
     assert_eq!(q.depth().expect("depth"), depth(0, 1, 0));
     assert!(q.lease("w2").expect("lease").is_none(), "the only job is held");
 
@@ -214,7 +214,7 @@ fn one_live_job_per_document() {
 
     q.complete(&running).expect("complete");
     let next = q.lease("w2").expect("lease").expect("the reprocess job");
-    assert_eq!((next.job, next.attempt), (j3, 1));
+    assert_eq!((next.job.clone(), next.attempt), (j3, 1));
     q.complete(&next).expect("complete");
     assert_eq!(q.depth().expect("depth"), depth(0, 0, 0));
 
@@ -260,8 +260,8 @@ fn cancel_and_per_user_depth() {
 fn two_queues_on_one_file_lease_each_job_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db(&dir);
-    let q1 = Arc::new(JobQueue::open(&path, QueueConfig::default()).expect("open 1"));
-    let q2 = Arc::new(JobQueue::open(&path, QueueConfig::default()).expect("open 2"));
+    let q1 = Arc::new(SqliteQueue::open(&path, QueueConfig::default()).expect("open 1"));
+    let q2 = Arc::new(SqliteQueue::open(&path, QueueConfig::default()).expect("open 2"));
     let mut all = HashSet::new();
     for i in 0..120 {
         let user = UserId(i % 4);
@@ -277,7 +277,7 @@ fn two_queues_on_one_file_lease_each_job_once() {
             let seen = Arc::clone(&seen);
             std::thread::spawn(move || {
                 while let Some(lease) = queue.lease(&format!("t{t}")).expect("lease") {
-                    seen.lock().expect("seen").push(lease.job);
+                    seen.lock().expect("seen").push(lease.job.clone());
                     queue.complete(&lease).expect("complete");
                 }
             })
@@ -287,7 +287,7 @@ fn two_queues_on_one_file_lease_each_job_once() {
         t.join().expect("thread");
     }
     let seen = seen.lock().expect("seen");
-    let unique: HashSet<_> = seen.iter().copied().collect();
+    let unique: HashSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "no job leased twice");
     assert_eq!(unique, all, "every job leased");
     assert_eq!(q1.depth().expect("depth"), depth(0, 0, 0));
@@ -306,7 +306,7 @@ fn queued_jobs_survive_a_reopen() {
         q.lease("dead").expect("lease").expect("a job")
     };
     // Reopened on the system clock, long after the manual clock's lease ran out.
-    let q = JobQueue::open(&path, QueueConfig::default()).expect("reopen");
+    let q = SqliteQueue::open(&path, QueueConfig::default()).expect("reopen");
     assert_eq!(q.depth().expect("depth"), depth(2, 1, 0));
     let mut leased = Vec::new();
     while let Some(lease) = q.lease("w").expect("lease") {
@@ -322,5 +322,5 @@ fn queued_jobs_survive_a_reopen() {
 #[test]
 fn the_queue_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
-    check::<JobQueue>();
+    check::<SqliteQueue>();
 }

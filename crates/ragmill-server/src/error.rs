@@ -7,7 +7,20 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::events::ErrorBody;
+/// An error as documents, events and error answers carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code.
+    pub code: String,
+    /// For a human.
+    pub message: String,
+}
+
+impl From<ragmill_core::Failure> for ErrorBody {
+    fn from(f: ragmill_core::Failure) -> Self {
+        Self { code: f.code, message: f.message }
+    }
+}
 
 /// The body of every error answer: `{"error":{"code","message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -83,9 +96,30 @@ impl From<ragmill_store::StoreError> for ApiError {
     }
 }
 
-impl From<ragmill_queue::QueueError> for ApiError {
-    fn from(e: ragmill_queue::QueueError) -> Self {
-        Self::internal(e)
+impl From<ragmill_core::QueueError> for ApiError {
+    fn from(e: ragmill_core::QueueError) -> Self {
+        match e {
+            e @ ragmill_core::QueueError::Unavailable(_) => {
+                tracing::warn!(error = %e, "job queue unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    e.code(),
+                    "the job queue is unavailable; try again shortly",
+                )
+            }
+            e => Self::internal(e),
+        }
+    }
+}
+
+impl From<ragmill_core::BusError> for ApiError {
+    fn from(e: ragmill_core::BusError) -> Self {
+        tracing::warn!(error = %e, "event bus unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "events_unavailable",
+            "live events are unavailable; try again shortly",
+        )
     }
 }
 

@@ -1,7 +1,8 @@
 //! ragmill's HTTP service.
 //!
-//! [`app`] builds the axum router over an [`AppState`] (store, durable queue, pipeline, event
-//! bus, blob directory); [`spawn_workers`] starts the background workers that lease jobs and
+//! [`app`] builds the axum router over an [`AppState`] (the store, the [`Seams`] a deployment
+//! swaps — job queue, event bus, live progress — the pipeline and the blob directory);
+//! [`ledger::Ledger`] is the one owner of a document's state paired with its job; [`spawn_workers`] starts the background workers that lease jobs and
 //! process documents and record [`metrics::Metrics`] (served at `GET /metrics`); [`serve`] runs both until a shutdown signal, then stops accepting
 //! connections and lets the workers finish or hand back their jobs. [`openapi::ApiDoc`] is the
 //! OpenAPI 3.1 description of every route, generated from the handlers' types and served at
@@ -19,6 +20,7 @@ pub mod embeddings;
 mod error;
 pub mod events;
 pub mod history;
+pub mod ledger;
 pub mod metrics;
 pub mod openapi;
 mod routes;
@@ -31,8 +33,8 @@ use std::time::Duration;
 
 pub use blobs::Blobs;
 pub use error::{ApiError, ErrorResponse};
-pub use state::{AppState, ServerConfig};
-pub use worker::{Workers, spawn_workers};
+pub use state::{AppState, Seams, ServerConfig};
+pub use worker::{Workers, host_name, spawn_workers, worker_prefix};
 
 /// The router of the whole service.
 pub fn app(state: AppState) -> axum::Router {
@@ -49,8 +51,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let workers = spawn_workers(&state);
     let sampler = tokio::spawn(history::record(state.clone()));
+    let reconciler = tokio::spawn(state.ledger.clone().keep_reconciling());
     let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
     sampler.abort();
+    reconciler.abort();
     workers.shutdown(grace).await;
     result
 }

@@ -15,8 +15,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
-use ragmill_pipeline::{BatchObserver, DocError, Ingested};
-use ragmill_queue::Depth;
+use ragmill_core::Depth;
+use ragmill_pipeline::{BatchObserver, Ingested};
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -284,8 +284,8 @@ impl Metrics {
     }
 
     /// Records a failed attempt at a document.
-    pub fn document_failed(&self, err: &DocError) {
-        self.document_errors.get_or_create(&CodeLabel { code: err.code.clone() }).inc();
+    pub fn document_failed(&self, code: &str) {
+        self.document_errors.get_or_create(&CodeLabel { code: code.to_owned() }).inc();
     }
 
     /// Counts a worker busy until the returned guard is dropped (also when its task is aborted).
@@ -349,7 +349,7 @@ mod tests {
         };
         m.document_done(&ok);
         m.document_done(&Ingested { unchanged: true, ..ok });
-        m.document_failed(&DocError { code: "empty_file".into(), message: "empty".into() });
+        m.document_failed("empty_file");
         m.embed_api().request("/v1/embeddings", 200, 4);
         m.embed_api().request("/v1/embeddings", 200, 2);
         m.embed_api().request("/api/tags", 401, 0);

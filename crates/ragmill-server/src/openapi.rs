@@ -23,8 +23,7 @@ use crate::embeddings::openai::{
     OpenAiEmbedding, OpenAiEmbeddings, OpenAiEmbeddingsRequest, OpenAiError, OpenAiErrorBody,
     OpenAiModel, OpenAiModels, OpenAiUsage, OpenAiVector,
 };
-use crate::error::ErrorResponse;
-use crate::events::{ErrorBody, Event};
+use crate::error::{ErrorBody, ErrorResponse};
 use crate::routes::chat::{
     ChatBackendView, ChatDone, ChatEvent, ChatRequest, ChatSource, ChatSources, ChatStatus,
     ChatToken, ChatTurn,
@@ -36,6 +35,7 @@ use crate::routes::events::{EventToken, Snapshot, SnapshotType, StreamMessage};
 use crate::routes::search::{RagStatusView, SearchRequest, SearchResponse, SearchResult};
 use crate::routes::stats::{Batcher, Me, Scope, Stats, StatsHistory, Workers};
 use crate::routes::{QueueDepth, Readiness};
+use ragmill_core::Event;
 
 /// The OpenAPI document of every route the router serves.
 #[derive(OpenApi)]
@@ -99,7 +99,7 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
         StreamMessage,
         Snapshot,
         SnapshotType,
-        Event,
+        EventSchema,
         Readiness,
         QueueDepth,
         Stats,
@@ -274,9 +274,78 @@ impl From<DocumentKind> for DocumentKindSchema {
     }
 }
 
+/// An event on a user's stream, told apart by `type` (mirrors `ragmill_core::Event`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(tag = "type")]
+#[schema(as = Event)]
+pub enum EventSchema {
+    /// A document advanced.
+    #[serde(rename = "document.progress")]
+    Progress {
+        /// The document.
+        id: i64,
+        /// Its stage.
+        stage: StageSchema,
+        /// Units done in the stage.
+        done: usize,
+        /// Units in the stage.
+        total: usize,
+    },
+    /// A document became searchable.
+    #[serde(rename = "document.ready")]
+    Ready {
+        /// The document.
+        id: i64,
+        /// Its chunks.
+        chunks: usize,
+    },
+    /// A document could not be processed.
+    #[serde(rename = "document.failed")]
+    Failed {
+        /// The document.
+        id: i64,
+        /// `{code, message}`.
+        error: ErrorBody,
+    },
+    /// The user's first document became searchable.
+    #[serde(rename = "rag.available")]
+    RagAvailable,
+}
+
+impl From<Event> for EventSchema {
+    fn from(e: Event) -> Self {
+        match e {
+            Event::Progress { id, stage, done, total } => {
+                Self::Progress { id: id.0, stage: stage.into(), done, total }
+            }
+            Event::Ready { id, chunks } => Self::Ready { id: id.0, chunks },
+            Event::Failed { id, error } => Self::Failed { id: id.0, error: error.into() },
+            Event::RagAvailable => Self::RagAvailable,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_event_mirror_serialises_like_the_event() {
+        use ragmill_core::{DocumentId, Failure};
+        let events = [
+            Event::Progress { id: DocumentId(1), stage: Stage::Chunking, done: 0, total: 1 },
+            Event::Ready { id: DocumentId(2), chunks: 5 },
+            Event::Failed {
+                id: DocumentId(3),
+                error: Failure { code: "no_text".into(), message: "none".into() },
+            },
+            Event::RagAvailable,
+        ];
+        for e in events {
+            let original = serde_json::to_value(&e).expect("serialises");
+            assert_eq!(original, serde_json::to_value(EventSchema::from(e)).expect("serialises"));
+        }
+    }
 
     fn enum_values(doc: &serde_json::Value, name: &str) -> Vec<serde_json::Value> {
         doc["components"]["schemas"][name]["enum"].as_array().cloned().unwrap_or_default()

@@ -3,16 +3,17 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use ragmill_core::{EventBus, JobQueue, LiveProgress};
 use ragmill_pipeline::Pipeline;
-use ragmill_queue::JobQueue;
 use ragmill_store::Store;
 use tokio::sync::Notify;
 
 use crate::activity::Activity;
 use crate::auth::EventTokens;
 use crate::blobs::Blobs;
-use crate::events::EventBus;
+use crate::events::{LocalBus, LocalLive, Reporter};
 use crate::history::History;
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 
 /// Server settings.
@@ -43,6 +44,26 @@ impl Default for ServerConfig {
     }
 }
 
+/// The parts a deployment swaps: where jobs wait, how events travel, where live progress is
+/// kept. [`Seams::embedded`] is one process on one SQLite file; `ragmill-redis` provides the
+/// others for several machines.
+#[derive(Clone)]
+pub struct Seams {
+    /// Durable jobs.
+    pub queue: Arc<dyn JobQueue>,
+    /// Events from workers to users' streams.
+    pub events: Arc<dyn EventBus>,
+    /// Progress of documents in flight.
+    pub live: Arc<dyn LiveProgress>,
+}
+
+impl Seams {
+    /// `queue`, with events and live progress kept in this process.
+    pub fn embedded(queue: Arc<dyn JobQueue>) -> Self {
+        Self { queue, events: Arc::new(LocalBus::default()), live: Arc::new(LocalLive::default()) }
+    }
+}
+
 /// Shared state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -52,17 +73,23 @@ pub struct Inner {
     /// Users, documents, chunks.
     pub store: Arc<Store>,
     /// Durable jobs.
-    pub queue: Arc<JobQueue>,
+    pub queue: Arc<dyn JobQueue>,
     /// Extraction, chunking, embedding.
     pub pipeline: Pipeline,
-    /// Live events.
-    pub events: EventBus,
+    /// Live events, to subscribe to (workers publish through `reporter`).
+    pub events: Arc<dyn EventBus>,
+    /// Progress of documents in flight, for `GET /v1/documents`.
+    pub live: Arc<dyn LiveProgress>,
+    /// What workers report through (throttled).
+    pub reporter: Reporter,
+    /// The one owner of a document's state paired with its job.
+    pub ledger: Ledger,
     /// Uploaded originals.
     pub blobs: Blobs,
     /// Event-stream tokens for browsers.
     pub tokens: EventTokens,
     /// Wakes idle workers when a job is enqueued.
-    pub wake: Notify,
+    pub wake: Arc<Notify>,
     /// Settings.
     pub config: ServerConfig,
     /// Operational metrics (`GET /metrics`).
@@ -77,21 +104,33 @@ impl AppState {
     /// Assembles the state; the pipeline's embedding batches are reported to its metrics.
     pub fn new(
         store: Arc<Store>,
-        queue: Arc<JobQueue>,
+        seams: Seams,
         pipeline: Pipeline,
         blobs: Blobs,
         config: ServerConfig,
     ) -> Self {
         let metrics = Metrics::new();
         let pipeline = pipeline.with_batch_observer(metrics.batch_observer());
+        let Seams { queue, events, live } = seams;
+        let reporter = Reporter::new(Arc::clone(&events), Arc::clone(&live));
+        let wake = Arc::new(Notify::new());
+        let ledger = Ledger::new(
+            Arc::clone(&store),
+            Arc::clone(&queue),
+            reporter.clone(),
+            Arc::clone(&wake),
+        );
         Self(Arc::new(Inner {
             store,
             queue,
             pipeline,
-            events: EventBus::default(),
+            events,
+            live,
+            reporter,
+            ledger,
             blobs,
             tokens: EventTokens::default(),
-            wake: Notify::new(),
+            wake,
             config,
             metrics,
             activity: Activity::default(),

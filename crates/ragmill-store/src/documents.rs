@@ -34,7 +34,7 @@ impl DocumentState {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "queued" => DocumentState::Queued,
             "processing" => DocumentState::Processing,
@@ -49,8 +49,9 @@ impl DocumentState {
 pub enum Accepted {
     /// A new version to process (its document may still serve an older version to search).
     Queued(DocumentId),
-    /// The same bytes are already ready: nothing to do.
-    Unchanged(DocumentId),
+    /// The same bytes are already ready, or already queued or processing: nothing more to do;
+    /// the document's state as it stands.
+    Unchanged(DocumentId, DocumentState),
 }
 
 /// A user's RAG availability.
@@ -344,7 +345,7 @@ impl UserStore<'_> {
             && *old_hash == hash.to_hex()
             && (state == "ready" || state == "queued" || state == "processing")
         {
-            return Ok(Accepted::Unchanged(DocumentId(*id)));
+            return Ok(Accepted::Unchanged(DocumentId(*id), DocumentState::parse(state)));
         }
         let now = now_ms();
         let id = tx.query_row(
@@ -359,6 +360,25 @@ impl UserStore<'_> {
         )?;
         tx.commit()?;
         Ok(Accepted::Queued(DocumentId(id)))
+    }
+
+    /// Records that the user's document `id` failed for good with `code` and `message`
+    /// (attempts exhausted, or its job was lost): an older searchable version stays ready and
+    /// carries the error, otherwise the document is `failed`. False if there is no such document.
+    pub fn mark_failed(
+        &self,
+        id: DocumentId,
+        code: &str,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.store.conn()?.execute(
+            "UPDATE documents SET
+                 state = CASE WHEN chunk_count > 0 THEN 'ready' ELSE 'failed' END,
+                 error_code = ?1, error_message = ?2, updated_at = ?3
+             WHERE id = ?4 AND user_id = ?5",
+            params![code, message, now_ms(), id.0, self.user.0],
+        )?;
+        Ok(n > 0)
     }
 
     /// Sets the state of the user's document `id` (queued or processing); false if there is none.

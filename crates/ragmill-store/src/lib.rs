@@ -113,6 +113,27 @@ impl Store {
         DocumentTotals::read(&*self.conn()?, None)
     }
 
+    /// Every document waiting for or in processing, across all users, as (owner, document,
+    /// size, state), oldest first. For the reconciler that pairs each with a job: it returns
+    /// ids, never content.
+    pub fn in_flight(&self) -> Result<Vec<(UserId, DocumentId, u64, DocumentState)>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT user_id, id, size, state FROM documents
+             WHERE state IN ('queued', 'processing') ORDER BY updated_at, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let state: String = r.get(3)?;
+            Ok((
+                UserId(r.get(0)?),
+                DocumentId(r.get(1)?),
+                u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                DocumentState::parse(&state),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// How many documents are in each state (`queued`, `processing`, `ready`, `failed`), across
     /// all users, sorted by state; states with no document are absent. For operational metrics
     /// only: it returns counts, never a document.

@@ -237,7 +237,7 @@ fn an_upload_queues_a_new_version_while_the_old_one_stays_searchable() {
     // The same bytes again: unchanged. New bytes: queued, old chunks still searchable.
     let same =
         alice.accept_upload("a.txt", ContentHash::of(b"version one"), 11, None).expect("accept");
-    assert_eq!(same, ragmill_store::Accepted::Unchanged(id));
+    assert_eq!(same, ragmill_store::Accepted::Unchanged(id, ragmill_store::DocumentState::Ready));
     let next = alice.accept_upload("a.txt", ContentHash::of(b"v2"), 2, None).expect("accept");
     assert_eq!(next, ragmill_store::Accepted::Queued(id));
     assert_eq!(

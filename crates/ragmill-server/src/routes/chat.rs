@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Auth;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ErrorResponse, blocking};
-use crate::events::ErrorBody;
 use crate::routes::ApiJson;
 use crate::state::AppState;
 

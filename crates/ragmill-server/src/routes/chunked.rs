@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use ragmill_core::DocumentId;
-use ragmill_pipeline::{DocError, Prechunked};
+use ragmill_pipeline::{IngestError, Prechunked};
 use ragmill_store::Timings;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -95,17 +95,17 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn doc_error(e: DocError) -> ApiError {
-    let (status, code) = match e.code.as_str() {
-        "invalid_request" => (StatusCode::BAD_REQUEST, "invalid_request"),
-        "model_mismatch" => (StatusCode::CONFLICT, "model_mismatch"),
-        "no_text" => (StatusCode::UNPROCESSABLE_ENTITY, "no_text"),
-        "chunk_too_long" => (StatusCode::UNPROCESSABLE_ENTITY, "chunk_too_long"),
-        "chunking_failed" => (StatusCode::UNPROCESSABLE_ENTITY, "chunking_failed"),
-        "embedding_failed" => (StatusCode::BAD_GATEWAY, "embedding_failed"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+fn doc_error(e: IngestError) -> ApiError {
+    let status = match &e {
+        IngestError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        IngestError::ModelMismatch(_) => StatusCode::CONFLICT,
+        IngestError::NoText | IngestError::ChunkTooLong { .. } | IngestError::Chunking(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        IngestError::Embedding(_) => StatusCode::BAD_GATEWAY,
+        e => return ApiError::internal(e),
     };
-    ApiError::new(status, code, e.message)
+    ApiError::new(status, e.code(), e.to_string())
 }
 
 #[cfg(test)]

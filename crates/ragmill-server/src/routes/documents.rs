@@ -6,15 +6,15 @@ use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use ragmill_core::{DocumentId, DocumentKind, Stage, UserId};
+use ragmill_core::{DocumentId, DocumentKind, Live, Stage, UserId};
 use ragmill_extract::ExtractError;
-use ragmill_store::{Accepted, DocumentRecord, DocumentState, Timings};
+use ragmill_store::{DocumentRecord, DocumentState, Timings};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::Auth;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ErrorResponse, blocking};
-use crate::events::ErrorBody;
 use crate::openapi::{DocumentKindSchema, DocumentStateSchema, StageSchema};
 use crate::state::AppState;
 
@@ -63,12 +63,25 @@ pub struct ProgressView {
 }
 
 impl DocumentView {
-    /// `d` as the API shows it, with its live progress if it is in flight.
-    pub fn new(state: &AppState, d: &DocumentRecord) -> Self {
-        let live = state
-            .events
-            .live(d.id)
-            .filter(|_| matches!(d.state, DocumentState::Queued | DocumentState::Processing));
+    /// `docs` (all `user`'s) as the API shows them, each in flight with its live progress.
+    pub async fn all(state: &AppState, user: UserId, docs: &[DocumentRecord]) -> Vec<Self> {
+        let in_flight: Vec<DocumentId> = docs
+            .iter()
+            .filter(|d| matches!(d.state, DocumentState::Queued | DocumentState::Processing))
+            .map(|d| d.id)
+            .collect();
+        let live = if in_flight.is_empty() {
+            Default::default()
+        } else {
+            state.live.get(user, &in_flight).await
+        };
+        docs.iter().map(|d| Self::new(d, live.get(&d.id).copied())).collect()
+    }
+
+    /// `d` as the API shows it, with `live` progress if it is in flight.
+    fn new(d: &DocumentRecord, live: Option<Live>) -> Self {
+        let live =
+            live.filter(|_| matches!(d.state, DocumentState::Queued | DocumentState::Processing));
         let (done, total) = match (d.state, live) {
             (_, Some(l)) => (l.done, l.total),
             (DocumentState::Ready, None) => (d.chunks as usize, d.chunks as usize),
@@ -109,7 +122,8 @@ pub struct AcceptedDocument {
     pub id: DocumentId,
     /// Its name.
     pub name: String,
-    /// `queued`, or `ready` when these exact bytes are already searchable.
+    /// `queued`; or, when these exact bytes were already accepted, the document's state as it
+    /// stands (`ready`, or still `queued` or `processing`).
     #[schema(value_type = DocumentStateSchema)]
     pub state: DocumentState,
 }
@@ -232,23 +246,9 @@ pub async fn upload(
     let mut documents = Vec::new();
     for ((name, incoming), kind) in received.into_iter().zip(kinds) {
         let (hash, size) = state.blobs.commit(incoming).await.map_err(ApiError::internal)?;
-        let (store, queue, doc_name) =
-            (Arc::clone(&state.store), Arc::clone(&state.queue), name.clone());
-        let accepted = blocking(move || {
-            let accepted = store.user(user).accept_upload(&doc_name, hash, size, Some(kind))?;
-            if let Accepted::Queued(id) = accepted {
-                queue.enqueue(user, id, size)?;
-            }
-            Ok::<_, ApiError>(accepted)
-        })
-        .await??;
-        let (id, doc_state) = match accepted {
-            Accepted::Queued(id) => (id, DocumentState::Queued),
-            Accepted::Unchanged(id) => (id, DocumentState::Ready),
-        };
+        let (id, doc_state) = state.ledger.accept(user, name.clone(), hash, size, kind).await?;
         documents.push(AcceptedDocument { id, name, state: doc_state });
     }
-    state.wake.notify_waiters();
     Ok((StatusCode::ACCEPTED, Json(UploadResponse { documents })))
 }
 
@@ -272,9 +272,7 @@ pub async fn list(
 ) -> Result<Json<DocumentList>, ApiError> {
     let store = Arc::clone(&state.store);
     let docs = blocking(move || store.user(user).documents()).await??;
-    Ok(Json(DocumentList {
-        documents: docs.iter().map(|d| DocumentView::new(&state, d)).collect(),
-    }))
+    Ok(Json(DocumentList { documents: DocumentView::all(&state, user, &docs).await }))
 }
 
 /// `GET /v1/documents/{id}`.
@@ -299,7 +297,8 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<DocumentView>, ApiError> {
     let doc = find(&state, user, &id).await?;
-    Ok(Json(DocumentView::new(&state, &doc)))
+    let mut views = DocumentView::all(&state, user, std::slice::from_ref(&doc)).await;
+    views.pop().map(Json).ok_or_else(|| ApiError::internal("no view of a found document"))
 }
 
 /// `DELETE /v1/documents/{id}`: the document, its chunks and its queued jobs.
@@ -324,14 +323,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let doc = find(&state, user, &id).await?;
-    let (store, queue) = (Arc::clone(&state.store), Arc::clone(&state.queue));
-    blocking(move || {
-        queue.cancel(user, doc.id)?;
-        store.user(user).delete_document(doc.id)?;
-        Ok::<_, ApiError>(())
-    })
-    .await??;
-    state.events.finished(doc.id);
+    state.ledger.delete(user, doc.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -357,15 +349,7 @@ pub async fn reprocess(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let doc = find(&state, user, &id).await?;
-    let (store, queue) = (Arc::clone(&state.store), Arc::clone(&state.queue));
-    let (doc_id, size) = (doc.id, doc.size);
-    blocking(move || {
-        store.user(user).set_state(doc_id, DocumentState::Queued)?;
-        queue.enqueue(user, doc_id, size)?;
-        Ok::<_, ApiError>(())
-    })
-    .await??;
-    state.wake.notify_waiters();
+    state.ledger.reprocess(user, doc.id, doc.size).await?;
     let accepted = AcceptedDocument { id: doc.id, name: doc.name, state: DocumentState::Queued };
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }

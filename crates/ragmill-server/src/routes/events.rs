@@ -17,15 +17,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
-use ragmill_core::UserId;
+use ragmill_core::{EventStream, Received, UserId};
 use ragmill_store::DocumentState;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
 use crate::auth::{Auth, EventTokens};
 use crate::error::{ApiError, ErrorResponse, blocking};
-use crate::events::Event;
+use crate::openapi::EventSchema;
 use crate::routes::documents::DocumentView;
 use crate::routes::search::RagStatusView;
 use crate::state::AppState;
@@ -96,7 +95,7 @@ pub enum StreamMessage {
     /// `type: snapshot`.
     Snapshot(Snapshot),
     /// `type: document.progress`, `document.ready`, `document.failed` or `rag.available`.
-    Event(Event),
+    Event(EventSchema),
 }
 
 impl StreamMessage {
@@ -140,7 +139,7 @@ pub async fn events(
     let user = authenticate(&state, &headers, q.token.as_deref()).await?;
     if let Ok(upgrade) = upgrade {
         check_origin(&state, &headers)?;
-        let rx = state.events.subscribe(user);
+        let rx = state.events.subscribe(user).await?;
         let snapshot = snapshot(&state, user).await?;
         return Ok(upgrade
             .on_upgrade(move |socket| websocket(socket, state, user, rx, snapshot))
@@ -156,7 +155,7 @@ pub async fn events(
             "open this as a WebSocket, or send Accept: text/event-stream for Server-Sent Events",
         ));
     }
-    let rx = state.events.subscribe(user);
+    let rx = state.events.subscribe(user).await?;
     let first = snapshot(&state, user).await?;
     let stream = sse_stream(state, user, rx, first);
     Ok(Sse::new(stream)
@@ -202,11 +201,11 @@ async fn snapshot(state: &AppState, user: UserId) -> Result<StreamMessage, ApiEr
         Ok::<_, ApiError>((store.user(user).documents()?, store.user(user).rag_status()?))
     })
     .await??;
-    let documents = docs
-        .iter()
+    let in_flight: Vec<_> = docs
+        .into_iter()
         .filter(|d| matches!(d.state, DocumentState::Queued | DocumentState::Processing))
-        .map(|d| DocumentView::new(state, d))
         .collect();
+    let documents = DocumentView::all(state, user, &in_flight).await;
     Ok(StreamMessage::Snapshot(Snapshot {
         kind: SnapshotType::Snapshot,
         documents,
@@ -218,7 +217,7 @@ async fn websocket(
     mut socket: WebSocket,
     state: AppState,
     user: UserId,
-    mut rx: broadcast::Receiver<Event>,
+    mut rx: EventStream,
     first: StreamMessage,
 ) {
     if socket.send(Message::Text(first.to_json().into())).await.is_err() {
@@ -226,14 +225,14 @@ async fn websocket(
     }
     loop {
         tokio::select! {
-            event = rx.recv() => {
+            event = rx.next() => {
                 let text = match event {
-                    Ok(event) => StreamMessage::Event(event).to_json(),
-                    Err(broadcast::error::RecvError::Lagged(_)) => match snapshot(&state, user).await {
+                    Some(Received::Event(event)) => StreamMessage::Event(event.into()).to_json(),
+                    Some(Received::Lagged(_)) => match snapshot(&state, user).await {
                         Ok(s) => s.to_json(),
                         Err(_) => return,
                     },
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    None => return,
                 };
                 if socket.send(Message::Text(text.into())).await.is_err() {
                     return;
@@ -250,17 +249,14 @@ async fn websocket(
 fn sse_stream(
     state: AppState,
     user: UserId,
-    rx: broadcast::Receiver<Event>,
+    rx: EventStream,
     first: StreamMessage,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let head = futures::stream::once(async move { Ok(SseEvent::default().data(first.to_json())) });
     let rest = futures::stream::unfold((rx, state), move |(mut rx, state)| async move {
-        let data = match rx.recv().await {
-            Ok(event) => StreamMessage::Event(event).to_json(),
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                snapshot(&state, user).await.ok()?.to_json()
-            }
-            Err(broadcast::error::RecvError::Closed) => return None,
+        let data = match rx.next().await? {
+            Received::Event(event) => StreamMessage::Event(event.into()).to_json(),
+            Received::Lagged(_) => snapshot(&state, user).await.ok()?.to_json(),
         };
         Some((Ok(SseEvent::default().data(data)), (rx, state)))
     });

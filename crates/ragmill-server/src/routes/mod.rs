@@ -115,9 +115,8 @@ pub struct QueueDepth {
 pub async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<Json<Readiness>, ApiError> {
-    let queue = std::sync::Arc::clone(&state.queue);
-    let depth = blocking(move || queue.depth()).await??;
-    let ragmill_queue::Depth { queued, leased, parked } = depth;
+    let depth = state.queue.depth().await?;
+    let ragmill_core::Depth { queued, leased, parked } = depth;
     Ok(Json(Readiness { status: "ready".into(), queue: QueueDepth { queued, leased, parked } }))
 }
 
@@ -138,11 +137,12 @@ pub async fn readyz(
 pub async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
-    let (queue, store) = (std::sync::Arc::clone(&state.queue), std::sync::Arc::clone(&state.store));
-    let (depth, documents) = blocking(move || (queue.depth(), store.document_counts())).await?;
+    let store = std::sync::Arc::clone(&state.store);
+    let documents = blocking(move || store.document_counts()).await??;
+    let depth = state.queue.depth().await?;
     let body = state
         .metrics
-        .encode(&documents?, depth?)
+        .encode(&documents, depth)
         .map_err(|e| ApiError::internal(format_args!("cannot encode metrics: {e}")))?;
     Ok(([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body))
 }

@@ -143,14 +143,16 @@ pub async fn stats(
 
 /// The figures of `user`, or of the whole service for `None`.
 pub(crate) async fn figures(state: &AppState, user: Option<UserId>) -> Result<Stats, ApiError> {
-    let (store, queue) = (Arc::clone(&state.store), Arc::clone(&state.queue));
-    let (documents, depth) = blocking(move || {
-        Ok::<_, ApiError>(match user {
-            Some(user) => (store.user(user).totals()?, None),
-            None => (store.totals()?, Some(queue.depth()?)),
-        })
+    let store = Arc::clone(&state.store);
+    let documents = blocking(move || match user {
+        Some(user) => store.user(user).totals(),
+        None => store.totals(),
     })
     .await??;
+    let depth = match user {
+        Some(_) => None,
+        None => Some(state.queue.depth().await?),
+    };
     let (scope, activity, queue) = match (user, depth) {
         (None, Some(d)) => (
             Scope::Service,

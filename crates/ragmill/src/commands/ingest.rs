@@ -41,7 +41,7 @@ pub async fn run(g: &Global, args: IngestArgs) -> Result<Status> {
                     json!({"chunks": ok.chunks, "embedded": ok.embedded,
                            "cache_hits": ok.cache_hits, "unchanged": ok.unchanged})
                 })
-                .map_err(|e| (e.code, e.message));
+                .map_err(|e| (e.code().to_owned(), e.to_string()));
             (name, outcome)
         })
         .collect();

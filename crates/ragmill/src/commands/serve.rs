@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ragmill_queue::{JobQueue, QueueConfig};
-use ragmill_server::{AppState, Blobs, ServerConfig};
+use ragmill_queue::{EmbeddedQueue, QueueConfig, SqliteQueue};
+use ragmill_server::{AppState, Blobs, Seams, ServerConfig};
 
 use crate::Status;
 use crate::app;
@@ -22,7 +22,7 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
     };
     let store = app::store(g)?;
     let pipeline = app::pipeline(g, Arc::clone(&store), args.chunking).await?;
-    let queue = JobQueue::open(
+    let queue = SqliteQueue::open(
         store.path(),
         QueueConfig {
             lease: Duration::from_secs(args.lease_secs.max(1)),
@@ -40,7 +40,9 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
         chat,
         ..defaults
     };
-    let state = AppState::new(store, Arc::new(queue), pipeline, blobs, config);
+    recover_leases(&queue);
+    let seams = Seams::embedded(Arc::new(EmbeddedQueue::new(queue)));
+    let state = AppState::new(store, seams, pipeline, blobs, config);
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
@@ -54,6 +56,31 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
     drop(stdout);
     ragmill_server::serve(listener, state, shutdown_signal(), Duration::from_secs(30)).await?;
     Ok(Status::Ok)
+}
+
+/// Hands back, uncounted, the jobs leased by this machine's earlier `ragmill serve` processes
+/// that are no longer running (killed, or crashed): they are not the documents' fault, and their
+/// leases would otherwise hold them until they run out. Worker names are `<host>:<pid>:<i>`.
+fn recover_leases(queue: &SqliteQueue) {
+    let host = ragmill_server::host_name();
+    let holders = match queue.lease_holders() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list lease holders");
+            return;
+        }
+    };
+    for worker in holders {
+        let mut parts = worker.rsplitn(3, ':');
+        let (_, pid, their_host) = (parts.next(), parts.next(), parts.next());
+        let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let gone = their_host == Some(host.as_str())
+            && pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if gone && let Err(e) = queue.release_held_by(&worker) {
+            tracing::warn!(worker, error = %e, "cannot take back a dead worker's jobs");
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
