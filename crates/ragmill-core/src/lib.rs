@@ -6,6 +6,8 @@
 //!   OpenAI-compatible servers, pools of them).
 //! - [`ContentHash`] names content: a document's bytes, or a chunk's text in the embedding cache.
 //! - [`Stage`] and [`Progress`] describe where a document is in the pipeline.
+//! - [`Catalog`] is what ingestion reads from and writes to the store of record, in this
+//!   process or behind a cluster's main server.
 //! - The seams a deployment can swap: [`JobQueue`] (embedded SQLite or Redis Streams),
 //!   [`EventBus`] and [`LiveProgress`] (one process or across processes), with the wire types
 //!   they carry ([`Event`], [`Lease`]).
@@ -19,6 +21,7 @@
 //! assert_eq!(a.to_hex().len(), 64);
 //! ```
 
+mod catalog;
 mod document;
 mod embed;
 mod events;
@@ -28,6 +31,10 @@ mod progress;
 mod queue;
 mod vector;
 
+pub use catalog::{
+    Begun, Catalog, CatalogError, EmbeddedChunk, FailedVersion, Finished, JobSource, StageTimings,
+    StoredVersion,
+};
 pub use document::{Chunk, DocumentKind, ExtractedDocument, Heading, PageSpan};
 pub use embed::{EmbedError, Embedder, ModelInfo};
 pub use events::{BusError, Event, EventBus, EventStream, Failure, Live, LiveProgress, Received};

@@ -114,6 +114,17 @@ impl From<StoreError> for IngestError {
     }
 }
 
+impl From<ragmill_core::CatalogError> for IngestError {
+    fn from(e: ragmill_core::CatalogError) -> Self {
+        use ragmill_core::CatalogError as C;
+        match e {
+            C::Gone(_) => IngestError::DocumentDeleted,
+            C::ModelMismatch(m) => IngestError::ModelMismatch(m),
+            C::Unavailable(m) | C::Failed(m) => IngestError::Storage(m),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use ragmill_core::{Chunk, ContentHash, Progress, Stage};
-use ragmill_store::{DocumentId, NewChunk, NewDocument, Timings, UserId};
+use ragmill_core::{Chunk, ContentHash, EmbeddedChunk, FailedVersion, Finished, Progress, Stage};
+use ragmill_store::{DocumentId, Timings, UserId};
 
 use crate::{IngestError, Pipeline, ProgressFn, blocking};
 
@@ -115,27 +115,20 @@ impl Pipeline {
                 ok.timings.insert("total".into(), started.elapsed().as_secs_f64());
                 Ok(ok)
             }
+            Err((err, _, _)) if err == IngestError::DocumentDeleted => Err(err),
             Err((err, kind, timings)) => {
-                let store = Arc::clone(&self.store);
-                let (code, message) = (err.code(), err.to_string());
-                let recorded = blocking(move || {
-                    let doc = NewDocument {
-                        id: meta.document,
-                        name: &meta.name,
-                        content_hash: meta.hash,
-                        kind,
-                        size: meta.size,
-                        timings,
-                    };
-                    store.user(user).record_failure(&doc, code, &message)
-                })
-                .await;
-                match recorded {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "could not record a document's failure")
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not record a document's failure"),
+                let version = FailedVersion {
+                    document: meta.document,
+                    name: meta.name.clone(),
+                    content_hash: meta.hash,
+                    kind,
+                    size: meta.size,
+                    timings,
+                    code: err.code().to_owned(),
+                    message: err.to_string(),
+                };
+                if let Err(e) = self.catalog.fail(user, version).await {
+                    tracing::warn!(error = %e, "could not record a document's failure");
                 }
                 Err(err)
             }
@@ -209,17 +202,14 @@ impl Pipeline {
         progress(Progress { stage: Stage::Embedding, done: 0, total });
         let hashes: Vec<ContentHash> =
             chunks.iter().map(|c| ContentHash::of(c.text.as_bytes())).collect();
-        let store = Arc::clone(&self.store);
-        let (model, wanted) = (info.id.clone(), hashes.clone());
-        let mut vectors: HashMap<ContentHash, Arc<[f32]>> =
-            blocking(move || store.cache_get(&model, &wanted))
-                .await
-                .map_err(internal)
-                .and_then(|r| r.map_err(IngestError::from))
-                .map_err(|e| fail(e, kind, &timings))?
-                .into_iter()
-                .map(|(h, v)| (h, v.into()))
-                .collect();
+        let mut vectors: HashMap<ContentHash, Arc<[f32]>> = self
+            .catalog
+            .cached(&info.id, hashes.clone())
+            .await
+            .map_err(|e| fail(e.into(), kind, &timings))?
+            .into_iter()
+            .map(|(h, v)| (h, v.into()))
+            .collect();
         let cached = vectors.len();
         let mut waiting = FuturesUnordered::new();
         let mut submitted = std::collections::HashSet::new();
@@ -234,7 +224,7 @@ impl Pipeline {
         let count_for = |hs: &HashMap<ContentHash, Arc<[f32]>>| {
             hashes.iter().filter(|h| hs.contains_key(h)).count()
         };
-        let mut fresh = Vec::with_capacity(embedded);
+        let mut fresh = std::collections::HashSet::with_capacity(embedded);
         progress(Progress { stage: Stage::Embedding, done: count_for(&vectors), total });
         while let Some((hash, result)) = waiting.next().await {
             let v = match result {
@@ -250,43 +240,39 @@ impl Pipeline {
                     ));
                 }
             };
-            fresh.push((hash, Arc::clone(&v)));
+            fresh.insert(hash);
             vectors.insert(hash, v);
             progress(Progress { stage: Stage::Embedding, done: count_for(&vectors), total });
         }
         lap(&mut timings, Stage::Embedding);
 
         progress(Progress { stage: Stage::Storing, done: 0, total: 1 });
-        let store = Arc::clone(&self.store);
-        let (name, document, hash, size, stored_timings) =
-            (meta.name.clone(), meta.document, meta.hash, meta.size, timings.clone());
-        let id = blocking(move || {
-            let entries: Vec<(ContentHash, &[f32])> =
-                fresh.iter().map(|(h, v)| (*h, &v[..])).collect();
-            store.cache_put(&info.id, &entries)?;
-            let new: Vec<NewChunk<'_>> = chunks
-                .iter()
-                .zip(&hashes)
-                .map(|(chunk, hash)| NewChunk {
-                    chunk,
-                    hash: *hash,
-                    vector: vectors.get(hash).map_or(&[][..], |v| &v[..]),
-                })
-                .collect();
-            let doc = NewDocument {
-                id: document,
-                name: &name,
-                content_hash: hash,
-                kind,
-                size,
-                timings: stored_timings,
-            };
-            store.user(user).replace_document(&doc, &new, &info.space, info.dimensions)
-        })
-        .await
-        .map_err(internal)
-        .and_then(|r| r.map_err(IngestError::from))
-        .map_err(|e| fail(e, kind, &timings))?;
+        let mut seen = std::collections::HashSet::new();
+        let chunks = chunks
+            .into_iter()
+            .zip(&hashes)
+            .map(|(chunk, hash)| EmbeddedChunk {
+                chunk,
+                hash: *hash,
+                vector: vectors.get(hash).map_or_else(Vec::new, |v| v.to_vec()),
+                // Cache each fresh text once, with its first chunk.
+                fresh: fresh.contains(hash) && seen.insert(*hash),
+            })
+            .collect();
+        let version = Finished {
+            document: meta.document,
+            name: meta.name.clone(),
+            content_hash: meta.hash,
+            kind,
+            size: meta.size,
+            timings: timings.clone(),
+            model: info.id.clone(),
+            space: info.space.clone(),
+            dimensions: info.dimensions,
+            chunks,
+        };
+        let id =
+            self.catalog.finish(user, version).await.map_err(|e| fail(e.into(), kind, &timings))?;
         lap(&mut timings, Stage::Storing);
 
         Ok(Ingested {
@@ -305,18 +291,10 @@ impl Pipeline {
     /// The stored document, if `meta` names one with the same bytes, ready, in this space.
     async fn unchanged(&self, user: UserId, meta: &Meta) -> Result<Option<Ingested>, IngestError> {
         let space = self.embedder.info().space.clone();
-        let store = Arc::clone(&self.store);
-        let name = meta.name.clone();
-        let existing = blocking(move || store.user(user).document_by_name(&name))
-            .await
-            .map_err(internal)
-            .and_then(|r| r.map_err(IngestError::from))?;
+        let existing = self.catalog.stored(user, &meta.name).await?;
         Ok(existing
             .filter(|d| {
-                d.content_hash == meta.hash.to_hex()
-                    && d.state == ragmill_store::DocumentState::Ready
-                    && d.error.is_none()
-                    && d.model.as_deref() == Some(space.as_str())
+                d.content_hash == meta.hash && d.ready && d.space.as_deref() == Some(space.as_str())
             })
             .map(|doc| Ingested {
                 id: doc.id,

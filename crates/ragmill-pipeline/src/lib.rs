@@ -10,17 +10,19 @@
 //! failed with a stable code and a message, and every other document carries on.
 
 mod batcher;
+mod catalog;
 mod error;
 mod ingest;
 
 use std::sync::Arc;
 
 pub use batcher::{BatchConfig, BatchObserver, Batcher, BatcherStats, Embedded};
+pub use catalog::{LocalCatalog, convert as convert_store_error};
 pub use error::IngestError;
 pub use ingest::{Ingested, Input, Outcome, Prechunked, Source};
 
 use ragmill_chunk::Chunker;
-use ragmill_core::{Embedder, Progress};
+use ragmill_core::{Catalog, Embedder, Progress};
 use ragmill_extract::Extractor;
 use ragmill_store::{DocumentId, SearchHit, Store, StoreError, UserId};
 
@@ -57,7 +59,10 @@ pub enum SearchError {
 /// The pipeline and everything it needs, shared by all ingests and searches.
 #[derive(Clone)]
 pub struct Pipeline {
-    store: Arc<Store>,
+    /// The store for search; none in a worker whose store is behind the main server.
+    store: Option<Arc<Store>>,
+    /// Where ingestion reads stored versions and the cache, and writes results.
+    catalog: Arc<dyn Catalog>,
     extractor: Extractor,
     chunker: Arc<Chunker>,
     embedder: Arc<dyn Embedder>,
@@ -66,7 +71,8 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Assembles a pipeline and starts its batcher on the current tokio runtime.
+    /// Assembles a pipeline over the embedded store (ingestion and search) and starts its
+    /// batcher on the current tokio runtime.
     pub fn new(
         store: Arc<Store>,
         extractor: Extractor,
@@ -75,13 +81,34 @@ impl Pipeline {
         batch: BatchConfig,
         config: PipelineConfig,
     ) -> Self {
-        let batcher = Batcher::start(Arc::clone(&embedder), batch);
-        Self { store, extractor, chunker, embedder, batcher, config }
+        let catalog = Arc::new(LocalCatalog::new(Arc::clone(&store)));
+        let mut pipeline = Self::ingesting(catalog, extractor, chunker, embedder, batch, config);
+        pipeline.store = Some(store);
+        pipeline
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
+    /// Assembles a pipeline that only ingests, into `catalog` (a worker whose store is behind
+    /// the main server); [`Pipeline::search`] answers an error.
+    pub fn ingesting(
+        catalog: Arc<dyn Catalog>,
+        extractor: Extractor,
+        chunker: Arc<Chunker>,
+        embedder: Arc<dyn Embedder>,
+        batch: BatchConfig,
+        config: PipelineConfig,
+    ) -> Self {
+        let batcher = Batcher::start(Arc::clone(&embedder), batch);
+        Self { store: None, catalog, extractor, chunker, embedder, batcher, config }
+    }
+
+    /// The embedded store, when this pipeline has one.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
+    /// The largest original the extractor accepts, in bytes.
+    pub fn max_input_bytes(&self) -> u64 {
+        self.extractor.limits().max_input_bytes
     }
 
     /// The embedder.
@@ -121,7 +148,11 @@ impl Pipeline {
         top_k: usize,
         documents: Option<Vec<DocumentId>>,
     ) -> Result<Vec<SearchHit>, SearchError> {
-        search(&self.store, self.embedder.as_ref(), user, query, top_k, documents).await
+        let store = self
+            .store
+            .as_ref()
+            .ok_or_else(|| SearchError::Internal("this pipeline has no store to search".into()))?;
+        search(store, self.embedder.as_ref(), user, query, top_k, documents).await
     }
 }
 

@@ -59,7 +59,7 @@ fn no_progress() -> ProgressFn {
 async fn ingest_search_reingest_and_update() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = pipeline(dir.path());
-    let user = p.store().ensure_user("alice").expect("user");
+    let user = p.store().expect("store").ensure_user("alice").expect("user");
 
     let seen: Arc<Mutex<Vec<(usize, Progress)>>> = Arc::default();
     let sink = Arc::clone(&seen);
@@ -116,7 +116,7 @@ async fn ingest_search_reingest_and_update() {
     assert!(out.embedded >= 1 && out.embedded < out.chunks, "{out:?}");
     let hits = p.search(user, "Bay of Fundy tidal range", 1, None).await.expect("search");
     assert!(hits[0].text.contains("Fundy"));
-    let docs = p.store().user(user).documents().expect("list");
+    let docs = p.store().expect("store").user(user).documents().expect("list");
     assert_eq!(
         docs.iter().filter(|d| d.name == "tides.txt").count(),
         1,
@@ -128,7 +128,10 @@ async fn ingest_search_reingest_and_update() {
 async fn identical_content_across_documents_and_users_is_embedded_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = pipeline(dir.path());
-    let (a, b) = (p.store().ensure_user("a").expect("a"), p.store().ensure_user("b").expect("b"));
+    let (a, b) = (
+        p.store().expect("store").ensure_user("a").expect("a"),
+        p.store().expect("store").ensure_user("b").expect("b"),
+    );
     let first =
         p.ingest(a, vec![text("one.txt", BREAD), text("two.txt", BREAD)], no_progress()).await;
     let chunks = first[0].1.as_ref().expect("ok").chunks;
@@ -155,7 +158,7 @@ async fn identical_content_across_documents_and_users_is_embedded_once() {
 async fn oversized_files_are_refused_before_reading() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = pipeline_with(dir.path(), Limits { max_input_bytes: 200, ..Limits::default() });
-    let user = p.store().ensure_user("alice").expect("user");
+    let user = p.store().expect("store").ensure_user("alice").expect("user");
     let big = dir.path().join("big.txt");
     std::fs::write(&big, TIDES).expect("write");
     let inputs = vec![

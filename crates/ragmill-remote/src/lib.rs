@@ -45,6 +45,7 @@
 mod breaker;
 mod budget;
 pub mod chat;
+mod cluster;
 mod config;
 mod endpoint;
 mod error;
@@ -60,6 +61,7 @@ mod target;
 mod tls;
 mod vectors;
 
+pub use cluster::MainServer;
 pub use config::{
     BackendKind, DEFAULT_MAX_CONCURRENCY, EndpointConfig, PoolConfig, RetryBudgetConfig,
 };

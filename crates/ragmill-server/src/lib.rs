@@ -20,6 +20,7 @@ pub mod embeddings;
 mod error;
 pub mod events;
 pub mod history;
+mod jobs;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
@@ -33,8 +34,10 @@ use std::time::Duration;
 
 pub use blobs::Blobs;
 pub use error::{ApiError, ErrorResponse};
+pub use events::Reporter;
+pub use jobs::LocalJobs;
 pub use state::{AppState, Seams, ServerConfig};
-pub use worker::{Workers, host_name, spawn_workers, worker_prefix};
+pub use worker::{WorkerContext, Workers, host_name, spawn_workers, worker_prefix};
 
 /// The router of the whole service.
 pub fn app(state: AppState) -> axum::Router {
@@ -49,7 +52,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let workers = spawn_workers(&state);
+    let workers = spawn_workers(&state.worker_context());
     let sampler = tokio::spawn(history::record(state.clone()));
     let reconciler = tokio::spawn(state.ledger.clone().keep_reconciling());
     let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;

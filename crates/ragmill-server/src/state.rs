@@ -13,8 +13,10 @@ use crate::auth::EventTokens;
 use crate::blobs::Blobs;
 use crate::events::{LocalBus, LocalLive, Reporter};
 use crate::history::History;
+use crate::jobs::LocalJobs;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::worker::WorkerContext;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -30,6 +32,9 @@ pub struct ServerConfig {
     pub workers: usize,
     /// The chat model behind `POST /v1/chat` (none: chat answers 503, search still works).
     pub chat: Option<ragmill_remote::chat::ChatClient>,
+    /// BLAKE3 of the key cluster workers present on `/internal/v1` (none: those routes are
+    /// off).
+    pub worker_key_hash: Option<[u8; 32]>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +45,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             chat: None,
+            worker_key_hash: None,
         }
     }
 }
@@ -93,9 +99,11 @@ pub struct Inner {
     /// Settings.
     pub config: ServerConfig,
     /// Operational metrics (`GET /metrics`).
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Per-user and service counters since start-up (`GET /v1/stats`).
-    pub activity: Activity,
+    pub activity: Arc<Activity>,
+    /// How workers (here, and remote ones through `/internal`) begin and end jobs.
+    pub jobs: Arc<LocalJobs>,
     /// The service's figures of the last minutes (`GET /v1/stats/history`).
     pub history: History,
 }
@@ -120,6 +128,7 @@ impl AppState {
             reporter.clone(),
             Arc::clone(&wake),
         );
+        let jobs = Arc::new(LocalJobs::new(Arc::clone(&store), blobs.clone(), ledger.clone()));
         Self(Arc::new(Inner {
             store,
             queue,
@@ -132,10 +141,27 @@ impl AppState {
             tokens: EventTokens::default(),
             wake,
             config,
-            metrics,
-            activity: Activity::default(),
+            metrics: Arc::new(metrics),
+            activity: Arc::new(Activity::default()),
+            jobs,
             history: History::default(),
         }))
+    }
+}
+
+impl AppState {
+    /// What this process's workers work with: its own queue, store and event bus.
+    pub fn worker_context(&self) -> WorkerContext {
+        WorkerContext {
+            queue: Arc::clone(&self.queue),
+            jobs: Arc::clone(&self.jobs) as Arc<dyn ragmill_core::JobSource>,
+            pipeline: self.pipeline.clone(),
+            reporter: self.reporter.clone(),
+            wake: Arc::clone(&self.wake),
+            metrics: Arc::clone(&self.metrics),
+            activity: Arc::clone(&self.activity),
+            workers: self.config.workers,
+        }
     }
 }
 

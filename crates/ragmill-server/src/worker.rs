@@ -16,13 +16,36 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use ragmill_core::{Failed, Lease, Live, Progress, QueueError, Stage};
-use ragmill_pipeline::{IngestError, Ingested, Input, Source};
-use ragmill_store::DocumentState;
-use tokio::sync::watch;
+use ragmill_core::{Failed, JobQueue, JobSource, Lease, Live, Progress, QueueError, Stage};
+use ragmill_pipeline::{IngestError, Ingested, Input, Pipeline, Source};
+use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::state::AppState;
+use crate::activity::Activity;
+use crate::events::Reporter;
+use crate::metrics::Metrics;
+
+/// Everything a worker works with; the serving process builds it from its `AppState`
+/// (`AppState::worker_context`), a `ragmill worker` from Redis and the main server.
+#[derive(Clone)]
+pub struct WorkerContext {
+    /// Where jobs come from.
+    pub queue: Arc<dyn JobQueue>,
+    /// Documents' turns, originals, and jobs given up on.
+    pub jobs: Arc<dyn JobSource>,
+    /// Extraction, chunking, embedding, and the catalog results go to.
+    pub pipeline: Pipeline,
+    /// Progress and outcomes, to users' streams.
+    pub reporter: Reporter,
+    /// Notified when a job is queued in this process.
+    pub wake: Arc<Notify>,
+    /// Operational metrics.
+    pub metrics: Arc<Metrics>,
+    /// Counters since start-up, per user and for the service.
+    pub activity: Arc<Activity>,
+    /// How many workers to run.
+    pub workers: usize,
+}
 
 /// Running workers; [`Workers::shutdown`] stops them.
 pub struct Workers {
@@ -30,12 +53,12 @@ pub struct Workers {
     tasks: JoinSet<()>,
 }
 
-/// Starts `state.config.workers` workers on the current runtime, named
-/// `<host>:<pid>:<i>` (the names the queue records as lease holders).
-pub fn spawn_workers(state: &AppState) -> Workers {
+/// Starts `state.workers` workers (none for 0) on the current runtime, named `<host>:<pid>:<i>` (the
+/// names the queue records as lease holders).
+pub fn spawn_workers(state: &WorkerContext) -> Workers {
     let (stop, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    for i in 0..state.config.workers.max(1) {
+    for i in 0..state.workers {
         tasks.spawn(run(state.clone(), format!("{}:{i}", worker_prefix()), rx.clone()));
     }
     Workers { stop, tasks }
@@ -71,7 +94,7 @@ impl Workers {
     }
 }
 
-async fn run(state: AppState, name: String, mut stop: watch::Receiver<bool>) {
+async fn run(state: WorkerContext, name: String, mut stop: watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if *stop.borrow() {
@@ -129,8 +152,8 @@ impl Drop for AbortOnDrop {
 
 /// What became of one job's document.
 enum Outcome {
-    /// Ready (or unchanged).
-    Done(Ingested),
+    /// Ready (or unchanged); whether the collection was searchable before.
+    Done(Ingested, bool),
     /// Nothing to report: the document was deleted meanwhile.
     Gone,
     /// Worth another attempt.
@@ -142,7 +165,7 @@ enum Outcome {
 }
 
 /// Processes one leased job to an outcome the queue understands.
-async fn process(state: &AppState, lease: &Lease) {
+async fn process(state: &WorkerContext, lease: &Lease) {
     let (user, id) = (lease.user, lease.document);
     let heartbeat = {
         let (queue, lease) = (Arc::clone(&state.queue), lease.clone());
@@ -160,7 +183,6 @@ async fn process(state: &AppState, lease: &Lease) {
             }
         }))
     };
-    let was_available = was_available(state, lease).await;
     let outcome = match AssertUnwindSafe(work(state, lease)).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(panic) => Outcome::Crashed(panic_message(panic.as_ref())),
@@ -169,7 +191,7 @@ async fn process(state: &AppState, lease: &Lease) {
 
     let reporter = &state.reporter;
     let ended = match outcome {
-        Outcome::Done(ok) => {
+        Outcome::Done(ok, was_available) => {
             state.metrics.document_done(&ok);
             state.activity.done(user, &ok);
             reporter.ready(user, id, ok.chunks);
@@ -193,7 +215,7 @@ async fn process(state: &AppState, lease: &Lease) {
             let e = IngestError::Crashed(message);
             state.metrics.document_failed(e.code());
             state.activity.failed(user);
-            if let Err(err) = state.ledger.give_up(user, id, e.code(), &e.to_string()).await {
+            if let Err(err) = state.jobs.give_up(user, id, e.code(), &e.to_string()).await {
                 tracing::error!(document = id.0, error = %err, "cannot record the crash");
             }
             state.queue.complete(lease).await
@@ -203,17 +225,15 @@ async fn process(state: &AppState, lease: &Lease) {
             match state.queue.fail(lease, &e.to_string()).await {
                 Ok(Failed::Retrying { attempt }) => {
                     tracing::warn!(document = id.0, attempt, error = %e, "job failed, will retry");
-                    let store = Arc::clone(&state.store);
-                    let _ = tokio::task::spawn_blocking(move || {
-                        store.user(user).set_state(id, DocumentState::Queued)
-                    })
-                    .await;
+                    if let Err(err) = state.jobs.requeued(user, id).await {
+                        tracing::warn!(document = id.0, error = %err, "cannot mark it queued");
+                    }
                     Ok(())
                 }
                 Ok(Failed::Parked) => {
                     state.activity.failed(user);
                     let message = format!("gave up after repeated failures: {e}");
-                    if let Err(err) = state.ledger.give_up(user, id, e.code(), &message).await {
+                    if let Err(err) = state.jobs.give_up(user, id, e.code(), &message).await {
                         tracing::error!(document = id.0, error = %err, "cannot record the failure");
                     }
                     Ok(())
@@ -231,53 +251,29 @@ async fn process(state: &AppState, lease: &Lease) {
     }
 }
 
-/// Whether the user's collection was searchable before this job (to announce it once).
-async fn was_available(state: &AppState, lease: &Lease) -> bool {
-    let (store, user) = (Arc::clone(&state.store), lease.user);
-    matches!(
-        tokio::task::spawn_blocking(move || store.user(user).rag_status()).await,
-        Ok(Ok(s)) if s.available
-    )
-}
-
-async fn work(state: &AppState, lease: &Lease) -> Outcome {
+async fn work(state: &WorkerContext, lease: &Lease) -> Outcome {
     let (user, id) = (lease.user, lease.document);
     let _busy = state.activity.busy(user);
-    let store = Arc::clone(&state.store);
-    let found = tokio::task::spawn_blocking(move || {
-        let doc = store.user(user).document(id)?;
-        if doc.is_some() {
-            store.user(user).set_state(id, DocumentState::Processing)?;
-        }
-        Ok::<_, ragmill_store::StoreError>(doc)
-    })
-    .await;
-    let doc = match found {
-        Ok(Ok(Some(doc))) => doc,
-        Ok(Ok(None)) => return Outcome::Gone,
-        Ok(Err(e)) => return Outcome::Retry(e.into()),
-        Err(e) => return Outcome::Retry(IngestError::Internal(e.to_string())),
-    };
-    let Ok(hash) = ragmill_core::ContentHash::from_hex(&doc.content_hash) else {
-        return Outcome::Retry(IngestError::Storage(format!(
-            "document {} has a corrupt content hash",
-            id.0
-        )));
-    };
-    let input = Input {
-        name: doc.name.clone(),
-        source: Source::Path(state.blobs.path(&hash)),
-        document: Some(id),
+    let begun = match state.jobs.begin(user, id).await {
+        Ok(Some(begun)) => begun,
+        Ok(None) => return Outcome::Gone,
+        Err(e) => return Outcome::Retry(e.into()),
     };
     let reporter = &state.reporter;
+    reporter.progress(user, id, Live { stage: Stage::Extracting, done: 0, total: 1 });
+    let limit = state.pipeline.max_input_bytes();
+    let bytes = match state.jobs.original(begun.content_hash, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => return Outcome::Retry(e.into()),
+    };
+    let input = Input { name: begun.name, source: Source::Bytes(bytes), document: Some(id) };
     let report = move |p: Progress| {
         if !p.stage.is_final() {
             reporter.progress(user, id, Live { stage: p.stage, done: p.done, total: p.total });
         }
     };
-    reporter.progress(user, id, Live { stage: Stage::Extracting, done: 0, total: 1 });
     match state.pipeline.ingest_one(user, input, &report).await {
-        Ok(ok) => Outcome::Done(ok),
+        Ok(ok) => Outcome::Done(ok, begun.was_available),
         Err(IngestError::DocumentDeleted) => Outcome::Gone,
         Err(e) if e.retryable() => Outcome::Retry(e),
         Err(e) => Outcome::Failed(e),

@@ -114,6 +114,25 @@ pub fn store(global: &Global) -> Result<Arc<Store>> {
 
 /// The full pipeline over `store`, embedding with [`backend`].
 pub async fn pipeline(global: &Global, store: Arc<Store>, chunking: ChunkArgs) -> Result<Pipeline> {
+    let (extractor, chunker, embedder, batch, config) = parts(global, chunking).await?;
+    Ok(Pipeline::new(store, extractor, chunker, embedder, batch, config))
+}
+
+/// A pipeline that ingests into `catalog` (a cluster worker's main server).
+pub async fn ingesting_pipeline(
+    global: &Global,
+    catalog: Arc<dyn ragmill_core::Catalog>,
+    chunking: ChunkArgs,
+) -> Result<Pipeline> {
+    let (extractor, chunker, embedder, batch, config) = parts(global, chunking).await?;
+    Ok(Pipeline::ingesting(catalog, extractor, chunker, embedder, batch, config))
+}
+
+type Parts =
+    (Extractor, Arc<Chunker>, Arc<dyn ragmill_core::Embedder>, BatchConfig, PipelineConfig);
+
+/// Everything a pipeline is made of, from the global settings.
+async fn parts(global: &Global, chunking: ChunkArgs) -> Result<Parts> {
     let embedder = backend(global, chunking.batch).await?;
     let max_tokens = embedder.info().max_tokens;
     let config = ChunkerConfig {
@@ -135,8 +154,7 @@ pub async fn pipeline(global: &Global, store: Arc<Store>, chunking: ChunkArgs) -
         concurrency,
         ..BatchConfig::default()
     };
-    Ok(Pipeline::new(
-        store,
+    Ok((
         extractor()?,
         Arc::new(chunker),
         embedder,

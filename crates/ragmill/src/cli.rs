@@ -97,6 +97,8 @@ pub enum ChatBackend {
 pub enum Command {
     /// Run the HTTP service with its background workers.
     Serve(ServeArgs),
+    /// Process documents of a main server's Redis queue (scaling out to other machines).
+    Worker(WorkerArgs),
     /// Ingest files and folders (recursively) into a user's collection.
     Ingest(IngestArgs),
     /// Search a user's collection.
@@ -350,6 +352,47 @@ pub struct ServeArgs {
     /// API key for the chat server, sent as a Bearer token.
     #[arg(long, env = "RAGMILL_CHAT_API_KEY", hide_env_values = true)]
     pub chat_api_key: Option<String>,
+    /// The job queue and the cluster's worker key.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Chunking and batching.
+    #[command(flatten)]
+    pub chunking: ChunkArgs,
+}
+
+/// Scaling out: where jobs and events go, and the key workers present to the main server.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClusterArgs {
+    /// Redis for the job queue, events and live progress (`redis://host:6379/0`): workers on
+    /// other machines (`ragmill worker`) then share the work. Default: the embedded queue in
+    /// the data directory, events in this process.
+    #[arg(long, env = "RAGMILL_QUEUE_URL")]
+    pub queue_url: Option<String>,
+    /// Prefix of every Redis key and channel (several deployments can share one Redis).
+    #[arg(long, env = "RAGMILL_REDIS_PREFIX", default_value = "ragmill:")]
+    pub redis_prefix: String,
+    /// The key cluster workers authenticate with on the main server's `/internal/v1` routes
+    /// (not a user's key; without it those routes are off).
+    #[arg(long, env = "RAGMILL_WORKER_KEY", hide_env_values = true)]
+    pub worker_key: Option<String>,
+}
+
+/// `ragmill worker`: process documents of a main server's queue, on any machine.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The main server's base URL (e.g. http://main:8080): originals come from it and results
+    /// go to it, over its `/internal/v1` routes (no shared filesystem).
+    #[arg(long, env = "RAGMILL_SERVER")]
+    pub server: Option<String>,
+    /// Workers in this process (default: one per core).
+    #[arg(long, env = "RAGMILL_WORKERS")]
+    pub workers: Option<usize>,
+    /// Seconds a worker holds a job between heartbeats before another may take it over.
+    #[arg(long, env = "RAGMILL_LEASE_SECS", default_value_t = 60)]
+    pub lease_secs: u64,
+    /// The queue (its `queue_url` is required) and the worker key.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Chunking and batching.
     #[command(flatten)]
     pub chunking: ChunkArgs,

@@ -34,6 +34,12 @@
 //! lease_secs = 60
 //! allowed_origins = ["https://intranet.example"]
 //!
+//! [cluster]            # scaling out (default: one process, embedded queue)
+//! queue_url = "redis://redis:6379/0"
+//! redis_prefix = "ragmill:"
+//! worker_key = "..."   # what `ragmill worker` presents to the main server
+//! server = "http://main:8080"   # for `ragmill worker`: the main server
+//!
 //! [chat]               # the chat model behind POST /v1/chat (default: none)
 //! backend = "ollama"   # or "openai"
 //! endpoint = "http://localhost:11434"
@@ -49,7 +55,7 @@ use clap::parser::ValueSource;
 use ragmill_embed::{Engine, Precision};
 use serde::Deserialize;
 
-use crate::cli::{ChatBackend, ChunkArgs, Cli, Command, EmbedBackend};
+use crate::cli::{ChatBackend, ChunkArgs, Cli, ClusterArgs, Command, EmbedBackend};
 
 /// The file's contents; every field optional, unknown fields refused.
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +73,17 @@ struct FileConfig {
     serve: Serve,
     #[serde(default)]
     chat: Chat,
+    #[serde(default)]
+    cluster: Cluster,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cluster {
+    queue_url: Option<String>,
+    redis_prefix: Option<String>,
+    worker_key: Option<String>,
+    server: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,11 +178,31 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
             c.batch = v;
         }
     };
+    let cluster = |c: &mut ClusterArgs| {
+        let f = &file.cluster;
+        if let Some(v) = f.queue_url.clone().filter(|_| unset(sub, "queue_url")) {
+            c.queue_url = Some(v);
+        }
+        if let Some(v) = f.redis_prefix.clone().filter(|_| unset(sub, "redis_prefix")) {
+            c.redis_prefix = v;
+        }
+        if let Some(v) = f.worker_key.clone().filter(|_| unset(sub, "worker_key")) {
+            c.worker_key = Some(v);
+        }
+    };
     match &mut cli.command {
+        Command::Worker(a) => {
+            chunking(&mut a.chunking);
+            cluster(&mut a.cluster);
+            if let Some(v) = file.cluster.server.clone().filter(|_| unset(sub, "server")) {
+                a.server = Some(v);
+            }
+        }
         Command::Ingest(a) => chunking(&mut a.chunking),
         Command::Eval(a) => chunking(&mut a.chunking),
         Command::Serve(a) => {
             chunking(&mut a.chunking);
+            cluster(&mut a.cluster);
             let s = &file.serve;
             if let Some(v) = s.bind.clone().filter(|_| unset(sub, "bind")) {
                 a.bind = v;

@@ -4,6 +4,7 @@ pub mod chat;
 pub mod chunked;
 pub mod documents;
 pub mod events;
+pub mod internal;
 pub mod original;
 pub mod search;
 pub mod stats;
@@ -53,10 +54,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", get(events::events))
         .route("/v1/events/token", post(events::token))
         .layer(DefaultBodyLimit::max(json_limit));
+    // Processed versions carry every chunk's vector: far larger than a user's JSON.
+    let internal = Router::new()
+        .route("/internal/v1/stored", post(internal::stored))
+        .route("/internal/v1/cached", post(internal::cached))
+        .route("/internal/v1/finish", post(internal::finish))
+        .route("/internal/v1/fail", post(internal::fail))
+        .route("/internal/v1/begin", post(internal::begin))
+        .route("/internal/v1/requeued", post(internal::requeued))
+        .route("/internal/v1/give-up", post(internal::give_up))
+        .route("/internal/v1/originals/{hash}", get(internal::original))
+        .layer(DefaultBodyLimit::max(upload_limit.max(512 << 20)));
     let embeddings = crate::embeddings::router(EmbeddingService::for_app(&state));
     Router::new()
         .merge(documents)
         .merge(api)
+        .merge(internal)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -157,7 +157,7 @@ impl TestApp {
 
     /// Starts the background workers.
     pub fn workers(&self) -> Workers {
-        ragmill_server::spawn_workers(&self.state)
+        ragmill_server::spawn_workers(&self.state.worker_context())
     }
 
     /// Sends one request through the router; answers the status and the JSON body (Null if

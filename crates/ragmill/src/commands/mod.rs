@@ -11,6 +11,7 @@ mod models;
 mod search;
 mod serve;
 mod users;
+mod worker;
 
 use anyhow::Result;
 
@@ -22,6 +23,7 @@ pub async fn run(cli: Cli) -> Result<Status> {
     let g = &cli.global;
     match cli.command {
         Command::Serve(args) => serve::run(g, args).await,
+        Command::Worker(args) => worker::run(g, args).await,
         Command::Ingest(args) => ingest::run(g, args).await,
         Command::Search(args) => search::run(g, args).await,
         Command::Embed(args) => embed::run(g, args).await,

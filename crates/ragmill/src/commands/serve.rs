@@ -36,12 +36,24 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
     let config = ServerConfig {
         max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
         allowed_origins: args.allowed_origins,
-        workers: args.workers.unwrap_or(defaults.workers).max(1),
+        // With Redis, remote workers may do all the work (`--workers 0`); alone, someone must.
+        workers: match args.cluster.queue_url {
+            Some(_) => args.workers.unwrap_or(defaults.workers),
+            None => args.workers.unwrap_or(defaults.workers).max(1),
+        },
         chat,
+        worker_key_hash: args
+            .cluster
+            .worker_key
+            .as_deref()
+            .map(|k| *blake3::hash(k.as_bytes()).as_bytes()),
         ..defaults
     };
     recover_leases(&queue);
-    let seams = Seams::embedded(Arc::new(EmbeddedQueue::new(queue)));
+    let seams = match &args.cluster.queue_url {
+        Some(url) => redis_seams(url, &args.cluster.redis_prefix, args.lease_secs).await?,
+        None => Seams::embedded(Arc::new(EmbeddedQueue::new(queue))),
+    };
     let state = AppState::new(store, seams, pipeline, blobs, config);
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
@@ -56,6 +68,33 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
     drop(stdout);
     ragmill_server::serve(listener, state, shutdown_signal(), Duration::from_secs(30)).await?;
     Ok(Status::Ok)
+}
+
+/// The queue, event bus and live progress on the Redis at `url`, trying for a minute while it
+/// does not answer (in a compose file, Redis may start after ragmill).
+pub(crate) async fn redis_seams(url: &str, prefix: &str, lease_secs: u64) -> Result<Seams> {
+    let config = ragmill_redis::RedisConfig {
+        url: url.to_owned(),
+        prefix: prefix.to_owned(),
+        lease: Duration::from_secs(lease_secs.max(1)),
+        ..ragmill_redis::RedisConfig::default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut wait = Duration::from_millis(200);
+    let seams = loop {
+        match ragmill_redis::connect(config.clone()).await {
+            Ok(seams) => break seams,
+            Err(ragmill_redis::ConnectError::Unavailable(e))
+                if std::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = e, ?wait, "Redis does not answer yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e).with_context(|| format!("connecting to the queue at {url}")),
+        }
+    };
+    Ok(Seams { queue: seams.queue, events: seams.bus, live: seams.live })
 }
 
 /// Hands back, uncounted, the jobs leased by this machine's earlier `ragmill serve` processes
