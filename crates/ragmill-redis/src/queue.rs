@@ -21,6 +21,8 @@ struct Scripts {
     release: Script,
     cancel: Script,
     state: Script,
+    release_held: Script,
+    holders: Script,
 }
 
 impl Scripts {
@@ -35,6 +37,8 @@ impl Scripts {
             release: with_common(include_str!("lua/release.lua")),
             cancel: with_common(include_str!("lua/cancel.lua")),
             state: with_common(include_str!("lua/state.lua")),
+            release_held: with_common(include_str!("lua/release_held.lua")),
+            holders: with_common(include_str!("lua/holders.lua")),
         }
     }
 }
@@ -126,6 +130,22 @@ impl RedisQueue {
     async fn on_lease(&self, script: &Script, lease: &Lease) -> Result<(), QueueError> {
         let held: i64 = self.run(script, &[&lease.job.0, &lease.token]).await?;
         if held == 1 { Ok(()) } else { Err(QueueError::LeaseLost) }
+    }
+
+    /// The workers holding leases now (the consumers with pending entries).
+    pub async fn lease_holders(&self) -> Result<Vec<String>, QueueError> {
+        self.run(&self.scripts.holders, &[]).await
+    }
+
+    /// Hands back every job leased by `worker`, which is known to be gone (a process killed and
+    /// restarted on the same host): queued again at once, the attempt not counted, and the
+    /// consumer removed from the group. Answers how many.
+    pub async fn release_held_by(&self, worker: &str) -> Result<u64, QueueError> {
+        let n: u64 = self.run(&self.scripts.release_held, &[&worker]).await?;
+        if n > 0 {
+            tracing::info!(worker, jobs = n, "took back the jobs of a worker that is gone");
+        }
+        Ok(n)
     }
 
     async fn counters(&self, key: String) -> Result<Depth, QueueError> {

@@ -3,4 +3,5 @@
 mod common;
 mod contract;
 mod events;
+mod internals;
 mod restart;

@@ -89,3 +89,22 @@ local function park(jid, j, err, lost)
   redis.call('XADD', P .. 'dead', 'MAXLEN', '~', 10000, '*',
     'job', jid, 'user', j.user, 'doc', j.doc, 'attempts', j.attempts, 'error', err)
 end
+
+-- Hands a leased job back uncounted: queued again at once (or dropped, if its document was
+-- re-queued meanwhile: the newer job replaces it).
+local function give_back(jid, j)
+  local dk = doc_key(j.user, j.doc)
+  if redis.call('HEXISTS', dk, 'queued') == 1 then
+    end_leased(jid, j)
+    return
+  end
+  drop_entry(j.entry)
+  redis.call('HSET', job_key(jid), 'state', 'queued',
+    'attempts', math.max(tonumber(j.attempts) - 1, 0))
+  redis.call('HDEL', job_key(jid), 'token', 'worker', 'entry')
+  redis.call('HDEL', dk, 'leased')
+  redis.call('HSET', dk, 'queued', jid)
+  count(j.user, 'leased', -1)
+  count(j.user, 'queued', 1)
+  wait(j.user, jid, j.size)
+end
