@@ -8,6 +8,9 @@ use redis::aio::MultiplexedConnection;
 
 use crate::common::{RedisServer, unique_prefix};
 
+/// `XPENDING key group`: count, smallest id, largest id, (consumer, count) pairs.
+type Summary = (u64, Option<String>, Option<String>, Option<Vec<(String, String)>>);
+
 async fn setup() -> (RedisServer, RedisSeams, MultiplexedConnection, String) {
     let server = RedisServer::start();
     let prefix = unique_prefix();
@@ -37,7 +40,7 @@ async fn the_stream_holds_only_jobs_in_flight_and_dead_letters_keep_the_error() 
     q.enqueue(UserId(1), DocumentId(1), 10).await.expect("enqueue");
     q.enqueue(UserId(1), DocumentId(2), 20).await.expect("enqueue");
     let done = q.lease("w1").await.expect("lease").expect("a job");
-    let pending: (u64, Option<String>, Option<String>, Option<Vec<(String, String)>>) =
+    let pending: Summary =
         query(&mut raw, redis::cmd("XPENDING").arg(format!("{p}stream")).arg("workers")).await;
     assert_eq!(pending.0, 1, "a leased job is a pending entry");
     assert_eq!(pending.3, Some(vec![("w1".to_owned(), "1".to_owned())]));
