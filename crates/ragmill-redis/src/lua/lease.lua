@@ -54,7 +54,9 @@ until cursor == '0-0'
 
 -- 3. Users in turn (served longest ago first); the first with a job whose document is not
 -- being processed gets its smallest (then oldest) one, delivered through the stream.
-for _, user in ipairs(redis.call('ZRANGE', P .. 'ready', 0, -1)) do
+-- Both walks go a page at a time: a user is skipped only while all their waiting documents
+-- are being processed, so the walk is short however many users wait.
+local function pick(user)
   local wk = P .. 'wait:' .. user
   local start = 0
   while true do
@@ -87,5 +89,19 @@ for _, user in ipairs(redis.call('ZRANGE', P .. 'ready', 0, -1)) do
     start = start + 32
   end
   if redis.call('ZCARD', wk) == 0 then redis.call('ZREM', P .. 'ready', user) end
+  return nil
+end
+
+local from = 0
+while true do
+  local users = redis.call('ZRANGE', P .. 'ready', from, from + 31)
+  if #users == 0 then break end
+  local emptied = 0
+  for _, user in ipairs(users) do
+    local lease = pick(user)
+    if lease then return lease end
+    if not redis.call('ZSCORE', P .. 'ready', user) then emptied = emptied + 1 end
+  end
+  from = from + 32 - emptied
 end
 return false

@@ -242,3 +242,38 @@ pub async fn depth_counts_by_state_and_user(b: &Backend) {
     q.complete(&l).await.expect("complete");
     assert_eq!(q.depth_for(A).await.expect("depth"), depth(1, 0, 0));
 }
+
+pub async fn concurrent_workers_never_share_a_job(b: &Backend) {
+    let q = b.open().await;
+    for i in 0..200 {
+        q.enqueue(UserId(1 + i % 5), DocumentId(i), 10).await.expect("enqueue");
+    }
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let q = b.open().await;
+        workers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                match q.lease(&format!("w{w}")).await {
+                    Ok(Some(l)) => {
+                        got.push((l.user, l.document));
+                        q.complete(&l).await.expect("complete");
+                    }
+                    Ok(None) => break,
+                    Err(QueueError::Unavailable(_)) => tokio::task::yield_now().await,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.expect("worker"));
+    }
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!((before, all.len()), (200, 200), "each job leased exactly once");
+    assert_eq!(q.depth().await.expect("depth"), Depth::default());
+}

@@ -92,4 +92,5 @@ contract!(
     cancel_drops_queued_and_parked_jobs,
     users_take_turns_and_small_documents_go_first,
     depth_counts_by_state_and_user,
+    concurrent_workers_never_share_a_job,
 );

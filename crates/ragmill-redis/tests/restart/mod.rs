@@ -62,31 +62,36 @@ async fn queue_calls_are_unavailable_while_redis_is_down() {
     assert!(start.elapsed() < Duration::from_secs(10), "fails fast: {:?}", start.elapsed());
 }
 
-/// Lease + complete round trips, embedded against Redis. Run with
-/// `cargo test -p ragmill-redis --release -- --ignored --nocapture round_trip`.
+/// Lease + complete round trips, embedded against Redis, with few and with many users
+/// waiting. Run with `cargo test -p ragmill-redis -- --ignored --nocapture round_trip`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a check"]
 async fn round_trip() {
     const N: i64 = 2000;
     let server = RedisServer::start();
-    let redis = server.seams(RedisConfig { prefix: unique_prefix(), ..Default::default() }).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sqlite = SqliteQueue::open(&dir.path().join("q.db"), QueueConfig::default()).expect("db");
-    let embedded = EmbeddedQueue::new(sqlite);
-    for (name, q) in [("embedded", &embedded as &dyn JobQueue), ("redis", &*redis.queue)] {
-        let start = Instant::now();
-        for i in 0..N {
-            q.enqueue(UserId(i % 10), DocumentId(i), 1000).await.expect("enqueue");
+    for users in [10, 1000] {
+        let redis =
+            server.seams(RedisConfig { prefix: unique_prefix(), ..Default::default() }).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sqlite =
+            SqliteQueue::open(&dir.path().join("q.db"), QueueConfig::default()).expect("db");
+        let embedded = EmbeddedQueue::new(sqlite);
+        for (name, q) in [("embedded", &embedded as &dyn JobQueue), ("redis", &*redis.queue)] {
+            let start = Instant::now();
+            for i in 0..N {
+                q.enqueue(UserId(i % users), DocumentId(i), 1000).await.expect("enqueue");
+            }
+            let enqueue = start.elapsed() / N as u32;
+            let start = Instant::now();
+            while let Some(l) = q.lease("w").await.expect("lease") {
+                q.heartbeat(&l).await.expect("heartbeat");
+                q.complete(&l).await.expect("complete");
+            }
+            let cycle = start.elapsed() / N as u32;
+            println!(
+                "{name}: enqueue {enqueue:?}, lease+heartbeat+complete {cycle:?} per job \
+                 ({N} jobs, {users} users)"
+            );
         }
-        let enqueue = start.elapsed() / N as u32;
-        let start = Instant::now();
-        while let Some(l) = q.lease("w").await.expect("lease") {
-            q.heartbeat(&l).await.expect("heartbeat");
-            q.complete(&l).await.expect("complete");
-        }
-        let cycle = start.elapsed() / N as u32;
-        println!(
-            "{name}: enqueue {enqueue:?}, lease+heartbeat+complete {cycle:?} per job ({N} jobs, 10 users)"
-        );
     }
 }
