@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
@@ -42,31 +42,120 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// Event tokens: random, short-lived, held in memory only.
-#[derive(Default)]
+/// Event tokens for browsers, signed rather than remembered, so any API server that shares the
+/// secret accepts them: `v1.<user>.<key prefix>.<expires ms>.<nonce>.<mac>`, the MAC a keyed
+/// BLAKE3 of everything before it. A token is bound to the API key it was issued for: once that
+/// key is revoked the token opens nothing. Each token opens one stream: redeemed nonces are
+/// remembered until they expire (in this process; another server sharing the secret keeps its
+/// own list).
 pub struct EventTokens {
-    tokens: Mutex<HashMap<String, (UserId, Instant)>>,
+    secret: [u8; 32],
+    used: Mutex<HashMap<String, u64>>,
+}
+
+/// A redeemed event token: whose, and under which key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    /// The user.
+    pub user: UserId,
+    /// The prefix of the API key it was issued under.
+    pub key_prefix: String,
 }
 
 impl EventTokens {
     /// How long a token may be used to open an event stream.
     pub const TTL: Duration = Duration::from_secs(60);
 
-    /// A new token for `user`.
-    pub fn issue(&self, user: UserId) -> Result<String, ApiError> {
-        let mut buf = [0u8; 24];
-        getrandom::fill(&mut buf).map_err(ApiError::internal)?;
-        let token: String = buf.iter().map(|b| format!("{b:02x}")).collect();
-        let mut map = self.tokens.lock().map_err(ApiError::internal)?;
-        let now = Instant::now();
-        map.retain(|_, (_, expires)| *expires > now);
-        map.insert(token.clone(), (user, now + Self::TTL));
-        Ok(token)
+    /// Tokens signed with `secret`.
+    pub fn new(secret: [u8; 32]) -> Self {
+        Self { secret, used: Mutex::default() }
     }
 
-    /// The user of a token that has not expired.
-    pub fn redeem(&self, token: &str) -> Option<UserId> {
-        let map = self.tokens.lock().ok()?;
-        map.get(token).filter(|(_, expires)| *expires > Instant::now()).map(|(user, _)| *user)
+    /// Tokens signed with a random secret (valid on this process only). Without the
+    /// system's randomness, the secret is derived from the clock and the process id, which a
+    /// remote attacker cannot read either.
+    pub fn random() -> Self {
+        let mut secret = [0u8; 32];
+        if getrandom::fill(&mut secret).is_err() {
+            let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+            secret = *blake3::hash(seed.as_bytes()).as_bytes();
+        }
+        Self::new(secret)
+    }
+
+    fn mac(&self, body: &str) -> String {
+        blake3::keyed_hash(&self.secret, body.as_bytes()).to_hex().to_string()
+    }
+
+    /// A new token for `user`, bound to the key whose prefix is `key_prefix`.
+    pub fn issue(&self, user: UserId, key_prefix: &str) -> Result<String, ApiError> {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(ApiError::internal)?;
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let expires = now_ms().saturating_add(Self::TTL.as_millis() as u64);
+        let body = format!("v1.{}.{key_prefix}.{expires}.{nonce}", user.0);
+        let mac = self.mac(&body);
+        Ok(format!("{body}.{mac}"))
+    }
+
+    /// The claims of a well-signed token that has not expired and was not used before.
+    pub fn redeem(&self, token: &str) -> Option<TokenClaims> {
+        let (body, mac) = token.rsplit_once('.')?;
+        let given = blake3::Hash::from_hex(mac).ok()?;
+        // blake3::Hash compares in constant time.
+        if given != blake3::keyed_hash(&self.secret, body.as_bytes()) {
+            return None;
+        }
+        let mut parts = body.split('.');
+        let (version, user, prefix, expires, nonce) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version != "v1" || parts.next().is_some() {
+            return None;
+        }
+        let expires: u64 = expires.parse().ok()?;
+        let now = now_ms();
+        if expires <= now {
+            return None;
+        }
+        let mut used = self.used.lock().ok()?;
+        used.retain(|_, until| *until > now);
+        if used.insert(nonce.to_owned(), expires).is_some() {
+            return None; // a second use
+        }
+        Some(TokenClaims { user: UserId(user.parse().ok()?), key_prefix: prefix.to_owned() })
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The prefix of an API key (`rmk_<prefix>_<secret>`), which names it without revealing it.
+pub fn key_prefix(key: &str) -> Option<&str> {
+    key.strip_prefix("rmk_").and_then(|rest| rest.split('_').next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_opens_one_stream_for_its_user_and_a_forged_one_none() {
+        let tokens = EventTokens::new([7; 32]);
+        let token = tokens.issue(UserId(4), "abcdef012345").expect("issue");
+        let other_server = EventTokens::new([7; 32]);
+        assert_eq!(
+            other_server.redeem(&token),
+            Some(TokenClaims { user: UserId(4), key_prefix: "abcdef012345".into() }),
+            "valid on another server with the same secret"
+        );
+        assert!(tokens.redeem(&token).is_some());
+        assert_eq!(tokens.redeem(&token), None, "used once here");
+        let forged = token.replacen("v1.4.", "v1.5.", 1);
+        assert_eq!(EventTokens::new([7; 32]).redeem(&forged), None, "another user: bad MAC");
+        assert_eq!(EventTokens::new([8; 32]).redeem(&token), None, "another secret");
+        assert_eq!(tokens.redeem("v1.4.x.1.n.zz"), None);
     }
 }

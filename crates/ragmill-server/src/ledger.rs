@@ -48,7 +48,7 @@ pub struct Reconciled {
 }
 
 impl Ledger {
-    /// How often the serving process looks for documents left without a job.
+    /// How often the serving process looks for documents left without a job, by default.
     pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 
     /// A ledger over `store` and `queue`; `wake` is notified when a job is queued.
@@ -175,15 +175,15 @@ impl Ledger {
         Ok(done)
     }
 
-    /// Reconciles now and then every [`Ledger::RECONCILE_EVERY`] until dropped.
-    pub async fn keep_reconciling(self) {
+    /// Reconciles now and then every `every` until dropped.
+    pub async fn keep_reconciling(self, every: Duration) {
         loop {
             match self.reconcile().await {
                 Ok(r) if r != Reconciled::default() => tracing::info!(?r, "reconciled"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reconciling documents and jobs failed"),
             }
-            tokio::time::sleep(Self::RECONCILE_EVERY).await;
+            tokio::time::sleep(every).await;
         }
     }
 }

@@ -54,7 +54,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let workers = spawn_workers(&state.worker_context());
     let sampler = tokio::spawn(history::record(state.clone()));
-    let reconciler = tokio::spawn(state.ledger.clone().keep_reconciling());
+    let reconciler =
+        tokio::spawn(state.ledger.clone().keep_reconciling(state.config.reconcile_every));
     let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
     sampler.abort();
     reconciler.abort();

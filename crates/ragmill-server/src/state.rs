@@ -35,6 +35,11 @@ pub struct ServerConfig {
     /// BLAKE3 of the key cluster workers present on `/internal/v1` (none: those routes are
     /// off).
     pub worker_key_hash: Option<[u8; 32]>,
+    /// The secret event tokens are signed with; API servers sharing it accept each other's
+    /// tokens (none: a random one, valid in this process only).
+    pub event_secret: Option<[u8; 32]>,
+    /// How often the ledger looks for documents left without a job.
+    pub reconcile_every: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +51,8 @@ impl Default for ServerConfig {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             chat: None,
             worker_key_hash: None,
+            event_secret: None,
+            reconcile_every: crate::ledger::Ledger::RECONCILE_EVERY,
         }
     }
 }
@@ -138,7 +145,7 @@ impl AppState {
             reporter,
             ledger,
             blobs,
-            tokens: EventTokens::default(),
+            tokens: config.event_secret.map_or_else(EventTokens::random, EventTokens::new),
             wake,
             config,
             metrics: Arc::new(metrics),

@@ -15,6 +15,7 @@ use common::{TestApp, doc_id};
 use ragmill_core::{Depth, DocumentId, Failed, JobQueue, JobState, Lease, QueueError, UserId};
 use ragmill_store::{Accepted, DocumentState};
 use serde_json::json;
+use tower::ServiceExt;
 
 const TIDES: &[u8] = b"# Tides\n\nThe moon pulls the oceans and makes the tides rise and fall \
 twice a day. Spring tides come with the full and new moon.\n";
@@ -258,4 +259,50 @@ async fn uploads_are_kept_while_the_queue_is_down_and_processed_when_it_is_back(
     let mended = app.state.ledger.reconcile().await.expect("reconcile");
     assert_eq!(mended.enqueued, 1);
     assert_eq!(app.settled(&alice, doc_id(&up, 0)).await["state"], "ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_key_ends_its_open_streams_and_its_event_tokens() {
+    use futures::StreamExt;
+    let app = TestApp::new().await;
+    let alice = app.user("alice");
+    let user = app.state.store.find_user("alice").expect("store").expect("alice");
+    let (status, token) = app.send("POST", &alice, "/v1/events/token", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    let token = token["token"].as_str().expect("token").to_owned();
+
+    let request = axum::http::Request::get("/v1/events")
+        .header("authorization", format!("Bearer {alice}"))
+        .header("accept", "text/event-stream")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = app.router().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let first = tokio::time::timeout(Duration::from_secs(5), body.next()).await.expect("snapshot");
+    assert!(String::from_utf8_lossy(&first.expect("frame").expect("bytes")).contains("snapshot"));
+
+    assert_eq!(app.state.store.revoke_api_keys(user).expect("revoke"), 1);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(frame) = body.next().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its key's revocation");
+
+    let (status, _) = app.get(&token, "/v1/events").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let request = axum::http::Request::get(format!("/v1/events?token={token}"))
+        .header("accept", "text/event-stream")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = app.router().oneshot(request).await.expect("infallible");
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "a token of a revoked key opens nothing"
+    );
 }

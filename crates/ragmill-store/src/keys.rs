@@ -80,6 +80,20 @@ impl Store {
         }))
     }
 
+    /// Whether `user`'s key with `prefix` exists and is not revoked (for streams opened with
+    /// it, which re-check it while they stay open).
+    pub fn key_active(&self, user: UserId, prefix: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT 1 FROM api_keys WHERE user_id = ?1 AND prefix = ?2 AND revoked_at IS NULL",
+                params![user.0, prefix],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// Revokes every key of `user`; returns how many were active.
     pub fn revoke_api_keys(&self, user: UserId) -> Result<u64, StoreError> {
         let n = self.conn()?.execute(

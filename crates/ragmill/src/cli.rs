@@ -336,6 +336,10 @@ pub struct ServeArgs {
     /// Largest file accepted in an upload, in MiB.
     #[arg(long, env = "RAGMILL_MAX_UPLOAD_MB", default_value_t = 64)]
     pub max_upload_mb: u64,
+    /// Seconds between two passes of the reconciler, which queues documents left without a
+    /// job (the queue was down, or the process died between the two writes).
+    #[arg(long, env = "RAGMILL_RECONCILE_SECS", default_value_t = 30)]
+    pub reconcile_secs: u64,
     /// An origin allowed to open the event WebSocket besides this server's own (repeatable; `*` for any).
     #[arg(long = "allowed-origin", env = "RAGMILL_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,

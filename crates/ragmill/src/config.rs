@@ -121,6 +121,7 @@ struct Serve {
     workers: Option<usize>,
     max_upload_mb: Option<u64>,
     lease_secs: Option<u64>,
+    reconcile_secs: Option<u64>,
     allowed_origins: Option<Vec<String>>,
 }
 
@@ -215,6 +216,9 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
             }
             if let Some(v) = s.lease_secs.filter(|_| unset(sub, "lease_secs")) {
                 a.lease_secs = v;
+            }
+            if let Some(v) = s.reconcile_secs.filter(|_| unset(sub, "reconcile_secs")) {
+                a.reconcile_secs = v;
             }
             if let Some(v) = s.allowed_origins.clone().filter(|_| unset(sub, "allowed_origins")) {
                 a.allowed_origins = v;

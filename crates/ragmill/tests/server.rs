@@ -413,6 +413,10 @@ async fn bad_input_gets_the_documented_error_and_disturbs_nothing() {
         "snapshot"
     );
     let _ = ws.send(Message::Close(None)).await;
+    match tokio_tungstenite::connect_async(server.ws_url(&format!("?token={token}"))).await {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401, "used once"),
+        other => panic!("a token opened two streams: {:?}", other.map(|_| ())),
+    }
 
     // SSE works with the bearer key.
     let mut sse = c

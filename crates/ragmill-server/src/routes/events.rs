@@ -22,7 +22,7 @@ use ragmill_store::DocumentState;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Auth, EventTokens};
+use crate::auth::{Auth, EventTokens, TokenClaims};
 use crate::error::{ApiError, ErrorResponse, blocking};
 use crate::openapi::EventSchema;
 use crate::routes::documents::DocumentView;
@@ -55,8 +55,12 @@ pub struct EventToken {
 pub async fn token(
     State(state): State<AppState>,
     Auth(user): Auth,
+    headers: HeaderMap,
 ) -> Result<Json<EventToken>, ApiError> {
-    let token = state.tokens.issue(user)?;
+    let prefix = crate::auth::bearer(&headers)
+        .and_then(crate::auth::key_prefix)
+        .ok_or_else(ApiError::unauthorized)?;
+    let token = state.tokens.issue(user, prefix)?;
     Ok(Json(EventToken { token, expires_in: EventTokens::TTL.as_secs() }))
 }
 
@@ -136,10 +140,15 @@ pub async fn events(
     Query(q): Query<EventsQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let user = authenticate(&state, &headers, q.token.as_deref()).await?;
-    if let Ok(upgrade) = upgrade {
+    if upgrade.is_ok() {
+        // Before the token is redeemed: a refused origin must not use it up.
         check_origin(&state, &headers)?;
+    }
+    let claims = authenticate(&state, &headers, q.token.as_deref()).await?;
+    let user = claims.user;
+    if let Ok(upgrade) = upgrade {
         let rx = state.events.subscribe(user).await?;
+        let rx = until_revoked(&state, &claims, rx);
         let snapshot = snapshot(&state, user).await?;
         return Ok(upgrade
             .on_upgrade(move |socket| websocket(socket, state, user, rx, snapshot))
@@ -156,6 +165,7 @@ pub async fn events(
         ));
     }
     let rx = state.events.subscribe(user).await?;
+    let rx = until_revoked(&state, &claims, rx);
     let first = snapshot(&state, user).await?;
     let stream = sse_stream(state, user, rx, first);
     Ok(Sse::new(stream)
@@ -163,16 +173,47 @@ pub async fn events(
         .into_response())
 }
 
+/// How often an open stream re-checks that the key it was opened with is still valid.
+const REVOCATION_CHECK: Duration = Duration::from_secs(2);
+
+/// The user of the request and the key it came with: a token (itself bound to a key that must
+/// still be valid), or an API key.
 async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     token: Option<&str>,
-) -> Result<UserId, ApiError> {
-    if let Some(user) = token.and_then(|t| state.tokens.redeem(t)) {
-        return Ok(user);
+) -> Result<TokenClaims, ApiError> {
+    if let Some(claims) = token.and_then(|t| state.tokens.redeem(t)) {
+        return if key_active(state, &claims).await {
+            Ok(claims)
+        } else {
+            Err(ApiError::unauthorized())
+        };
     }
     let key = crate::auth::bearer(headers).ok_or_else(ApiError::unauthorized)?;
-    crate::auth::user_of_key(state, key).await?.ok_or_else(ApiError::unauthorized)
+    let user = crate::auth::user_of_key(state, key).await?.ok_or_else(ApiError::unauthorized)?;
+    let key_prefix = crate::auth::key_prefix(key).ok_or_else(ApiError::unauthorized)?.to_owned();
+    Ok(TokenClaims { user, key_prefix })
+}
+
+async fn key_active(state: &AppState, claims: &TokenClaims) -> bool {
+    let (store, user, prefix) = (Arc::clone(&state.store), claims.user, claims.key_prefix.clone());
+    matches!(blocking(move || store.key_active(user, &prefix)).await, Ok(Ok(true)))
+}
+
+/// `events`, ended as soon as the key the stream was opened with is revoked (checked every
+/// [`REVOCATION_CHECK`]).
+fn until_revoked(state: &AppState, claims: &TokenClaims, events: EventStream) -> EventStream {
+    let (state, claims) = (state.clone(), claims.clone());
+    let revoked = Box::pin(async move {
+        loop {
+            tokio::time::sleep(REVOCATION_CHECK).await;
+            if !key_active(&state, &claims).await {
+                return;
+            }
+        }
+    });
+    Box::pin(events.take_until(revoked))
 }
 
 /// Browsers always send Origin on a WebSocket; it must be this server or an allowed origin.

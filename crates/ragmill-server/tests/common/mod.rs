@@ -147,6 +147,11 @@ impl TestApp {
         self.state.store.create_api_key(id).expect("key")
     }
 
+    /// The router (`app(state)`), to send requests whose answers are streams.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
     /// Keeps `bytes` as an original, as an upload does, and answers its hash.
     pub async fn put_blob(&self, bytes: &[u8]) -> ragmill_core::ContentHash {
         let mut incoming = self.state.blobs.incoming().await.expect("incoming");

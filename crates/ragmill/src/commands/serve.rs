@@ -42,6 +42,8 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
             None => args.workers.unwrap_or(defaults.workers).max(1),
         },
         chat,
+        event_secret: Some(event_secret(&g.data_dir)?),
+        reconcile_every: Duration::from_secs(args.reconcile_secs.max(1)),
         worker_key_hash: args
             .cluster
             .worker_key
@@ -95,6 +97,35 @@ pub(crate) async fn redis_seams(url: &str, prefix: &str, lease_secs: u64) -> Res
         }
     };
     Ok(Seams { queue: seams.queue, events: seams.bus, live: seams.live })
+}
+
+/// The secret event tokens are signed with, kept in `<data dir>/event-tokens.key` (created
+/// once, readable by its owner only), so a restarted server and any API server over the same
+/// data directory accept the tokens it issued.
+fn event_secret(data_dir: &std::path::Path) -> Result<[u8; 32]> {
+    let path = data_dir.join("event-tokens.key");
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(secret);
+    }
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness for a secret: {e}"))?;
+    let tmp = data_dir.join("event-tokens.key.tmp");
+    {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options.open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        file.write_all(&secret)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret)
 }
 
 /// Hands back, uncounted, the jobs leased by this machine's earlier `ragmill serve` processes
