@@ -423,3 +423,48 @@ fn binary_files_with_signatures_are_still_refused() {
         assert_eq!(e.to_string(), "the name says plain text but the content is a PDF");
     }
 }
+
+mod arbitrary_bytes {
+    use proptest::prelude::*;
+    use ragmill_extract::{Limits, detect, extract};
+
+    /// Text-ish bytes with a signature or two mixed in, and plain noise.
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        let head = prop::sample::select(vec![
+            &b""[..],
+            b"%PDF-1.4\n",
+            b"BM",
+            b"MZ",
+            b"ID3",
+            b"PK\x03\x04",
+            b"\xef\xbb\xbf",
+            b"\xff\xfe",
+            b"{\\rtf1",
+            b"<html>",
+            b"# ",
+        ]);
+        let body = prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..2048),
+            ".{0,512}".prop_map(String::into_bytes),
+        ];
+        (head, body).prop_map(|(h, b)| [h, &b[..]].concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn detect_and_extract_never_panic(bytes in bytes(), name in "(x|a\\.txt|a\\.md|a\\.pdf|a\\.html|a\\.docx)") {
+            let detected = detect(&bytes, &name);
+            let extracted = extract(&bytes, &name, &Limits::default());
+            // Whatever extract reads, detect agrees it is readable.
+            if let Ok(doc) = &extracted {
+                prop_assert!(detected.is_ok(), "{:?}", detected);
+                prop_assert!(!doc.text.trim().is_empty());
+            }
+            if let Err(e) = &extracted {
+                prop_assert!(!e.code().is_empty());
+            }
+        }
+    }
+}
