@@ -6,6 +6,12 @@
 //! (`text-splitter`, with its Markdown splitter for Markdown-shaped text). Each chunk records
 //! its byte range in the extracted text, its page and its heading path.
 //!
+//! Hostile text stays cheap: a chunk never exceeds [`Chunker::max_chunk_bytes`] (so whitespace
+//! or marks the model ignores cannot fill one with megabytes), a word longer than the model
+//! reads (WordPiece turns 100+ characters into one `[UNK]`) is cut into pieces it does read,
+//! and the splitter works on windows of a few chunks, so time and memory grow linearly with the
+//! text whatever its shape (one endless line, a list nested a thousand deep).
+//!
 //! ```no_run
 //! use ragmill_chunk::{Chunker, ChunkerConfig};
 //! # fn doc() -> ragmill_core::ExtractedDocument { unimplemented!() }
@@ -16,7 +22,9 @@
 //! # Ok::<(), ragmill_chunk::ChunkError>(())
 //! ```
 
+mod runs;
 mod sizer;
+mod split;
 
 use std::path::Path;
 
@@ -25,6 +33,14 @@ use text_splitter::{ChunkCapacity, ChunkConfig, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
 
 pub use sizer::TokenCounter;
+
+use sizer::BoundedSizer;
+
+/// Bytes a chunk may hold per token of its window. Prose runs at four or five bytes a token
+/// and CJK at three or four; only text the model reads as little or nothing (runs of
+/// whitespace, stacked combining marks) comes near the bound, and it keeps such text from
+/// filling a chunk with megabytes.
+pub const MAX_BYTES_PER_TOKEN: usize = 32;
 
 /// Sizes for the chunker, in model tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +82,12 @@ pub enum ChunkError {
 pub struct Chunker {
     counter: TokenCounter,
     config: ChunkerConfig,
-    text: TextSplitter<TokenCounter>,
-    markdown: MarkdownSplitter<TokenCounter>,
+    /// Largest chunk in bytes: `max_tokens` × [`MAX_BYTES_PER_TOKEN`].
+    max_bytes: usize,
+    /// Longest word the model reads (WordPiece's limit), or `max_bytes` for other models.
+    word_chars: usize,
+    text: TextSplitter<BoundedSizer>,
+    markdown: MarkdownSplitter<BoundedSizer>,
 }
 
 impl Chunker {
@@ -97,9 +117,12 @@ impl Chunker {
         let capacity = ChunkCapacity::new(desired)
             .with_max(max)
             .map_err(|e| ChunkError::Config(e.to_string()))?;
+        let max_bytes = config.max_tokens.saturating_mul(MAX_BYTES_PER_TOKEN);
+        let word_chars = counter.max_word_chars().unwrap_or(max_bytes);
+        let sizer = BoundedSizer { counter: counter.clone(), max_bytes };
         let chunk_config = || {
             ChunkConfig::new(capacity)
-                .with_sizer(counter.clone())
+                .with_sizer(sizer.clone())
                 .with_overlap(config.overlap_tokens)
                 .map_err(|e| ChunkError::Config(e.to_string()))
         };
@@ -108,6 +131,8 @@ impl Chunker {
             markdown: MarkdownSplitter::new(chunk_config()?),
             counter,
             config,
+            max_bytes,
+            word_chars,
         })
     }
 
@@ -130,28 +155,33 @@ impl Chunker {
         self.counter.count_with_specials(text).map_err(ChunkError::Tokenize)
     }
 
-    /// Cuts `doc` into chunks, in document order.
-    pub fn chunk(&self, doc: &ExtractedDocument) -> Result<Vec<Chunk>, ChunkError> {
-        let pieces: Vec<(usize, &str)> = if doc.markdown {
-            self.markdown.try_chunk_indices(&doc.text).collect::<Result<_, _>>()
-        } else {
-            self.text.try_chunk_indices(&doc.text).collect::<Result<_, _>>()
-        }
-        .map_err(|e| ChunkError::Tokenize(e.to_string()))?;
+    /// Largest chunk in bytes: `max_tokens` × [`MAX_BYTES_PER_TOKEN`].
+    pub fn max_chunk_bytes(&self) -> usize {
+        self.max_bytes
+    }
 
-        pieces
+    /// Cuts `doc` into chunks, in document order.
+    ///
+    /// Each chunk fits the model's window and [`Chunker::max_chunk_bytes`], and holds no word
+    /// the model would read as a single unknown token; time and memory grow linearly with the
+    /// text.
+    pub fn chunk(&self, doc: &ExtractedDocument) -> Result<Vec<Chunk>, ChunkError> {
+        self.pieces(&doc.text, doc.markdown)?
             .into_iter()
-            .filter(|(_, text)| !text.trim().is_empty())
+            .filter(|p| !p.text.trim().is_empty())
             .enumerate()
-            .map(|(i, (start, text))| {
+            .map(|(i, p)| {
                 Ok(Chunk {
                     ordinal: u32::try_from(i).unwrap_or(u32::MAX),
-                    text: text.to_owned(),
-                    start,
-                    end: start + text.len(),
-                    tokens: self.count_tokens(text)?,
-                    page: doc.page_at(start),
-                    heading_path: doc.heading_path_at(start),
+                    text: p.text.to_owned(),
+                    start: p.start,
+                    end: p.start + p.text.len(),
+                    tokens: match p.tokens {
+                        Some(n) => n,
+                        None => self.count_tokens(p.text)?,
+                    },
+                    page: doc.page_at(p.start),
+                    heading_path: doc.heading_path_at(p.start),
                 })
             })
             .collect()

@@ -20,6 +20,14 @@ fn tokenizer() -> Tokenizer {
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-model.sh)", path.display()))
 }
 
+/// The tokenizer without its padding (to 128) and truncation: exact counts.
+fn exact_tokenizer() -> Tokenizer {
+    let mut exact = tokenizer();
+    exact.with_padding(None);
+    exact.with_truncation(None).expect("no truncation");
+    exact
+}
+
 fn chunker(config: ChunkerConfig) -> Chunker {
     Chunker::new(tokenizer(), config).expect("valid config")
 }
@@ -45,9 +53,7 @@ fn plain(text: &str) -> ExtractedDocument {
 fn check_invariants(chunker: &Chunker, doc: &ExtractedDocument) {
     let chunks = chunker.chunk(doc).expect("chunking succeeds");
     let max = chunker.config().max_tokens;
-    let mut exact = tokenizer();
-    exact.with_padding(None);
-    exact.with_truncation(None).expect("no truncation");
+    let exact = exact_tokenizer();
     let mut covered = vec![false; doc.text.len()];
     let mut last_start = None;
     for (i, c) in chunks.iter().enumerate() {
@@ -167,4 +173,111 @@ fn bad_sizes_are_refused() {
 #[test]
 fn empty_text_gives_no_chunks() {
     assert!(default_chunker().chunk(&plain("   \n\n ")).expect("ok").is_empty());
+}
+
+fn markdown(text: &str) -> ExtractedDocument {
+    ExtractedDocument { markdown: true, kind: DocumentKind::Markdown, ..plain(text) }
+}
+
+/// Chunks `doc` with the invariants checked, and each chunk within the byte bound too.
+fn check_bounded(chunker: &Chunker, doc: &ExtractedDocument) -> Vec<ragmill_core::Chunk> {
+    check_invariants(chunker, doc);
+    let chunks = chunker.chunk(doc).expect("chunking succeeds");
+    for c in &chunks {
+        assert!(
+            c.text.len() <= chunker.max_chunk_bytes(),
+            "chunk {} has {} bytes",
+            c.ordinal,
+            c.text.len()
+        );
+    }
+    chunks
+}
+
+#[test]
+fn a_long_word_is_cut_into_pieces_the_model_reads() {
+    // WordPiece reads any word over 100 characters as one [UNK]: before, 300 KB without a
+    // space was one chunk of 3 tokens.
+    let mut rng = 7u64;
+    let text: String = (0..300_000)
+        .map(|_| {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            char::from(b'a' + (rng >> 33) as u8 % 26)
+        })
+        .collect();
+    let words = format!("Some words first. {text} and after.");
+    for chunker in [default_chunker(), &chunker(ChunkerConfig::default())] {
+        let chunks = check_bounded(chunker, &plain(&words));
+        assert!(chunks.len() >= 3000, "{} chunks", chunks.len());
+        let exact = exact_tokenizer();
+        let unk = exact.token_to_id("[UNK]").expect("BERT has [UNK]");
+        for c in &chunks {
+            let ids = exact.encode(c.text.as_str(), false).expect("encode").get_ids().to_vec();
+            assert!(!ids.contains(&unk), "chunk {} is read as [UNK]: {:?}", c.ordinal, c.text);
+        }
+    }
+}
+
+#[test]
+fn whitespace_cannot_fill_a_chunk_with_megabytes() {
+    let text: String = (0..2000).map(|i| format!("w{i}{}", " ".repeat(500))).collect();
+    let chunks = check_bounded(default_chunker(), &plain(&text));
+    assert!(chunks.len() > 200, "{} chunks", chunks.len());
+}
+
+fn nested_list(depth: usize) -> String {
+    (0..depth).map(|i| format!("{}- item {i}\n", "  ".repeat(i))).collect()
+}
+
+#[test]
+fn deeply_nested_markdown_lists_chunk_in_linear_time() {
+    // 1,000 levels (1 MB, mostly indentation) took 379 s: each chunk re-measured the first
+    // list item, which holds every deeper one. Now the splitter sees bounded windows.
+    let doc = markdown(&nested_list(1000));
+    let chunker = chunker(ChunkerConfig::default());
+    let started = std::time::Instant::now();
+    let chunks = chunker.chunk(&doc).expect("chunks");
+    let elapsed = started.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(4), "took {elapsed:?}");
+    assert!(chunks.iter().all(|c| c.text.len() <= chunker.max_chunk_bytes()));
+    for i in [0, 499, 999] {
+        let item = format!("- item {i}\n");
+        assert!(chunks.iter().any(|c| c.text.contains(item.trim_end())), "item {i} lost");
+    }
+    check_bounded(default_chunker(), &markdown(&nested_list(300)));
+}
+
+#[test]
+fn counting_squeezes_whitespace_without_changing_counts() {
+    let chunker = default_chunker();
+    let exact = exact_tokenizer();
+    for text in [
+        "a  b\n\n\nc\t \td",
+        "x\u{0B}\u{0B}y z\u{0C} \u{0C}w",
+        "nbsp\u{A0}\u{A0}ideo\u{3000}\u{3000}graphic \u{85}\u{85} nel",
+        "  lead and trail  ",
+        "日 \n 本  한국어\u{200B} \u{200B}x",
+    ] {
+        let want = exact.encode(text, true).expect("encode").len();
+        assert_eq!(chunker.count_tokens(text).expect("count"), want, "{text:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_text_chunks_within_bounds(text in ".{0,3000}", is_markdown in any::<bool>()) {
+        let doc = if is_markdown { markdown(&text) } else { plain(&text) };
+        check_bounded(default_chunker(), &doc);
+    }
+
+    #[test]
+    fn whitespace_squeezing_keeps_counts(
+        words in prop::collection::vec("[a-z]{1,6}|[ \t\n]{1,4}|\u{0B}|\u{0C}|\u{85}|\u{A0}|\u{3000}|\u{200B}|日|한|[.,]", 0..40)
+    ) {
+        let text = words.concat();
+        let want = exact_tokenizer().encode(text.as_str(), true).expect("encode").len();
+        prop_assert_eq!(default_chunker().count_tokens(&text).expect("count"), want);
+    }
 }

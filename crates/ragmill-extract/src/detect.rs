@@ -98,9 +98,16 @@ pub(crate) fn sniff(bytes: &[u8], name: &str) -> Result<Sniffed, ExtractError> {
 }
 
 fn classify(bytes: &[u8], claim: Claim) -> Result<Sniffed, ExtractError> {
-    let head = &bytes[..bytes.len().min(1024)];
-    if find(head, b"%PDF-").is_some() {
-        return Ok(Sniffed::Pdf);
+    // Signatures are only hints: content that reads as text stays text unless the signature is
+    // one that text cannot carry by accident (binary bytes, or a PDF header where readers
+    // look for it).
+    let textual = text::looks_like_text(bytes);
+    match pdf_header(bytes) {
+        Some(PdfHeader::AtStart) => return Ok(Sniffed::Pdf),
+        // Readers accept junk before the header; a text that merely quotes "%PDF-" neither is
+        // binary nor ends like a PDF.
+        Some(PdfHeader::Later) if !textual || ends_like_pdf(bytes) => return Ok(Sniffed::Pdf),
+        _ => {}
     }
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         return classify_zip(bytes, claim);
@@ -112,6 +119,7 @@ fn classify(bytes: &[u8], claim: Claim) -> Result<Sniffed, ExtractError> {
     if !has_bom && text::utf16_without_bom(bytes).is_none() {
         if let Some(t) = infer::get(bytes)
             && t.matcher_type() != infer::MatcherType::Text
+            && !(textual && text_wins_over(t, bytes, claim))
         {
             return Err(ExtractError::unsupported(format!(
                 "{} ({})",
@@ -150,6 +158,47 @@ fn describe_mime(mime: &str) -> String {
             format!("{} {top}", sub.trim_start_matches("x-").to_ascii_uppercase())
         }
         _ => mime.to_owned(),
+    }
+}
+
+/// Where a PDF header was found in the first KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PdfHeader {
+    /// At offset 0, or after nothing but a UTF-8 BOM and whitespace.
+    AtStart,
+    /// After other content: a PDF with a junk prefix, or a text quoting a header.
+    Later,
+}
+
+fn pdf_header(bytes: &[u8]) -> Option<PdfHeader> {
+    const HEADER: &[u8] = b"%PDF-";
+    let head = &bytes[..bytes.len().min(1024)];
+    let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
+    if body[start..].starts_with(HEADER) {
+        Some(PdfHeader::AtStart)
+    } else {
+        find(head, HEADER).map(|_| PdfHeader::Later)
+    }
+}
+
+/// The end-of-file marker every PDF writer puts in its last bytes.
+fn ends_like_pdf(bytes: &[u8]) -> bool {
+    find(&bytes[bytes.len().saturating_sub(1024)..], b"%%EOF").is_some()
+}
+
+/// Whether text content overrides what `infer` matched. Binary formats' signatures are a few
+/// printable bytes ("BM", "MZ", "ID3") that text often starts with, and their real files are
+/// never valid text, so text always wins. RTF and PostScript files are themselves text: without
+/// a name that claims text, their full signatures still mark them as unsupported.
+fn text_wins_over(t: infer::Type, bytes: &[u8], claim: Claim) -> bool {
+    if matches!(claim, Claim::Text | Claim::Markdown | Claim::Html) {
+        return true;
+    }
+    match t.extension() {
+        "rtf" => !bytes.starts_with(b"{\\rtf1"),
+        "ps" => !bytes.starts_with(b"%!PS"),
+        _ => true,
     }
 }
 

@@ -47,6 +47,30 @@ pub(crate) fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
     }
 }
 
+/// Whether the first 8 KiB read as real text: no NUL, almost no control characters, and either
+/// valid UTF-8 (a character cut by the sample's end is fine) or a legacy 8-bit encoding with no
+/// stray controls and mostly ASCII. Real binary files (images, executables, compressed data)
+/// fail within their first bytes; a format's printable magic number ("BM", "MZ", "ID3") does not
+/// make text binary.
+pub(crate) fn looks_like_text(bytes: &[u8]) -> bool {
+    let sample = &bytes[..bytes.len().min(8192)];
+    if sample.is_empty() || sample.contains(&0) {
+        return false;
+    }
+    let controls = sample
+        .iter()
+        .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C | 0x1B)) || b == 0x7F)
+        .count();
+    match std::str::from_utf8(sample) {
+        Ok(_) => controls * 100 <= sample.len(),
+        Err(e) if e.error_len().is_none() => controls * 100 <= sample.len(),
+        Err(_) => {
+            let high = sample.iter().filter(|b| !b.is_ascii()).count();
+            controls == 0 && high * 3 <= sample.len()
+        }
+    }
+}
+
 /// CRLF and lone CR become LF.
 pub(crate) fn normalize_newlines(s: &str) -> String {
     if !s.contains('\r') {

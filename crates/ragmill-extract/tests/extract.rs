@@ -330,3 +330,141 @@ fn encodings() {
     assert_eq!((doc.kind, doc.text.as_str()), (DocumentKind::Markdown, "# Überschrift\n\nText"));
     assert_eq!(headings(&doc), vec![(1, "Überschrift", 0)]);
 }
+
+/// Prefixes that `infer` takes for a binary format's magic number but that text starts with.
+const WEAK_MAGIC: &[&str] = &[
+    "BMI and blood pressure",
+    "BMAL1 regulates the circadian clock",
+    "ID3 tags hold an MP3's title",
+    "MZ is the DOS header's signature",
+    "GIF8 is how every GIF begins",
+    "%! marks a PostScript program",
+    "{\\rtf is how RTF opens",
+    "OggS pages carry Vorbis audio",
+    "fLaC streams are lossless",
+    "MThd starts a MIDI file",
+    "BZh9 is a bzip2 header",
+    "8BPS is a Photoshop file",
+    "CWS and FWS are Flash files",
+    "FWS is the uncompressed one",
+    "Cr24 is a Chrome extension",
+    "MSCF is a cabinet archive",
+    "LZIP files are compressed",
+    "!<arch> opens an ar archive",
+    "SQLite format 3 is the database header",
+];
+
+#[test]
+fn text_starting_like_a_magic_number_is_text() {
+    for prefix in WEAK_MAGIC {
+        let body = format!("{prefix}.\n\nA second paragraph, café and 日本.\n");
+        for (name, kind) in
+            [("notes.txt", DocumentKind::Text), ("notes.md", DocumentKind::Markdown)]
+        {
+            let doc = ok(body.as_bytes(), name);
+            assert_eq!((doc.kind, doc.text.as_str()), (kind, body.as_str()), "{name}: {prefix}");
+        }
+        // The same in a legacy encoding (é as one Latin-1 byte).
+        let latin1: Vec<u8> =
+            format!("{prefix}, caf\u{e9}.\n").chars().map(|c| c as u32 as u8).collect();
+        assert_eq!(ok(&latin1, "notes.txt").kind, DocumentKind::Text, "latin-1: {prefix}");
+    }
+    // Binary formats' signatures never make text binary, whatever the name.
+    assert_eq!(detect(b"BMI and blood pressure", "upload").ok(), Some(DocumentKind::Text));
+    // Text formats' full signatures still mark an unnamed file as unsupported.
+    assert_eq!(
+        detect(b"{\\rtf1\\ansi hello}", "upload").map_err(|e| e.code()),
+        Err("unsupported_type")
+    );
+    assert_eq!(
+        detect(b"%!PS-Adobe-3.0\n", "upload").map_err(|e| e.code()),
+        Err("unsupported_type")
+    );
+}
+
+#[test]
+fn text_quoting_a_pdf_header_is_text() {
+    let body = "Every PDF starts with %PDF- and a version, such as %PDF-1.7.\n";
+    for name in ["quote.txt", "quote.md", "upload"] {
+        assert_ne!(detect(body.as_bytes(), name).ok(), Some(DocumentKind::Pdf), "{name}");
+        assert_eq!(ok(body.as_bytes(), name).text, body);
+    }
+}
+
+#[test]
+fn binary_files_with_signatures_are_still_refused() {
+    let unsupported = |bytes: &[u8], name: &str| {
+        let e = err(bytes, name, &Limits::default());
+        assert!(matches!(e.code(), "unsupported_type" | "type_mismatch"), "{name}: {e}");
+    };
+    let with_junk = |head: &[u8]| [head, &junk(2048, 9)].concat();
+    let mut bmp = b"BM\x36\x00\x0c\x00\x00\x00\x00\x00\x36\x00\x00\x00\x28\x00".to_vec();
+    bmp.extend(junk(512, 1));
+    for (bytes, what) in [
+        (bmp, "bmp"),
+        (with_junk(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00"), "exe"),
+        (with_junk(b"ID3\x03\x00\x00\x00\x00\x0f\x76"), "mp3"),
+        (with_junk(b"GIF89a\x10\x00\x10\x00\xf7\x00"), "gif"),
+        (with_junk(b"SQLite format 3\x00\x10\x00"), "sqlite"),
+        (with_junk(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), "png"),
+    ] {
+        for name in ["upload", "notes.txt", "notes.md"] {
+            unsupported(&bytes, &format!("{name} ({what})"));
+        }
+    }
+    let e = err(&zip(&[("a.txt", b"hi")]), "notes.txt", &Limits::default());
+    assert_eq!(e.code(), "unsupported_type");
+    // Real PDFs: at offset 0, after a BOM and whitespace, or after a junk prefix.
+    let pdf = data("two-pages.pdf");
+    for prefix in [&b""[..], b"\xef\xbb\xbf", b"\r\n  \n", b"HTTP/1.1 200 OK\r\n\r\n"] {
+        let bytes = [prefix, &pdf[..]].concat();
+        assert_eq!(detect(&bytes, "upload").ok(), Some(DocumentKind::Pdf), "{prefix:?}");
+        let e = err(&bytes, "notes.txt", &Limits::default());
+        assert_eq!(e.to_string(), "the name says plain text but the content is a PDF");
+    }
+}
+
+mod arbitrary_bytes {
+    use proptest::prelude::*;
+    use ragmill_extract::{Limits, detect, extract};
+
+    /// Text-ish bytes with a signature or two mixed in, and plain noise.
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        let head = prop::sample::select(vec![
+            &b""[..],
+            b"%PDF-1.4\n",
+            b"BM",
+            b"MZ",
+            b"ID3",
+            b"PK\x03\x04",
+            b"\xef\xbb\xbf",
+            b"\xff\xfe",
+            b"{\\rtf1",
+            b"<html>",
+            b"# ",
+        ]);
+        let body = prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..2048),
+            ".{0,512}".prop_map(String::into_bytes),
+        ];
+        (head, body).prop_map(|(h, b)| [h, &b[..]].concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn detect_and_extract_never_panic(bytes in bytes(), name in "(x|a\\.txt|a\\.md|a\\.pdf|a\\.html|a\\.docx)") {
+            let detected = detect(&bytes, &name);
+            let extracted = extract(&bytes, &name, &Limits::default());
+            // Whatever extract reads, detect agrees it is readable.
+            if let Ok(doc) = &extracted {
+                prop_assert!(detected.is_ok(), "{:?}", detected);
+                prop_assert!(!doc.text.trim().is_empty());
+            }
+            if let Err(e) = &extracted {
+                prop_assert!(!e.code().is_empty());
+            }
+        }
+    }
+}
