@@ -4,8 +4,9 @@
 //! ([`ragmill_core::JobQueue`]), a [`RedisBus`] ([`ragmill_core::EventBus`]) and a
 //! [`RedisLive`] ([`ragmill_core::LiveProgress`]). Every key starts with
 //! [`RedisConfig::prefix`] (default `ragmill:`), so deployments or tests can share a server.
-//! Commands go through a [`redis::aio::ConnectionManager`], which reconnects with back-off after
-//! Redis restarts; while it cannot, queue calls answer [`QueueError::Unavailable`] (retryable).
+//! Commands go through a [`redis::aio::ConnectionManager`], which reconnects with back-off (up
+//! to 1 s between attempts) after Redis restarts; while it cannot, queue calls answer
+//! [`QueueError::Unavailable`] (retryable) within [`RedisConfig::timeout`].
 //!
 //! # The queue
 //!
@@ -48,6 +49,12 @@
 //! attempt and is handed straight to the claiming worker (it was already picked fairly once);
 //! the old holder's calls answer `LeaseLost`. If the document was re-queued meanwhile, the
 //! stale job is dropped instead and the newer one waits its turn.
+//!
+//! **Dead workers.** A process that restarts on the same host can hand back its predecessors'
+//! jobs at once, uncounted, instead of waiting out their leases:
+//! [`RedisQueue::lease_holders`] lists the consumers with pending entries and
+//! [`RedisQueue::release_held_by`] re-queues one's jobs and deletes the consumer (consumers are
+//! otherwise never deleted: one small entry per worker name ever seen).
 //!
 //! **Dead letters.** A job whose `max_attempts` attempts are used up — by `fail`, or by being
 //! claimed again after its last attempt's lease ran out (`worker lost the job N times`) — is
@@ -185,7 +192,7 @@ pub async fn connect(config: RedisConfig) -> Result<RedisSeams, ConnectError> {
     let manager = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.timeout))
         .set_response_timeout(Some(config.timeout))
-        .set_max_delay(Duration::from_secs(5));
+        .set_max_delay(Duration::from_secs(1));
     let conn = ConnectionManager::new_with_config(client.clone(), manager)
         .await
         .map_err(queue::queue_error)?;

@@ -81,8 +81,18 @@ impl RedisServer {
     /// Kills the server (`kill -9`) and starts it again on the same port and directory, so it
     /// reloads its AOF.
     pub fn restart(&mut self) {
+        self.kill();
+        self.start_again();
+    }
+
+    /// Kills the server (`kill -9`).
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts the killed server again on the same port and directory.
+    pub fn start_again(&mut self) {
         self.child = spawn(self.dir.path(), self.port);
         assert!(wait_ready(self.port, &mut self.child), "redis-server did not restart");
     }

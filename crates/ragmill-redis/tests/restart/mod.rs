@@ -62,6 +62,30 @@ async fn queue_calls_are_unavailable_while_redis_is_down() {
     assert!(start.elapsed() < Duration::from_secs(10), "fails fast: {:?}", start.elapsed());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_the_queue_reconnects() {
+    let mut server = RedisServer::start();
+    let seams = server.seams(RedisConfig { prefix: unique_prefix(), ..Default::default() }).await;
+    let q = &seams.queue;
+    q.enqueue(UserId(1), DocumentId(1), 1).await.expect("enqueue");
+    server.kill();
+    // Down long enough for the connection manager to use up a round of reconnection attempts.
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(4) {
+        let err = q.depth().await.expect_err("down");
+        assert!(err.retryable(), "{err:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.start_again();
+    let back = Instant::now();
+    let l = eventually(Duration::from_secs(15), "a lease after the outage", || async {
+        q.lease("w1").await.ok().flatten()
+    })
+    .await;
+    println!("reconnected {:?} after Redis came back", back.elapsed());
+    assert_eq!(l.document, DocumentId(1));
+}
+
 /// Lease + complete round trips, embedded against Redis, with few and with many users
 /// waiting. Run with `cargo test -p ragmill-redis -- --ignored --nocapture round_trip`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
