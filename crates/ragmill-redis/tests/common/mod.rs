@@ -97,7 +97,7 @@ impl RedisServer {
         assert!(wait_ready(self.port, &mut self.child), "redis-server did not restart");
     }
 
-    /// Seams on this server under a prefix unique to the call, with short leases.
+    /// The seams on this server, with `config` otherwise (its URL is replaced).
     pub async fn seams(&self, config: RedisConfig) -> RedisSeams {
         ragmill_redis::connect(RedisConfig { url: self.url(), ..config }).await.expect("connect")
     }
