@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 export RAGMILL_MODEL_DIR=${RAGMILL_MODEL_DIR:-$PWD/models/all-MiniLM-L6-v2}
 scripts/fetch-model.sh "$RAGMILL_MODEL_DIR"
 export RUST_BACKTRACE=${RUST_BACKTRACE:-0}
+# The Redis tests and the cluster test start their own redis-server (Debian's) and run each
+# process in its own network namespace (root; iproute2's ip).
+if ! command -v redis-server >/dev/null || ! command -v ip >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test: installing redis-server and iproute2 for the cluster tests (apt-get)"
+    apt-get update -qq && apt-get install -y -qq redis-server iproute2 >/dev/null
+  fi
+fi
 cargo test --workspace --locked "$@"
 
 if [ "${RAGMILL_SKIP_BROWSER_TESTS:-}" = 1 ]; then

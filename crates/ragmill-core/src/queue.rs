@@ -139,8 +139,8 @@ pub trait JobQueue: Send + Sync {
     async fn fail(&self, lease: &Lease, error: &str) -> Result<Failed, QueueError>;
     /// Shutting down: the job goes back, the attempt does not count.
     async fn release(&self, lease: &Lease) -> Result<(), QueueError>;
-    /// Drops the document's queued and parked jobs (a leased one ends as `LeaseLost` for its
-    /// worker). Returns how many were dropped.
+    /// Drops the document's queued and parked jobs; a leased one is left to its worker, which
+    /// finds the document gone. Returns how many were dropped.
     async fn cancel(&self, user: UserId, document: DocumentId) -> Result<u64, QueueError>;
     /// The document's job, if it has one (the newest when it has two).
     async fn job_state(
