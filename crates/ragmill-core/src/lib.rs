@@ -9,7 +9,8 @@
 //! - [`Catalog`] is what ingestion reads from and writes to the store of record, in this
 //!   process or behind a cluster's main server.
 //! - The seams a deployment can swap: [`JobQueue`] (embedded SQLite or Redis Streams),
-//!   [`EventBus`] and [`LiveProgress`] (one process or across processes), with the wire types
+//!   [`EventBus`] and [`LiveProgress`] (one process or across processes), [`Roster`] (which
+//!   workers are alive), with the wire types
 //!   they carry ([`Event`], [`Lease`]).
 //!
 //! Invariant: this crate does no I/O: no files, no sockets, no threads, no clocks.
@@ -29,6 +30,7 @@ mod hash;
 mod ids;
 mod progress;
 mod queue;
+mod roster;
 mod vector;
 
 pub use catalog::{
@@ -42,4 +44,5 @@ pub use hash::{ContentHash, ParseHashError};
 pub use ids::{DocumentId, UserId};
 pub use progress::{Progress, Stage};
 pub use queue::{Depth, Failed, JobId, JobQueue, JobState, Lease, QueueError};
+pub use roster::{Roster, WORKER_STALE_MS, WorkerStatus};
 pub use vector::{cosine, dot, normalize};

@@ -18,10 +18,12 @@ use tokio::sync::mpsc;
 
 /// One write for the background task.
 #[derive(Debug)]
-enum Write {
+pub(crate) enum Write {
     Publish { channel: String, payload: String },
     Set { key: String, field: i64, value: String, ttl_ms: u64 },
     Clear { key: String, field: i64 },
+    Put { key: String, field: String, value: String },
+    Remove { key: String, field: String },
 }
 
 /// A bounded queue of writes and the task that sends them, a batch per round trip. Writes that
@@ -59,6 +61,12 @@ impl Writer {
                     Write::Clear { key, field } => {
                         pipe.hdel(key, field).ignore();
                     }
+                    Write::Put { key, field, value } => {
+                        pipe.hset(key, field, value).ignore();
+                    }
+                    Write::Remove { key, field } => {
+                        pipe.hdel(key, field).ignore();
+                    }
                 }
             }
             // Not retried: a later event or progress mends a lost one.
@@ -68,7 +76,7 @@ impl Writer {
         }
     }
 
-    fn send(&self, write: Write) {
+    pub(crate) fn send(&self, write: Write) {
         if self.tx.try_send(write).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
@@ -218,7 +226,7 @@ struct Stamped {
     at: u64,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

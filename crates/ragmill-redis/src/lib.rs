@@ -100,6 +100,7 @@
 
 mod events;
 mod queue;
+mod roster;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,6 +110,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use events::{RedisBus, RedisLive};
 pub use queue::RedisQueue;
+pub use roster::RedisRoster;
 
 /// Where Redis is and how the seams behave. Build it with `..RedisConfig::default()`.
 #[derive(Debug, Clone)]
@@ -159,6 +161,8 @@ pub struct RedisSeams {
     pub bus: Arc<RedisBus>,
     /// Live progress.
     pub live: Arc<RedisLive>,
+    /// The cluster's worker processes.
+    pub roster: Arc<RedisRoster>,
 }
 
 /// Why [`connect`] failed.
@@ -199,7 +203,13 @@ pub async fn connect(config: RedisConfig) -> Result<RedisSeams, ConnectError> {
     let writer = events::Writer::spawn(conn.clone(), config.write_buffer);
     let queue = RedisQueue::new(conn.clone(), &config);
     let bus = RedisBus::new(client, config.prefix.clone(), writer.clone(), config.timeout);
+    let roster = RedisRoster::new(conn.clone(), &config.prefix, writer.clone());
     let live =
         RedisLive::new(conn, config.prefix.clone(), writer, config.live_ttl, config.live_stale);
-    Ok(RedisSeams { queue: Arc::new(queue), bus: Arc::new(bus), live: Arc::new(live) })
+    Ok(RedisSeams {
+        queue: Arc::new(queue),
+        bus: Arc::new(bus),
+        live: Arc::new(live),
+        roster: Arc::new(roster),
+    })
 }

@@ -24,6 +24,7 @@ mod jobs;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
+pub mod roster;
 mod routes;
 mod state;
 pub mod web;

@@ -33,7 +33,7 @@ use crate::routes::documents::{
 };
 use crate::routes::events::{EventToken, Snapshot, SnapshotType, StreamMessage};
 use crate::routes::search::{RagStatusView, SearchRequest, SearchResponse, SearchResult};
-use crate::routes::stats::{Batcher, Me, Scope, Stats, StatsHistory, Workers};
+use crate::routes::stats::{Batcher, Me, Scope, Stats, StatsHistory, WorkerProcess, Workers};
 use crate::routes::{QueueDepth, Readiness};
 use ragmill_core::Event;
 
@@ -108,6 +108,7 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
         Me,
         Scope,
         Workers,
+        WorkerProcess,
         Batcher,
         crate::activity::Counters,
         DocumentStateSchema,

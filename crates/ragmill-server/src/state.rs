@@ -3,7 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use ragmill_core::{EventBus, JobQueue, LiveProgress};
+use ragmill_core::{EventBus, JobQueue, LiveProgress, Roster};
 use ragmill_pipeline::Pipeline;
 use ragmill_store::Store;
 use tokio::sync::Notify;
@@ -16,6 +16,7 @@ use crate::history::History;
 use crate::jobs::LocalJobs;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::roster::LocalRoster;
 use crate::worker::WorkerContext;
 
 /// Server settings.
@@ -68,12 +69,19 @@ pub struct Seams {
     pub events: Arc<dyn EventBus>,
     /// Progress of documents in flight.
     pub live: Arc<dyn LiveProgress>,
+    /// Which worker processes are alive.
+    pub roster: Arc<dyn Roster>,
 }
 
 impl Seams {
-    /// `queue`, with events and live progress kept in this process.
+    /// `queue`, with events, live progress and the roster kept in this process.
     pub fn embedded(queue: Arc<dyn JobQueue>) -> Self {
-        Self { queue, events: Arc::new(LocalBus::default()), live: Arc::new(LocalLive::default()) }
+        Self {
+            queue,
+            events: Arc::new(LocalBus::default()),
+            live: Arc::new(LocalLive::default()),
+            roster: Arc::new(LocalRoster::default()),
+        }
     }
 }
 
@@ -93,6 +101,8 @@ pub struct Inner {
     pub events: Arc<dyn EventBus>,
     /// Progress of documents in flight, for `GET /v1/documents`.
     pub live: Arc<dyn LiveProgress>,
+    /// The cluster's worker processes, for the dashboard.
+    pub roster: Arc<dyn Roster>,
     /// What workers report through (throttled).
     pub reporter: Reporter,
     /// The one owner of a document's state paired with its job.
@@ -126,7 +136,7 @@ impl AppState {
     ) -> Self {
         let metrics = Metrics::new();
         let pipeline = pipeline.with_batch_observer(metrics.batch_observer());
-        let Seams { queue, events, live } = seams;
+        let Seams { queue, events, live, roster } = seams;
         let reporter = Reporter::new(Arc::clone(&events), Arc::clone(&live));
         let wake = Arc::new(Notify::new());
         let ledger = Ledger::new(
@@ -142,6 +152,7 @@ impl AppState {
             pipeline,
             events,
             live,
+            roster,
             reporter,
             ledger,
             blobs,
@@ -167,6 +178,7 @@ impl AppState {
             wake: Arc::clone(&self.wake),
             metrics: Arc::clone(&self.metrics),
             activity: Arc::clone(&self.activity),
+            roster: Arc::clone(&self.roster),
             workers: self.config.workers,
         }
     }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use ragmill_core::{Failed, JobQueue, JobSource, Lease, Live, Progress, QueueError, Stage};
+use ragmill_core::{
+    Failed, JobQueue, JobSource, Lease, Live, Progress, QueueError, Roster, Stage, WorkerStatus,
+};
 use ragmill_pipeline::{IngestError, Ingested, Input, Pipeline, Source};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -24,6 +26,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::activity::Activity;
 use crate::events::Reporter;
 use crate::metrics::Metrics;
+use crate::roster::{Tally, now_ms};
 
 /// Everything a worker works with; the serving process builds it from its `AppState`
 /// (`AppState::worker_context`), a `ragmill worker` from Redis and the main server.
@@ -43,6 +46,8 @@ pub struct WorkerContext {
     pub metrics: Arc<Metrics>,
     /// Counters since start-up, per user and for the service.
     pub activity: Arc<Activity>,
+    /// Where this process reports its workers, for the dashboard.
+    pub roster: Arc<dyn Roster>,
     /// How many workers to run.
     pub workers: usize,
 }
@@ -58,10 +63,41 @@ pub struct Workers {
 pub fn spawn_workers(state: &WorkerContext) -> Workers {
     let (stop, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let tally = Arc::new(Tally::default());
     for i in 0..state.workers {
-        tasks.spawn(run(state.clone(), format!("{}:{i}", worker_prefix()), rx.clone()));
+        let name = format!("{}:{i}", worker_prefix());
+        tasks.spawn(run(state.clone(), name, Arc::clone(&tally), rx.clone()));
+    }
+    if state.workers > 0 {
+        tasks.spawn(report(Arc::clone(&state.roster), tally, state.workers, rx));
     }
     Workers { stop, tasks }
+}
+
+/// Reports this process's workers to the roster every 2 s until stopped.
+async fn report(
+    roster: Arc<dyn Roster>,
+    tally: Arc<Tally>,
+    slots: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (name, host, started_ms) = (worker_prefix(), host_name(), now_ms());
+    loop {
+        let (busy, jobs_done) = tally.read();
+        roster.report(WorkerStatus {
+            name: name.clone(),
+            host: host.clone(),
+            busy,
+            slots: slots as u64,
+            jobs_done,
+            started_ms,
+            last_seen_ms: now_ms(),
+        });
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// `<host>:<pid>`: what this process's worker names start with.
@@ -94,7 +130,12 @@ impl Workers {
     }
 }
 
-async fn run(state: WorkerContext, name: String, mut stop: watch::Receiver<bool>) {
+async fn run(
+    state: WorkerContext,
+    name: String,
+    tally: Arc<Tally>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if *stop.borrow() {
@@ -124,6 +165,7 @@ async fn run(state: WorkerContext, name: String, mut stop: watch::Receiver<bool>
             continue;
         };
         let _busy = state.metrics.worker_busy();
+        let _tally = tally.start();
         let mut job = std::pin::pin!(process(&state, &lease));
         tokio::select! {
             () = &mut job => {}

@@ -109,6 +109,25 @@ export class Dashboard {
     this.renderTiles(s);
     this.renderCharts();
     this.renderEndpoints(s);
+    this.renderProcesses(s);
+  }
+
+  /** Every worker process of the cluster (administrators): this server's and remote ones. */
+  renderProcesses(s) {
+    const card = document.getElementById('processes-card');
+    card.hidden = s.scope !== 'service' || !s.processes?.length;
+    if (card.hidden) return;
+    const now = Date.now();
+    const rows = s.processes.map((p) => el('tr', {},
+      el('td', {}, p.name), el('td', {}, p.host),
+      el('td', { class: 'num' }, `${p.busy} / ${p.slots}`),
+      el('td', { class: 'num' }, number(p.jobs_done)),
+      el('td', { class: 'num' }, seconds(Math.max(0, (now - p.started_ms) / 1000))),
+      el('td', { class: 'num' }, `${Math.max(0, Math.round((now - p.last_seen_ms) / 1000))} s ago`)));
+    document.getElementById('processes').replaceChildren(el('div', { class: 'table-wrap' }, el('table', {},
+      el('thead', {}, el('tr', {}, ...['Process', 'Host'].map((h) => el('th', { scope: 'col' }, h)),
+        ...['Busy', 'Jobs done', 'Up', 'Last seen'].map((h) => el('th', { scope: 'col', class: 'num' }, h)))),
+      el('tbody', {}, rows))));
   }
 
   renderTiles(s) {

@@ -61,6 +61,43 @@ pub struct Stats {
     /// The batcher that feeds the embedder: batches, texts, texts joined to one already queued,
     /// failures and time.
     pub batcher: Batcher,
+    /// Every worker process of the cluster heard from lately (this server's own and
+    /// `ragmill worker`s elsewhere); administrators only, empty for users.
+    pub processes: Vec<WorkerProcess>,
+}
+
+/// A worker process as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WorkerProcess {
+    /// `<host>:<pid>`.
+    pub name: String,
+    /// Its machine.
+    pub host: String,
+    /// Jobs in hand now.
+    pub busy: u64,
+    /// Jobs it can hold at once.
+    pub slots: u64,
+    /// Jobs it finished since it started.
+    pub jobs_done: u64,
+    /// When it started (ms since the Unix epoch).
+    pub started_ms: u64,
+    /// When it last reported (ms since the Unix epoch, its clock).
+    pub last_seen_ms: u64,
+}
+
+impl From<ragmill_core::WorkerStatus> for WorkerProcess {
+    fn from(s: ragmill_core::WorkerStatus) -> Self {
+        let ragmill_core::WorkerStatus {
+            name,
+            host,
+            busy,
+            slots,
+            jobs_done,
+            started_ms,
+            last_seen_ms,
+        } = s;
+        Self { name, host, busy, slots, jobs_done, started_ms, last_seen_ms }
+    }
 }
 
 /// Workers busy and in all.
@@ -175,7 +212,12 @@ pub(crate) async fn figures(state: &AppState, user: Option<UserId>) -> Result<St
     }
     let batches = state.pipeline.batcher_stats();
     let BatchTotals { failures, seconds } = state.metrics.batch_totals();
+    let processes = match user {
+        Some(_) => Vec::new(),
+        None => state.roster.list().await.into_iter().map(WorkerProcess::from).collect(),
+    };
     Ok(Stats {
+        processes,
         scope,
         uptime_s: state.activity.uptime_s(),
         documents,
@@ -275,6 +317,7 @@ pub(crate) mod tests {
             model: Value::Null,
             embedder: None,
             batcher: Batcher { batches: 0, texts: 0, joined: 0, failures: 0, seconds: 0.0 },
+            processes: Vec::new(),
         }
     }
 

@@ -96,7 +96,7 @@ pub(crate) async fn redis_seams(url: &str, prefix: &str, lease_secs: u64) -> Res
             Err(e) => return Err(e).with_context(|| format!("connecting to the queue at {url}")),
         }
     };
-    Ok(Seams { queue: seams.queue, events: seams.bus, live: seams.live })
+    Ok(Seams { queue: seams.queue, events: seams.bus, live: seams.live, roster: seams.roster })
 }
 
 /// The secret event tokens are signed with, kept in `<data dir>/event-tokens.key` (created

@@ -47,6 +47,7 @@ pub async fn run(g: &Global, args: WorkerArgs) -> Result<Status> {
         wake: Arc::new(Notify::new()),
         metrics,
         activity: Arc::default(),
+        roster: seams.roster,
         workers,
     };
     let running = ragmill_server::spawn_workers(&context);

@@ -34,12 +34,11 @@ fn bin() -> &'static Path {
 }
 
 fn add_user(data: &Path, name: &str) -> String {
-    let out = Command::new(bin())
-        .arg("--data-dir")
-        .arg(data)
-        .args(["users", "add", name, "--json"])
-        .output()
-        .expect("runs");
+    add(data, &["users", "add", name, "--json"])
+}
+
+fn add(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin()).arg("--data-dir").arg(data).args(args).output().expect("runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     v["api_key"].as_str().expect("key").to_owned()
@@ -180,6 +179,7 @@ async fn a_cluster_in_network_namespaces_processes_uploads_survives_kills_and_re
     let mut redis_proc = redis(redis_host, &redis_dir);
     let data = scratch.path().join("main");
     let (alice, bob) = (add_user(&data, "alice"), add_user(&data, "bob"));
+    let admin = add(&data, &["users", "add", "root", "--admin", "--json"]);
     let (_main, base) = main_server(main_host, &data, redis_host);
     let mut workers: Vec<Proc> =
         [w1, w2, w3].iter().map(|w| worker(w, &base, redis_host, scratch.path())).collect();
@@ -228,6 +228,25 @@ async fn a_cluster_in_network_namespaces_processes_uploads_survives_kills_and_re
     assert!(heard.contains("document.progress"), "progress crossed processes: {heard}");
     assert!(heard.contains("rag.available"), "{heard}");
     assert!(!heard.contains(&format!("\"id\":{}", bob_docs[0])), "bob's events reach only bob");
+
+    // The dashboard lists the three worker processes (reported through Redis), to an
+    // administrator only.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http().get(format!("{base}/v1/stats")).bearer_auth(&admin).send().await;
+        let stats: Value = r.expect("stats").json().await.expect("json");
+        let processes = stats["processes"].as_array().cloned().unwrap_or_default();
+        let done: u64 = processes.iter().filter_map(|p| p["jobs_done"].as_u64()).sum();
+        if processes.len() == 3 && done >= 7 {
+            assert!(processes.iter().all(|p| p["slots"] == 1), "{processes:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "worker processes not listed: {stats}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = http().get(format!("{base}/v1/stats")).bearer_auth(&alice).send().await;
+    let stats: Value = r.expect("stats").json().await.expect("json");
+    assert_eq!(stats["processes"], json!([]), "users do not see the cluster");
 
     // The worker key is not a user's key, and a user's key opens no internal route.
     let r = http().get(format!("{base}/v1/documents")).bearer_auth(WORKER_KEY).send().await;
