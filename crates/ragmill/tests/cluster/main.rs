@@ -5,6 +5,7 @@
 //! isolated, a worker killed with -9 mid-document has its job taken over, and uploads made
 //! while Redis is down are processed once it is back (restarted on its AOF).
 
+mod chaos;
 mod net;
 
 use std::io::{BufRead, BufReader};
