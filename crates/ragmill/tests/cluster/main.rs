@@ -6,6 +6,7 @@
 //! while Redis is down are processed once it is back (restarted on its AOF).
 
 mod chaos;
+mod isolation;
 mod net;
 
 use std::io::{BufRead, BufReader};
@@ -181,6 +182,7 @@ async fn a_cluster_in_network_namespaces_processes_uploads_survives_kills_and_re
     let data = scratch.path().join("main");
     let (alice, bob) = (add_user(&data, "alice"), add_user(&data, "bob"));
     let admin = add(&data, &["users", "add", "root", "--admin", "--json"]);
+    let carol = add_user(&data, "carol");
     let (_main, base) = main_server(main_host, &data, redis_host);
     let mut workers: Vec<Proc> =
         [w1, w2, w3].iter().map(|w| worker(w, &base, redis_host, scratch.path())).collect();
@@ -229,6 +231,9 @@ async fn a_cluster_in_network_namespaces_processes_uploads_survives_kills_and_re
     assert!(heard.contains("document.progress"), "progress crossed processes: {heard}");
     assert!(heard.contains("rag.available"), "{heard}");
     assert!(!heard.contains(&format!("\"id\":{}", bob_docs[0])), "bob's events reach only bob");
+
+    isolation::three_users_see_nothing_of_each_other(&base, &[alice.clone(), bob.clone(), carol])
+        .await;
 
     // The dashboard lists the three worker processes (reported through Redis), to an
     // administrator only.
