@@ -159,22 +159,6 @@ fn gone(worker: &str, host: &str, me: u32, alive: impl Fn(u32) -> bool) -> bool 
     their_host == Some(host) && pid != me && !alive(pid)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::gone;
-
-    #[test]
-    fn only_this_hosts_dead_processes_are_taken_for_gone() {
-        let dead = |_| false;
-        assert!(gone("box:41:0", "box", 7, dead));
-        assert!(!gone("box:41:0", "box", 7, |_| true), "alive");
-        assert!(!gone("box:7:1", "box", 7, dead), "this very process");
-        assert!(!gone("other:41:0", "box", 7, dead), "another machine");
-        assert!(!gone("garbage", "box", 7, dead));
-        assert!(gone("my:host:41:2", "my:host", 7, dead), "colons in the host name");
-    }
-}
-
 /// Resolves on Ctrl-C or SIGTERM.
 pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
@@ -196,4 +180,20 @@ pub(crate) async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("shutting down: no new connections, workers finishing");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gone;
+
+    #[test]
+    fn only_this_hosts_dead_processes_are_taken_for_gone() {
+        let dead = |_| false;
+        assert!(gone("box:41:0", "box", 7, dead));
+        assert!(!gone("box:41:0", "box", 7, |_| true), "alive");
+        assert!(!gone("box:7:1", "box", 7, dead), "this very process");
+        assert!(!gone("other:41:0", "box", 7, dead), "another machine");
+        assert!(!gone("garbage", "box", 7, dead));
+        assert!(gone("my:host:41:2", "my:host", 7, dead), "colons in the host name");
+    }
 }
