@@ -6,6 +6,7 @@
 //!   OpenAI-compatible servers, pools of them).
 //! - [`ContentHash`] names content: a document's bytes, or a chunk's text in the embedding cache.
 //! - [`Stage`] and [`Progress`] describe where a document is in the pipeline.
+//! - [`VectorIndex`] is where chunks' vectors are written and searched, per user.
 //! - [`Catalog`] is what ingestion reads from and writes to the store of record, in this
 //!   process or behind a cluster's main server.
 //! - The seams a deployment can swap: [`JobQueue`] (embedded SQLite or Redis Streams),
@@ -32,6 +33,7 @@ mod progress;
 mod queue;
 mod roster;
 mod vector;
+mod vectors;
 
 pub use catalog::{
     Begun, Catalog, CatalogError, EmbeddedChunk, FailedVersion, Finished, JobSource, StageTimings,
@@ -46,3 +48,4 @@ pub use progress::{Progress, Stage};
 pub use queue::{Depth, Failed, JobId, JobQueue, JobState, Lease, QueueError};
 pub use roster::{Roster, WORKER_STALE_MS, WorkerStatus};
 pub use vector::{cosine, dot, normalize};
+pub use vectors::{IndexError, IndexedChunk, VectorHit, VectorIndex};

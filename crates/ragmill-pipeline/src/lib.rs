@@ -13,6 +13,7 @@ mod batcher;
 mod catalog;
 mod error;
 mod ingest;
+mod vectors;
 
 use std::sync::Arc;
 
@@ -20,11 +21,12 @@ pub use batcher::{BatchConfig, BatchObserver, Batcher, BatcherStats, Embedded};
 pub use catalog::{LocalCatalog, convert as convert_store_error};
 pub use error::IngestError;
 pub use ingest::{Ingested, Input, Outcome, Prechunked, Source};
+pub use vectors::StoreIndex;
 
 use ragmill_chunk::Chunker;
-use ragmill_core::{Catalog, Embedder, Progress};
+use ragmill_core::{Catalog, Embedder, Progress, VectorIndex};
 use ragmill_extract::Extractor;
-use ragmill_store::{DocumentId, SearchHit, Store, StoreError, UserId};
+use ragmill_store::{DocumentId, Nearest, SearchHit, Store, StoreError, UserId};
 
 /// Called with (document index, progress) as each document advances.
 pub type ProgressFn = Arc<dyn Fn(usize, &Progress) + Send + Sync>;
@@ -51,6 +53,9 @@ pub enum SearchError {
     /// The store failed, or the collection was built with another model.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The vector index failed.
+    #[error(transparent)]
+    Index(#[from] ragmill_core::IndexError),
     /// A blocking task panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
@@ -63,6 +68,8 @@ pub struct Pipeline {
     store: Option<Arc<Store>>,
     /// Where ingestion reads stored versions and the cache, and writes results.
     catalog: Arc<dyn Catalog>,
+    /// Where search finds the nearest chunks (the embedded index by default).
+    index: Option<Arc<dyn VectorIndex>>,
     extractor: Extractor,
     chunker: Arc<Chunker>,
     embedder: Arc<dyn Embedder>,
@@ -83,6 +90,7 @@ impl Pipeline {
     ) -> Self {
         let catalog = Arc::new(LocalCatalog::new(Arc::clone(&store)));
         let mut pipeline = Self::ingesting(catalog, extractor, chunker, embedder, batch, config);
+        pipeline.index = Some(Arc::new(StoreIndex::new(Arc::clone(&store))));
         pipeline.store = Some(store);
         pipeline
     }
@@ -98,7 +106,12 @@ impl Pipeline {
         config: PipelineConfig,
     ) -> Self {
         let batcher = Batcher::start(Arc::clone(&embedder), batch);
-        Self { store: None, catalog, extractor, chunker, embedder, batcher, config }
+        Self { store: None, catalog, index: None, extractor, chunker, embedder, batcher, config }
+    }
+
+    /// The vector index search reads, when this pipeline searches.
+    pub fn index(&self) -> Option<&Arc<dyn VectorIndex>> {
+        self.index.as_ref()
     }
 
     /// The embedded store, when this pipeline has one.
@@ -148,18 +161,39 @@ impl Pipeline {
         top_k: usize,
         documents: Option<Vec<DocumentId>>,
     ) -> Result<Vec<SearchHit>, SearchError> {
-        let store = self
-            .store
-            .as_ref()
-            .ok_or_else(|| SearchError::Internal("this pipeline has no store to search".into()))?;
-        search(store, self.embedder.as_ref(), user, query, top_k, documents).await
+        let (Some(store), Some(index)) = (self.store.as_ref(), self.index.as_ref()) else {
+            return Err(SearchError::Internal("this pipeline has no store to search".into()));
+        };
+        search_in(store, index.as_ref(), self.embedder.as_ref(), user, query, top_k, documents)
+            .await
+    }
+
+    /// Searches through `index` instead of the embedded one (a vector database).
+    pub fn with_index(mut self, index: Arc<dyn VectorIndex>) -> Self {
+        self.index = Some(index);
+        self
     }
 }
 
-/// Embeds `query` with `embedder` and returns `user`'s `top_k` most similar chunks, best first,
-/// optionally only from `documents`. Refuses a collection built with another model.
+/// [`search_in`] the store's embedded index.
 pub async fn search(
     store: &Arc<Store>,
+    embedder: &dyn Embedder,
+    user: UserId,
+    query: &str,
+    top_k: usize,
+    documents: Option<Vec<DocumentId>>,
+) -> Result<Vec<SearchHit>, SearchError> {
+    let index = StoreIndex::new(Arc::clone(store));
+    search_in(store, &index, embedder, user, query, top_k, documents).await
+}
+
+/// Embeds `query` with `embedder`, finds `user`'s `top_k` nearest chunks in `index`, best
+/// first, optionally only from `documents`, and reads their text from `store`. Refuses a
+/// collection built with another model.
+pub async fn search_in(
+    store: &Arc<Store>,
+    index: &dyn VectorIndex,
     embedder: &dyn Embedder,
     user: UserId,
     query: &str,
@@ -170,8 +204,13 @@ pub async fn search(
     let checker = Arc::clone(store);
     blocking(move || checker.user(user).check_model(&info.space, info.dimensions)).await??;
     let vector = embedder.embed(vec![query.to_owned()]).await?.pop().unwrap_or_default();
+    let near = index.search(user, vector, top_k, documents).await?;
+    let near: Vec<Nearest> = near
+        .into_iter()
+        .map(|h| Nearest { document: h.document, chunk: h.chunk, score: h.score })
+        .collect();
     let store = Arc::clone(store);
-    Ok(blocking(move || store.user(user).search(&vector, top_k, documents.as_deref())).await??)
+    Ok(blocking(move || store.user(user).chunks_at(&near)).await??)
 }
 
 /// Runs blocking work (SQLite, tokenisation) off the async threads; a panic becomes an error.

@@ -15,6 +15,7 @@ pub struct FlatIndex {
     vectors: Vec<f32>,
     chunk_ids: Vec<i64>,
     document_ids: Vec<i64>,
+    ordinals: Vec<u32>,
 }
 
 /// A scored row of the index.
@@ -24,6 +25,10 @@ pub struct Scored {
     pub score: f32,
     /// The chunk's row id.
     pub chunk_id: i64,
+    /// Its document.
+    pub document_id: i64,
+    /// Its ordinal within the document.
+    pub ordinal: u32,
 }
 
 impl Eq for Scored {}
@@ -46,12 +51,13 @@ impl FlatIndex {
         Self { dimensions, ..Self::default() }
     }
 
-    /// Appends one row.
-    pub fn push(&mut self, chunk_id: i64, document_id: i64, vector: &[f32]) {
+    /// Appends one row: chunk `chunk_id`, the `ordinal`th of document `document_id`.
+    pub fn push(&mut self, chunk_id: i64, document_id: i64, ordinal: u32, vector: &[f32]) {
         debug_assert_eq!(vector.len(), self.dimensions);
         self.vectors.extend_from_slice(vector);
         self.chunk_ids.push(chunk_id);
         self.document_ids.push(document_id);
+        self.ordinals.push(ordinal);
     }
 
     /// Rows held.
@@ -79,7 +85,12 @@ impl FlatIndex {
             if !keep(self.document_ids[row]) {
                 continue;
             }
-            let s = Scored { score: dot(query, v), chunk_id: self.chunk_ids[row] };
+            let s = Scored {
+                score: dot(query, v),
+                chunk_id: self.chunk_ids[row],
+                document_id: self.document_ids[row],
+                ordinal: self.ordinals[row],
+            };
             if heap.len() < k {
                 heap.push(s);
             } else if heap.peek().is_some_and(|worst| s < *worst) {
@@ -101,7 +112,7 @@ mod tests {
         let rows =
             [(1, [1.0, 0.0]), (2, [0.0, 1.0]), (3, [0.6, 0.8]), (4, [-1.0, 0.0]), (5, [0.8, 0.6])];
         for (id, v) in rows {
-            idx.push(id, id * 10, &v);
+            idx.push(id, id * 10, 0, &v);
         }
         let got: Vec<i64> =
             idx.top_k(&[1.0, 0.0], 3, |_| true).iter().map(|s| s.chunk_id).collect();

@@ -41,7 +41,7 @@ pub use error::StoreError;
 pub use index::FlatIndex;
 pub use keys::{Account, UserSummary};
 pub use ragmill_core::{DocumentId, UserId};
-pub use search::SearchHit;
+pub use search::{Nearest, SearchHit};
 
 /// The embedded store. Share it behind an `Arc`; all methods take `&self`.
 pub struct Store {

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::codec::blob_to_vector;
@@ -30,15 +30,38 @@ pub struct SearchHit {
     pub heading_path: Vec<String>,
 }
 
+/// A chunk near a query, by its document and ordinal.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Nearest {
+    /// Its document.
+    pub document: DocumentId,
+    /// Its ordinal within the document.
+    pub chunk: u32,
+    /// Cosine similarity to the query.
+    pub score: f32,
+}
+
 impl UserStore<'_> {
     /// The `top_k` chunks most similar to `query` (a unit vector), best first, optionally only
-    /// from `documents`. Exact: every one of the user's vectors is scored.
+    /// from `documents`, with their text. Exact: every one of the user's vectors is scored.
     pub fn search(
         &self,
         query: &[f32],
         top_k: usize,
         documents: Option<&[DocumentId]>,
     ) -> Result<Vec<SearchHit>, StoreError> {
+        let near = self.nearest(query, top_k, documents)?;
+        self.chunks_at(&near)
+    }
+
+    /// The `top_k` chunks nearest `query`, best first, optionally only from `documents`: the
+    /// embedded vector index (an exact scan of the user's in-memory matrix).
+    pub fn nearest(
+        &self,
+        query: &[f32],
+        top_k: usize,
+        documents: Option<&[DocumentId]>,
+    ) -> Result<Vec<Nearest>, StoreError> {
         let index = self.index()?;
         if index.is_empty() {
             return Ok(Vec::new());
@@ -47,30 +70,44 @@ impl UserStore<'_> {
             return Err(StoreError::Dimension { got: query.len(), want: index.dimensions() });
         }
         let allowed: Option<HashSet<i64>> = documents.map(|d| d.iter().map(|id| id.0).collect());
-        let top =
-            index.top_k(query, top_k, |doc| allowed.as_ref().is_none_or(|a| a.contains(&doc)));
+        let keep = |doc| allowed.as_ref().is_none_or(|a| a.contains(&doc));
+        Ok(index
+            .top_k(query, top_k, keep)
+            .into_iter()
+            .map(|s| Nearest {
+                document: DocumentId(s.document_id),
+                chunk: s.ordinal,
+                score: s.score,
+            })
+            .collect())
+    }
 
+    /// The user's chunks named in `near`, in that order, with their text, document and
+    /// provenance; chunks that are not (or no longer) the user's are left out.
+    pub fn chunks_at(&self, near: &[Nearest]) -> Result<Vec<SearchHit>, StoreError> {
         let conn = self.store.conn()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT d.name, d.id, c.ordinal, c.text, c.page, c.heading_path
+            "SELECT d.name, c.text, c.page, c.heading_path
              FROM chunks c JOIN documents d ON d.id = c.document_id
-             WHERE c.id = ?1 AND c.user_id = ?2 AND d.user_id = ?2",
+             WHERE c.document_id = ?1 AND c.ordinal = ?2 AND c.user_id = ?3 AND d.user_id = ?3",
         )?;
-        let mut hits = Vec::with_capacity(top.len());
-        for s in top {
-            let hit = stmt.query_row(params![s.chunk_id, self.user.0], |r| {
-                let path: String = r.get(5)?;
-                Ok(SearchHit {
-                    document: r.get(0)?,
-                    document_id: DocumentId(r.get(1)?),
-                    chunk: r.get(2)?,
-                    score: s.score,
-                    text: r.get(3)?,
-                    page: r.get(4)?,
-                    heading_path: serde_json::from_str(&path).unwrap_or_default(),
+        let mut hits = Vec::with_capacity(near.len());
+        for n in near {
+            let hit = stmt
+                .query_row(params![n.document.0, n.chunk, self.user.0], |r| {
+                    let path: String = r.get(3)?;
+                    Ok(SearchHit {
+                        document: r.get(0)?,
+                        document_id: n.document,
+                        chunk: n.chunk,
+                        score: n.score,
+                        text: r.get(1)?,
+                        page: r.get(2)?,
+                        heading_path: serde_json::from_str(&path).unwrap_or_default(),
+                    })
                 })
-            })?;
-            hits.push(hit);
+                .optional()?;
+            hits.extend(hit);
         }
         Ok(hits)
     }
@@ -93,11 +130,11 @@ impl UserStore<'_> {
         {
             let conn = self.store.conn()?;
             let mut stmt = conn.prepare(
-                "SELECT id, document_id, vector FROM chunks WHERE user_id = ?1 ORDER BY id",
+                "SELECT id, document_id, ordinal, vector FROM chunks WHERE user_id = ?1 ORDER BY id",
             )?;
             let mut rows = stmt.query([self.user.0])?;
             while let Some(row) = rows.next()? {
-                let blob: Vec<u8> = row.get(2)?;
+                let blob: Vec<u8> = row.get(3)?;
                 let v =
                     blob_to_vector(&blob).filter(|v| v.len() == dimensions).ok_or_else(|| {
                         StoreError::Corrupt(format!(
@@ -105,7 +142,7 @@ impl UserStore<'_> {
                             row.get::<_, i64>(0).unwrap_or(-1)
                         ))
                     })?;
-                index.push(row.get(0)?, row.get(1)?, &v);
+                index.push(row.get(0)?, row.get(1)?, row.get(2)?, &v);
             }
         }
         let index = Arc::new(index);

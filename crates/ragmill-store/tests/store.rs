@@ -118,6 +118,10 @@ fn users_are_isolated() {
             .is_empty()
     );
     assert!(store.user(bob).document(a_doc).expect("get").is_none());
+    // A vector index's answer naming another user's chunk reads back as nothing.
+    let foreign = ragmill_store::Nearest { document: a_doc, chunk: 0, score: 1.0 };
+    assert!(store.user(bob).chunks_at(&[foreign]).expect("read").is_empty());
+    assert_eq!(store.user(alice).chunks_at(&[foreign]).expect("read")[0].text, "alice's secret");
     assert!(store.user(bob).document_by_name("secret.txt").expect("get").is_none());
     assert!(
         !store.user(bob).delete_document(a_doc).expect("delete"),
