@@ -10,7 +10,8 @@
 //! or marks the model ignores cannot fill one with megabytes), a word longer than the model
 //! reads (WordPiece turns 100+ characters into one `[UNK]`) is cut into pieces it does read,
 //! and the splitter works on windows of a few chunks, so time and memory grow linearly with the
-//! text whatever its shape (one endless line, a list nested a thousand deep).
+//! text whatever its shape (one endless line, a list nested a thousand deep). A
+//! [`ChunkBudget`] still caps the chunks and the time one document may take.
 //!
 //! ```no_run
 //! use ragmill_chunk::{Chunker, ChunkerConfig};
@@ -27,6 +28,7 @@ mod sizer;
 mod split;
 
 use std::path::Path;
+use std::time::Duration;
 
 use ragmill_core::{Chunk, ExtractedDocument};
 use text_splitter::{ChunkCapacity, ChunkConfig, MarkdownSplitter, TextSplitter};
@@ -59,6 +61,24 @@ impl Default for ChunkerConfig {
     }
 }
 
+/// How much one document may cost the chunker; past it the document is refused with
+/// [`ChunkError::TooManyChunks`] or [`ChunkError::Timeout`]. Set with [`Chunker::with_budget`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkBudget {
+    /// Most chunks per document (default 50,000: about 50 MB of prose, which takes the
+    /// local model an hour or more to embed on a small machine).
+    pub max_chunks: usize,
+    /// Wall-clock limit for chunking one document (default 60 s). Chunking is linear in the
+    /// text, so this only stops a machine too loaded to finish, or a tokenizer gone wrong.
+    pub timeout: Duration,
+}
+
+impl Default for ChunkBudget {
+    fn default() -> Self {
+        Self { max_chunks: 50_000, timeout: Duration::from_secs(60) }
+    }
+}
+
 /// Why chunking could not start or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkError {
@@ -76,12 +96,38 @@ pub enum ChunkError {
     /// The tokenizer failed on some text.
     #[error("tokenizing failed: {0}")]
     Tokenize(String),
+    /// The document would make more chunks than [`ChunkBudget::max_chunks`].
+    #[error("the document makes more than {limit} chunks")]
+    TooManyChunks {
+        /// The limit.
+        limit: usize,
+    },
+    /// Chunking took longer than [`ChunkBudget::timeout`].
+    #[error("chunking took longer than {secs} s and was stopped")]
+    Timeout {
+        /// The limit in whole seconds (rounded up).
+        secs: u64,
+    },
+}
+
+impl ChunkError {
+    /// A stable snake_case code for APIs, logs and tests.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChunkError::Tokenizer { .. } => "tokenizer_unavailable",
+            ChunkError::Config(_) => "invalid_chunk_config",
+            ChunkError::Tokenize(_) => "tokenize_failed",
+            ChunkError::TooManyChunks { .. } => "too_many_chunks",
+            ChunkError::Timeout { .. } => "chunk_timeout",
+        }
+    }
 }
 
 /// Cuts documents into model-sized chunks. Cheap to share across threads.
 pub struct Chunker {
     counter: TokenCounter,
     config: ChunkerConfig,
+    budget: ChunkBudget,
     /// Largest chunk in bytes: `max_tokens` × [`MAX_BYTES_PER_TOKEN`].
     max_bytes: usize,
     /// Longest word the model reads (WordPiece's limit), or `max_bytes` for other models.
@@ -131,6 +177,7 @@ impl Chunker {
             markdown: MarkdownSplitter::new(chunk_config()?),
             counter,
             config,
+            budget: ChunkBudget::default(),
             max_bytes,
             word_chars,
         })
@@ -143,6 +190,17 @@ impl Chunker {
             reason: e.to_string(),
         })?;
         Self::new(tokenizer, config)
+    }
+
+    /// This chunker with another budget per document.
+    pub fn with_budget(mut self, budget: ChunkBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The budget per document in force.
+    pub fn budget(&self) -> ChunkBudget {
+        self.budget
     }
 
     /// The sizes in force.
@@ -164,9 +222,10 @@ impl Chunker {
     ///
     /// Each chunk fits the model's window and [`Chunker::max_chunk_bytes`], and holds no word
     /// the model would read as a single unknown token; time and memory grow linearly with the
-    /// text.
+    /// text, and stop at the [`ChunkBudget`].
     pub fn chunk(&self, doc: &ExtractedDocument) -> Result<Vec<Chunk>, ChunkError> {
-        self.pieces(&doc.text, doc.markdown)?
+        let meter = split::Meter::start(self.budget);
+        self.pieces(&doc.text, doc.markdown, &meter)?
             .into_iter()
             .filter(|p| !p.text.trim().is_empty())
             .enumerate()

@@ -8,9 +8,10 @@
 //! worth of text; over-long words are cut here directly ([`crate::runs`]).
 
 use std::ops::Range;
+use std::time::Instant;
 
 use crate::runs::{long_runs, prefix_end};
-use crate::{ChunkError, Chunker};
+use crate::{ChunkBudget, ChunkError, Chunker};
 
 /// A window holds this many maximum-size chunks: large enough that the chunk dropped at each
 /// window's end (and redone in the next window) costs little, small enough to bound the
@@ -31,21 +32,48 @@ impl<'t> Piece<'t> {
     }
 }
 
+/// Keeps one document within its [`ChunkBudget`]; checked after each window and each piece of
+/// a cut word, so between two checks the work is bounded by a window.
+pub(crate) struct Meter {
+    budget: ChunkBudget,
+    started: Instant,
+}
+
+impl Meter {
+    pub(crate) fn start(budget: ChunkBudget) -> Self {
+        Meter { budget, started: Instant::now() }
+    }
+
+    fn check(&self, pieces: usize) -> Result<(), ChunkError> {
+        if pieces > self.budget.max_chunks {
+            return Err(ChunkError::TooManyChunks { limit: self.budget.max_chunks });
+        }
+        if self.started.elapsed() > self.budget.timeout {
+            let t = self.budget.timeout;
+            let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
+            return Err(ChunkError::Timeout { secs: secs.max(1) });
+        }
+        Ok(())
+    }
+}
+
 impl Chunker {
     /// The pieces of `text`, trimmed, in order, with their byte offsets.
     pub(crate) fn pieces<'t>(
         &self,
         text: &'t str,
         markdown: bool,
+        meter: &Meter,
     ) -> Result<Vec<Piece<'t>>, ChunkError> {
         let mut out = Vec::new();
         let mut done = 0;
         for run in long_runs(text, self.word_chars) {
-            self.split_windows(text, done..run.start, markdown, &mut out)?;
-            self.cut_run(text, run.clone(), &mut out)?;
+            self.split_windows(text, done..run.start, markdown, &mut out, meter)?;
+            self.cut_run(text, run.clone(), &mut out, meter)?;
             done = run.end;
         }
-        self.split_windows(text, done..text.len(), markdown, &mut out)?;
+        self.split_windows(text, done..text.len(), markdown, &mut out, meter)?;
+        meter.check(out.len())?;
         Ok(out)
     }
 
@@ -57,10 +85,12 @@ impl Chunker {
         range: Range<usize>,
         markdown: bool,
         out: &mut Vec<Piece<'t>>,
+        meter: &Meter,
     ) -> Result<(), ChunkError> {
         let window_bytes = self.max_bytes * WINDOW_CHUNKS;
         let mut start = range.start;
         while start < range.end {
+            meter.check(out.len())?;
             let end = window_end(text, start, range.end, window_bytes);
             let window = &text[start..end];
             let mut chunks: Vec<(usize, &str)> = if markdown {
@@ -95,9 +125,11 @@ impl Chunker {
         text: &'t str,
         run: Range<usize>,
         out: &mut Vec<Piece<'t>>,
+        meter: &Meter,
     ) -> Result<(), ChunkError> {
         let mut start = run.start;
         while start < run.end {
+            meter.check(out.len())?;
             let one_char = prefix_end(text, start, run.end, 0, 0);
             let mut end = prefix_end(text, start, run.end, self.word_chars, self.max_bytes);
             // Halve until the model's window holds it; a single character is kept whatever it

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use ragmill_chunk::{Chunker, ChunkerConfig};
+use ragmill_chunk::{ChunkBudget, Chunker, ChunkerConfig};
 use ragmill_core::{DocumentKind, ExtractedDocument, Heading, PageSpan};
 use tokenizers::Tokenizer;
 
@@ -245,6 +245,30 @@ fn deeply_nested_markdown_lists_chunk_in_linear_time() {
         assert!(chunks.iter().any(|c| c.text.contains(item.trim_end())), "item {i} lost");
     }
     check_bounded(default_chunker(), &markdown(&nested_list(300)));
+}
+
+#[test]
+fn a_document_over_its_budget_is_refused_with_a_stable_code() {
+    let config = ChunkerConfig { max_tokens: 64, target_tokens: 48, overlap_tokens: 8 };
+    let text = "Some words that make up a sentence of prose. ".repeat(400);
+    let all = default_chunker().chunk(&plain(&text)).expect("within the default budget");
+    assert!(all.len() > 20, "{} chunks", all.len());
+    let budget = ChunkBudget { max_chunks: 10, ..ChunkBudget::default() };
+    let small = chunker(config).with_budget(budget);
+    assert_eq!(small.budget(), budget);
+    let e = small.chunk(&plain(&text)).expect_err("too many");
+    assert_eq!(e.code(), "too_many_chunks");
+    assert_eq!(e.to_string(), "the document makes more than 10 chunks");
+    // Cut words count too.
+    let e = small.chunk(&plain(&"x".repeat(100_000))).expect_err("too many pieces");
+    assert_eq!(e.code(), "too_many_chunks");
+    // A budget of no time at all stops at the first check.
+    let budget = ChunkBudget { timeout: std::time::Duration::ZERO, ..ChunkBudget::default() };
+    let e = chunker(config).with_budget(budget).chunk(&plain(&text)).expect_err("no time");
+    assert_eq!(
+        (e.code(), e.to_string()),
+        ("chunk_timeout", "chunking took longer than 1 s and was stopped".into())
+    );
 }
 
 #[test]

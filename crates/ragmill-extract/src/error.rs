@@ -59,6 +59,20 @@ pub enum ExtractError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The document's text is larger than [`crate::Limits::max_text_bytes`].
+    #[error("the document's text is {}, over the {} limit", human_bytes(*size), human_bytes(*limit))]
+    TextTooLarge {
+        /// Bytes of text found (at least; extraction may stop at the limit).
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The document's structure is beyond what is parsed safely (nesting depth, element count).
+    #[error("the document is too complex to read: {detail}")]
+    TooComplex {
+        /// Which bound it passes.
+        detail: String,
+    },
     /// Extraction took longer than [`crate::Limits::timeout`].
     #[error("extraction took longer than {secs} s and was stopped")]
     Timeout {
@@ -91,6 +105,8 @@ impl ExtractError {
             ExtractError::Corrupt { .. } => "corrupt_file",
             ExtractError::NoText { .. } => "no_text",
             ExtractError::DecompressionBomb { .. } => "decompression_bomb",
+            ExtractError::TextTooLarge { .. } => "text_too_large",
+            ExtractError::TooComplex { .. } => "too_complex",
             ExtractError::Timeout { .. } => "extract_timeout",
             ExtractError::Crashed { .. } => "extract_crashed",
             ExtractError::Io { .. } => "extract_io",

@@ -45,6 +45,10 @@ const BLOCKS: &[&str] = &[
 /// open elements such as `div`, so 100 000 of them would take minutes.
 pub(crate) const MAX_DEPTH: usize = 2048;
 
+/// Most elements accepted: html5ever's tree costs a few hundred bytes per element, so 64 MiB of
+/// `<b>` tags would need gigabytes. A million elements is ten times a large real page.
+pub(crate) const MAX_ELEMENTS: usize = 1_000_000;
+
 /// Elements without content.
 const VOID: &[&str] = &[
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
@@ -61,10 +65,25 @@ const OPTIONAL_END: &[&str] = &[
 const RAW_TEXT: &[&str] =
     &["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "plaintext"];
 
-/// Approximate element nesting depth, by counting tags without building a tree.
-pub(crate) fn approximate_depth(source: &str) -> usize {
+/// What a tag count tells about a page before it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// Approximate deepest element nesting.
+    pub(crate) depth: usize,
+    /// Opening tags.
+    pub(crate) elements: usize,
+}
+
+/// Approximate element nesting depth.
+#[cfg(test)]
+fn approximate_depth(source: &str) -> usize {
+    shape(source).depth
+}
+
+/// Nesting depth and element count, by counting tags without building a tree (linear time).
+pub(crate) fn shape(source: &str) -> Shape {
     let bytes = source.as_bytes();
-    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut depth, mut max, mut elements) = (0usize, 0usize, 0usize);
     let mut i = 0;
     while let Some(off) = bytes[i..].iter().position(|&b| b == b'<') {
         i += off + 1;
@@ -87,6 +106,7 @@ pub(crate) fn approximate_depth(source: &str) -> usize {
             break;
         };
         i = end + 1;
+        elements += usize::from(!closing);
         if VOID.contains(&name.as_str()) || OPTIONAL_END.contains(&name.as_str()) {
             continue;
         }
@@ -105,7 +125,7 @@ pub(crate) fn approximate_depth(source: &str) -> usize {
             }
         }
     }
-    max
+    Shape { depth: max, elements }
 }
 
 fn find_from(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
@@ -359,6 +379,7 @@ mod tests {
         assert_eq!(approximate_depth(src), 2);
         assert_eq!(approximate_depth(&"<div>".repeat(100_000)), 100_000);
         assert_eq!(approximate_depth("a < b > c <"), 0);
+        assert_eq!(shape(src).elements, 12);
     }
 
     #[test]

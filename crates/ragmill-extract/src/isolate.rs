@@ -51,6 +51,13 @@ pub(crate) struct Header {
     pub(crate) max_decompressed_bytes: u64,
     pub(crate) timeout_ms: u64,
     pub(crate) memory_bytes: u64,
+    /// Absent from a parent built before it: the default then applies.
+    #[serde(default = "default_max_text_bytes")]
+    pub(crate) max_text_bytes: u64,
+}
+
+fn default_max_text_bytes() -> u64 {
+    Limits::default().max_text_bytes
 }
 
 impl Header {
@@ -63,6 +70,7 @@ impl Header {
             max_decompressed_bytes: limits.max_decompressed_bytes,
             timeout_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
             memory_bytes: limits.memory_bytes,
+            max_text_bytes: limits.max_text_bytes,
         }
     }
 
@@ -72,6 +80,8 @@ impl Header {
             max_decompressed_bytes: self.max_decompressed_bytes,
             timeout: Duration::from_millis(self.timeout_ms),
             memory_bytes: self.memory_bytes,
+            max_text_bytes: self.max_text_bytes,
+            ..Limits::default()
         }
     }
 }
@@ -116,7 +126,8 @@ impl Extractor {
         Extractor { mode: Arc::new(Mode::InProcess), limits }
     }
 
-    /// Text, Markdown and HTML in this process; PDF and DOCX in a child process started as
+    /// Small text, Markdown and HTML (up to [`Limits::in_process_bytes`]) in this process;
+    /// larger ones, and every PDF and DOCX, in a child process started as
     /// `program args…`, which must call [`child_main`]. The `ragmill` binary does this as
     /// `ragmill __extract`: `Extractor::isolated(current_exe()?, vec!["__extract".into()], limits)`.
     pub fn isolated(program: PathBuf, args: Vec<OsString>, limits: Limits) -> Self {
@@ -142,10 +153,18 @@ impl Extractor {
                 blocking(limits.timeout, move || crate::extract(&bytes, &name_owned, &limits)).await
             }
             Mode::Isolated { program, args } => {
-                // Detection and the text formats stay here; only PDF and DOCX go to the child.
+                // Large inputs of any kind go to the child unread: detecting a big text means
+                // decoding it, and that is part of the work under the sandbox's limits.
+                if bytes.len() as u64 > limits.in_process_bytes {
+                    tracing::debug!(name, size = bytes.len(), "extracting in a child process");
+                    return run_child(program, args, name, &bytes, &limits).await;
+                }
+                // Small text, Markdown and HTML stay here; PDF and DOCX go to the child.
                 let step = blocking(limits.timeout, move || {
                     Ok(match detect::sniff(&bytes, &name_owned)? {
-                        Sniffed::Text(kind, text) => Step::Done(crate::extract_text(kind, text)),
+                        Sniffed::Text(kind, text) => {
+                            Step::Done(crate::extract_text(kind, text, &limits))
+                        }
                         Sniffed::Pdf => Step::Child(bytes, DocumentKind::Pdf),
                         Sniffed::Docx => Step::Child(bytes, DocumentKind::Docx),
                     })
@@ -212,11 +231,8 @@ pub(crate) async fn run_child(
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    let stdout_cap = limits
-        .max_input_bytes
-        .max(limits.max_decompressed_bytes)
-        .saturating_mul(6)
-        .saturating_add(1 << 20);
+    // JSON escapes a control character in six bytes; page spans and headings are small.
+    let stdout_cap = limits.max_text_bytes.saturating_mul(6).saturating_add(16 << 20);
 
     let conversation = async {
         let write = async {

@@ -4,9 +4,13 @@
 //!   HTML) and exposes lies (a `.pdf` that is not a PDF is a [`ExtractError::TypeMismatch`]).
 //! - [`extract`] does the work in this process, synchronously.
 //! - [`Extractor`] does it from async code with a wall-clock [`Limits::timeout`], either in this
-//!   process ([`Extractor::in_process`]) or with PDF and DOCX parsed in a child process that
-//!   runs [`child_main`] under memory and CPU rlimits ([`Extractor::isolated`]), so that a parser
-//!   that spins, overflows its stack or eats memory fails one document and nothing else.
+//!   process ([`Extractor::in_process`]) or with every PDF and DOCX, and every text larger than
+//!   [`Limits::in_process_bytes`], parsed in a child process that runs [`child_main`] under
+//!   memory and CPU rlimits ([`Extractor::isolated`]), so that a parser that spins, overflows its
+//!   stack or eats memory fails one document and nothing else. The small texts kept in the
+//!   calling process are bounded by their size: the decoders and parsers are linear, HTML
+//!   nesting and element counts are capped before html5ever sees the page, and every format's
+//!   output is capped at [`Limits::max_text_bytes`].
 //!
 //! Errors are one human line each (the caller prefixes the file name) with a stable
 //! [`ExtractError::code`].
@@ -52,6 +56,16 @@ pub struct Limits {
     pub timeout: Duration,
     /// Address-space limit of the isolated child process, in bytes (default 2 GiB).
     pub memory_bytes: u64,
+    /// Most bytes of UTF-8 text one document may yield, whatever its format (default 64 MiB):
+    /// decoding can triple a legacy encoding, and a PDF's compressed streams or a DOCX's XML
+    /// can hold far more text than the file's size suggests. Over it: [`ExtractError::TextTooLarge`].
+    pub max_text_bytes: u64,
+    /// Text, Markdown and HTML files up to this size are extracted in the calling process by
+    /// [`Extractor::isolated`]; larger ones go to the child process like every PDF and DOCX
+    /// (default 256 KiB). Starting the child costs a few milliseconds, as much as embedding a
+    /// small document, while a small text's worst case is bounded by its size (the parsers are
+    /// linear, HTML nesting is capped): the sandbox is paid for where it is needed.
+    pub in_process_bytes: u64,
 }
 
 impl Default for Limits {
@@ -61,6 +75,8 @@ impl Default for Limits {
             max_decompressed_bytes: 256 << 20,
             timeout: Duration::from_secs(60),
             memory_bytes: 2 << 30,
+            max_text_bytes: 64 << 20,
+            in_process_bytes: 256 << 10,
         }
     }
 }
@@ -108,24 +124,42 @@ fn extract_sniffed(
     bytes: &[u8],
     limits: &Limits,
 ) -> Result<ExtractedDocument, ExtractError> {
-    match sniffed {
-        Sniffed::Text(kind, text) => extract_text(kind, text),
-        Sniffed::Pdf => guarded("PDF", || pdf::extract(bytes)),
-        Sniffed::Docx => guarded("DOCX", || docx::extract(bytes, limits)),
+    let doc = match sniffed {
+        Sniffed::Text(kind, text) => return extract_text(kind, text, limits),
+        Sniffed::Pdf => guarded("PDF", || pdf::extract(bytes, limits))?,
+        Sniffed::Docx => guarded("DOCX", || docx::extract(bytes, limits))?,
+    };
+    check_text(doc.text.len(), limits)?;
+    Ok(doc)
+}
+
+/// Refuses text over [`Limits::max_text_bytes`].
+pub(crate) fn check_text(len: usize, limits: &Limits) -> Result<(), ExtractError> {
+    let size = len as u64;
+    if size > limits.max_text_bytes {
+        return Err(ExtractError::TextTooLarge { size, limit: limits.max_text_bytes });
     }
+    Ok(())
 }
 
 pub(crate) fn extract_text(
     kind: DocumentKind,
     text: String,
+    limits: &Limits,
 ) -> Result<ExtractedDocument, ExtractError> {
+    check_text(text.len(), limits)?;
     match kind {
         DocumentKind::Html => {
-            if html::approximate_depth(&text) > html::MAX_DEPTH {
-                return Err(ExtractError::corrupt(format!(
-                    "the HTML nests elements more than {} deep",
-                    html::MAX_DEPTH
-                )));
+            let shape = html::shape(&text);
+            if shape.depth > html::MAX_DEPTH {
+                return Err(ExtractError::TooComplex {
+                    detail: format!("the HTML nests elements more than {} deep", html::MAX_DEPTH),
+                });
+            }
+            if shape.elements > html::MAX_ELEMENTS {
+                return Err(ExtractError::TooComplex {
+                    detail: format!("the HTML has more than {} elements", html::MAX_ELEMENTS),
+                });
             }
             let (rendered, headings) = guarded("HTML", || Ok(html::render(&text)))?;
             if rendered.is_empty() {

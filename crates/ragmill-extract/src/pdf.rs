@@ -3,13 +3,13 @@
 use pdf_extract::{Document, PlainTextOutput, output_doc_page};
 use ragmill_core::{DocumentKind, ExtractedDocument, PageSpan};
 
-use crate::ExtractError;
+use crate::{ExtractError, Limits};
 
 pub(crate) const ENCRYPTED: &str =
     "the PDF is password-protected; remove the password and upload it again";
 
 /// Extracts the text of a PDF page by page.
-pub(crate) fn extract(bytes: &[u8]) -> Result<ExtractedDocument, ExtractError> {
+pub(crate) fn extract(bytes: &[u8], limits: &Limits) -> Result<ExtractedDocument, ExtractError> {
     let mut doc = Document::load_mem(bytes)
         .map_err(|e| ExtractError::corrupt(format!("cannot parse the PDF ({e})")))?;
     let was_encrypted = doc.is_encrypted() || doc.was_encrypted();
@@ -56,6 +56,9 @@ pub(crate) fn extract(bytes: &[u8]) -> Result<ExtractedDocument, ExtractError> {
         // Page numbers are 1-based positions, whatever the PDF's own numbering.
         let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
         pages.push(PageSpan { number, start, end: text.len() });
+        // Compressed content streams can hold far more text than the file's size: stop at the
+        // limit rather than after the last page.
+        crate::check_text(text.len(), limits)?;
     }
 
     if text.trim().is_empty() {

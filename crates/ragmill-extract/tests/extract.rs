@@ -271,6 +271,27 @@ fn too_large() {
 }
 
 #[test]
+fn decoded_text_and_html_elements_are_capped() {
+    // Latin-1 grows in UTF-8: 60 bytes in, 72 out.
+    let latin1 = [b"caf\xe9 ".as_slice(); 12].concat();
+    let limits = Limits { max_text_bytes: 70, ..Limits::default() };
+    let e = err(&latin1, "menu.txt", &limits);
+    assert_eq!(e, ExtractError::TextTooLarge { size: 72, limit: 70 });
+    assert_eq!(e.code(), "text_too_large");
+    // Every format's output is capped, a PDF's included.
+    let limits = Limits { max_text_bytes: 3, ..Limits::default() };
+    assert_eq!(err(&data("two-pages.pdf"), "t.pdf", &limits).code(), "text_too_large");
+    // A flat page of a million tiny elements is refused before html5ever builds its tree.
+    let flat = format!("<html><body>{}</body></html>", "<b>x</b>".repeat(1_000_001));
+    let e = err(flat.as_bytes(), "flat.html", &Limits::default());
+    assert_eq!(e.code(), "too_complex");
+    assert_eq!(
+        e.to_string(),
+        "the document is too complex to read: the HTML has more than 1000000 elements"
+    );
+}
+
+#[test]
 fn html_fixture() {
     let doc = ok(&data("page.html"), "page.html");
     assert_eq!(doc.kind, DocumentKind::Html);
@@ -287,7 +308,7 @@ fn html_fixture() {
     let e = err(deep.as_bytes(), "deep.html", &Limits::default());
     assert_eq!(
         e.to_string(),
-        "the file is damaged or truncated: the HTML nests elements more than 2048 deep"
+        "the document is too complex to read: the HTML nests elements more than 2048 deep"
     );
     let e = err(
         b"<html><head><script>x()</script></head><body> </body></html>",

@@ -237,3 +237,24 @@ fn extractor_is_clone_send_sync() {
     fn assert_traits<T: Clone + Send + Sync + 'static>() {}
     assert_traits::<Extractor>();
 }
+
+#[tokio::test]
+async fn text_over_the_in_process_size_goes_to_the_child() {
+    // The fake child answers every request with the same error: whoever answers is visible.
+    let script = r#"cat >/dev/null; echo 'ragmill-extract-result-v1 {"err":{"kind":"empty"}}'"#;
+    let limits = Limits { in_process_bytes: 64, ..Limits::default() };
+    let small = sh(script, limits).extract("a.md", b"# Small\n\ntext".to_vec()).await;
+    assert_eq!(small.map(|d| d.kind).ok(), Some(DocumentKind::Markdown));
+    let big = "# Big\n\nA line of text.\n".repeat(10);
+    for name in ["b.md", "b.txt", "b.html"] {
+        let e = sh(script, limits).extract(name, big.clone().into_bytes()).await;
+        assert_eq!(e.expect_err("child answered"), ExtractError::Empty, "{name}");
+    }
+    // The real child extracts it, under the text limit it is told.
+    let doc = self_child(limits).extract("b.md", big.clone().into_bytes()).await.expect("md");
+    assert_eq!((doc.kind, doc.text.len()), (DocumentKind::Markdown, big.len()));
+    let tight = Limits { max_text_bytes: 100, ..limits };
+    let e = self_child(tight).extract("b.md", big.into_bytes()).await.expect_err("text cap");
+    assert_eq!(e, ExtractError::TextTooLarge { size: 230, limit: 100 });
+    assert_eq!(e.code(), "text_too_large");
+}
