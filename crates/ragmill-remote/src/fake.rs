@@ -132,6 +132,22 @@ impl std::fmt::Debug for FakeServer {
 
 impl FakeServer {
     async fn start(wire: Wire, dim: usize, api_key: Option<String>) -> std::io::Result<FakeServer> {
+        FakeServer::start_on(wire, dim, api_key, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts one speaking `wire` on `addr` (port 0: a free port), answering vectors of `dim`
+    /// floats, without authentication: the server of a stand-in process (`ragmill bench
+    /// stand-in`) rather than of a test.
+    pub async fn bind(wire: Wire, dim: usize, addr: SocketAddr) -> std::io::Result<FakeServer> {
+        FakeServer::start_on(wire, dim, None, addr).await
+    }
+
+    async fn start_on(
+        wire: Wire,
+        dim: usize,
+        api_key: Option<String>,
+        addr: SocketAddr,
+    ) -> std::io::Result<FakeServer> {
         let state = Arc::new(State {
             wire,
             dim,
@@ -151,7 +167,7 @@ impl FakeServer {
             chat_requests: AtomicUsize::new(0),
             last_chat: Mutex::new(None),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let server = FakeServer { addr, state, task: Mutex::new(None) };
         server.serve(listener);

@@ -226,6 +226,43 @@ pub enum BenchCommand {
     /// killed mid-run. Each run is a fixed number of calls of one batch each, made by concurrent
     /// callers; the pool has its default settings apart from batch size and concurrency.
     Pool(BenchPoolArgs),
+    /// A stand-in embedding server for benchmarks (no model: hash-seeded vectors).
+    ///
+    /// Speaks Ollama's or OpenAI's embedding API, answering every request after a fixed
+    /// service time (--latency-ms), one request at a time with --serial (like a GPU server
+    /// running one batch at a time). Prints its URL on the first line of stdout, serves until
+    /// SIGTERM or Ctrl-C, then prints `stand-in stopped: requests=N texts=M`.
+    #[command(hide = true)]
+    StandIn(BenchStandInArgs),
+}
+
+/// `ragmill bench stand-in`.
+#[derive(Debug, Args)]
+pub struct BenchStandInArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: std::net::SocketAddr,
+    /// The API it speaks.
+    #[arg(long, value_enum, default_value = "ollama")]
+    pub wire: StandInWire,
+    /// Service time of every embedding request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Floats per vector.
+    #[arg(long, default_value_t = 384)]
+    pub dimensions: usize,
+    /// Serve one request at a time, each taking the service time in turn (default: all at once).
+    #[arg(long)]
+    pub serial: bool,
+}
+
+/// The API a stand-in speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StandInWire {
+    /// `POST /api/embed`.
+    Ollama,
+    /// `POST /v1/embeddings`.
+    Openai,
 }
 
 /// `ragmill bench pool`.

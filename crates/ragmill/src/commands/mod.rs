@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_pool;
+mod bench_stand_in;
 mod embed;
 mod embed_server;
 mod eval;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Eval(args) => eval::run(g, args).await,
         Command::Bench(BenchCommand::Embed(args)) => bench::embed(g, args).await,
         Command::Bench(BenchCommand::Pool(args)) => bench_pool::run(g, args).await,
+        Command::Bench(BenchCommand::StandIn(args)) => bench_stand_in::run(args).await,
         Command::Models(cmd) => models::run(g, cmd).await,
         Command::Users(cmd) => users::run(g, cmd),
         Command::Extract => unreachable!("handled before the runtime starts"),
