@@ -154,6 +154,12 @@ pub trait JobQueue: Send + Sync {
     async fn depth_for(&self, user: UserId) -> Result<Depth, QueueError>;
     /// How long a lease holds without a heartbeat.
     fn lease_duration(&self) -> Duration;
+    /// How long an idle worker waits before asking for a job again, when nothing woke it. A
+    /// queue whose producers are in other processes (so cannot wake this one's workers) asks
+    /// for a shorter wait.
+    fn idle_poll(&self) -> Duration {
+        Duration::from_millis(500)
+    }
 }
 
 #[cfg(test)]

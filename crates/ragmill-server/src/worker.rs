@@ -159,7 +159,7 @@ async fn run(
         let Some(lease) = lease else {
             tokio::select! {
                 () = state.wake.notified() => {}
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = tokio::time::sleep(state.queue.idle_poll()) => {}
                 _ = stop.changed() => return,
             }
             continue;
