@@ -126,8 +126,11 @@ impl SqliteQueue {
         let mut conn = Connection::open(db_path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // Like the store: in WAL mode, NORMAL survives a crash of the process (kill -9); only a
-        // power loss can drop the last commits.
+        // NORMAL (unlike the store's FULL): in WAL mode it survives a crash of the process
+        // (kill -9); a power cut can drop the last commits, and that loses nothing: the store
+        // is the truth, and the reconciler queues again any queued or processing document
+        // whose job is missing, while a lost completion only runs a job again (idempotent).
+        // The next FULL commit of the store syncs the shared WAL, these frames included.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -45,15 +45,32 @@ impl Blobs {
     }
 
     /// Moves a fully received (and [`Incoming::finish`]ed) file into place and returns its hash.
+    /// Durable on return: the file's bytes were synced by `finish`, and the directory entries
+    /// made here (the file's name, and its fan-out directory if new) are synced too, so the
+    /// blob of an acknowledged upload survives a power cut, not only a crash of the process.
     pub async fn commit(&self, incoming: Incoming) -> std::io::Result<(ContentHash, u64)> {
         let hash = ContentHash::from_bytes(*incoming.hasher.finalize().as_bytes());
         let dest = self.path(&hash);
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        tokio::fs::rename(&incoming.tmp, &dest).await?;
+        let (dir, root) = (dest.parent().unwrap_or(&self.dir).to_owned(), self.dir.clone());
+        let tmp = incoming.tmp.clone();
+        tokio::task::spawn_blocking(move || {
+            let new_dir = !dir.exists();
+            std::fs::create_dir_all(&dir)?;
+            if new_dir {
+                sync_dir(&root)?;
+            }
+            std::fs::rename(&tmp, &dest)?;
+            sync_dir(&dir)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         Ok((hash, incoming.size))
     }
+}
+
+/// Makes the entries of directory `dir` (names created, renamed or removed in it) durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 impl Incoming {

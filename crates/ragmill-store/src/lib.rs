@@ -186,6 +186,19 @@ mod tests {
     use ragmill_core::ContentHash;
 
     #[test]
+    fn every_commit_is_synced_to_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let conn = store.conn().expect("conn");
+        let synchronous: i64 =
+            conn.pragma_query_value(None, "synchronous", |r| r.get(0)).expect("pragma");
+        assert_eq!(synchronous, 2, "FULL: an acknowledged upload survives a power cut");
+        let mode: String =
+            conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).expect("pragma");
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
     fn document_counts_are_by_state_across_users() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
