@@ -2,7 +2,8 @@
 //!
 //! The bytes are the user's, not ours, so nothing in them may run on this origin: text formats
 //! (HTML included) are served as `text/plain` inside a CSP sandbox, DOCX as a download in that
-//! sandbox too, and PDF inline for the browser's viewer (which runs no script on this origin).
+//! sandbox too, and PDF inline for the browser's viewer under a policy that allows no script,
+//! fetch or form on this origin (see [`PDF_POLICY`] for why not a sandbox).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -22,7 +23,7 @@ use crate::state::AppState;
     path = "/v1/documents/{id}/file",
     operation_id = "getDocumentFile",
     summary = "The original file of a document, as uploaded",
-    description = "PDF inline (`application/pdf`), DOCX as a download, every text format (plain, Markdown, HTML) as `text/plain` in a CSP sandbox: nothing uploaded ever runs on this origin.",
+    description = "PDF inline (`application/pdf`, with a Content-Security-Policy that allows no script), DOCX as a download, every text format (plain, Markdown, HTML) as `text/plain` in a CSP sandbox: nothing uploaded ever runs on this origin.",
     tag = "documents",
     params(("id" = i64, Path, description = "The document's id")),
     responses(
@@ -63,17 +64,23 @@ pub async fn file(
         Body::from_stream(ReaderStream::new(file)),
     )
         .into_response();
-    // Browsers refuse to show a PDF in a sandbox; their viewer runs none of its script here.
-    if doc.kind != Some(DocumentKind::Pdf) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(SANDBOX));
-    }
+    let policy = if doc.kind == Some(DocumentKind::Pdf) { PDF_POLICY } else { SANDBOX };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     Ok(response)
 }
 
 /// For every file but PDFs: no script, form or plugin of the file runs, nothing is fetched.
 const SANDBOX: &str = "sandbox; default-src 'none'";
+
+/// For PDFs: no script of this origin, no fetch, no form, framed only by this origin. Not
+/// `sandbox`: Chrome refuses to start its viewer in a sandboxed frame (crbug 413851) and Safari
+/// shows a sandboxed PDF as a blank page; Chromium 156 shows this policy's PDFs (and ignores
+/// it inside its viewer, which runs in its own extension origin). The allowances are what the
+/// viewers' synthetic pages use: their inline styles and the `<embed>` of this same URL.
+const PDF_POLICY: &str = "default-src 'none'; object-src 'self'; style-src 'unsafe-inline'; \
+    img-src 'self' data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'";
 
 /// How a kind is served: its content type and whether to show it or download it.
 fn presentation(kind: Option<DocumentKind>) -> (&'static str, &'static str) {
@@ -115,6 +122,7 @@ mod tests {
         assert_eq!(presentation(Some(DocumentKind::Docx)).1, "attachment");
         assert_eq!(presentation(None), ("application/octet-stream", "attachment"));
         assert!(SANDBOX.starts_with("sandbox"));
+        assert!(PDF_POLICY.starts_with("default-src 'none'") && !PDF_POLICY.contains("script"));
     }
 
     #[test]

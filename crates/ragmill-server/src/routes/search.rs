@@ -20,9 +20,10 @@ use crate::state::AppState;
 pub struct SearchRequest {
     /// What to look for (not empty).
     pub query: String,
-    /// Results wanted (1-100, default 5).
-    #[schema(minimum = 1, maximum = 100, default = 5)]
-    pub top_k: Option<usize>,
+    /// Results wanted (1-100, default 5). Any JSON number is read, so that one out of range
+    /// is answered `invalid_top_k` rather than `invalid_json`.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100, default = 5)]
+    pub top_k: Option<serde_json::Number>,
     /// Only these documents (ids).
     #[schema(value_type = Option<Vec<i64>>)]
     pub documents: Option<Vec<DocumentId>>,
@@ -115,10 +116,7 @@ pub async fn search(
     if req.query.trim().is_empty() {
         return Err(ApiError::bad_request("invalid_query", "query must not be empty"));
     }
-    let top_k = req.top_k.unwrap_or(5);
-    if !(1..=100).contains(&top_k) {
-        return Err(ApiError::bad_request("invalid_top_k", "top_k must be between 1 and 100"));
-    }
+    let top_k = top_k(req.top_k.as_ref())?;
     let hits = ragmill_pipeline::search(
         &state.store,
         state.pipeline.embedder().as_ref(),
@@ -129,6 +127,18 @@ pub async fn search(
     )
     .await?;
     Ok(Json(SearchResponse { results: hits.into_iter().map(SearchResult::from).collect() }))
+}
+
+/// The results wanted: an integer from 1 to 100, 5 when not given.
+fn top_k(given: Option<&serde_json::Number>) -> Result<usize, ApiError> {
+    let Some(n) = given else { return Ok(5) };
+    match n.as_u64().filter(|k| (1..=100).contains(k)) {
+        Some(k) => Ok(k as usize),
+        None => Err(ApiError::bad_request(
+            "invalid_top_k",
+            format!("top_k must be an integer from 1 to 100, not {n}"),
+        )),
+    }
 }
 
 /// `GET /v1/rag/status`.
