@@ -1,8 +1,10 @@
 //! The one error type of the HTTP API: `{"error":{"code","message"}}` with a fitting status.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -35,12 +37,19 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Sent as `Retry-After` (whole seconds, rounded up) when set.
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
     /// An error with a stable `code` and a human `message`.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+
+    /// 429 with `Retry-After`: the client should wait `after` before trying again.
+    pub fn too_many(code: &'static str, message: impl Into<String>, after: Duration) -> Self {
+        Self { retry_after: Some(after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message) }
     }
 
     /// Missing, unknown or revoked credentials: one answer for all three.
@@ -81,7 +90,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error = ErrorBody { code: self.code.to_owned(), message: self.message };
-        (self.status, Json(ErrorResponse { error })).into_response()
+        let mut response = (self.status, Json(ErrorResponse { error })).into_response();
+        if let Some(after) = self.retry_after {
+            // Whole seconds, at least one: a client told 0 would retry at once.
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
     }
 }
 

@@ -22,6 +22,7 @@ pub mod events;
 pub mod history;
 mod jobs;
 pub mod ledger;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod roster;
@@ -53,6 +54,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        let _ = state.local_addr.set(addr);
+    }
     let workers = spawn_workers(&state.worker_context());
     let sampler = tokio::spawn(history::record(state.clone()));
     let reconciler =

@@ -1,7 +1,8 @@
 //! Everything a request handler or a worker needs, shared.
 
+use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ragmill_core::{EventBus, JobQueue, LiveProgress, Roster};
 use ragmill_pipeline::Pipeline;
@@ -15,6 +16,7 @@ use crate::events::{LocalBus, LocalLive, Reporter};
 use crate::history::History;
 use crate::jobs::LocalJobs;
 use crate::ledger::Ledger;
+use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::roster::LocalRoster;
 use crate::worker::WorkerContext;
@@ -41,6 +43,18 @@ pub struct ServerConfig {
     pub event_secret: Option<[u8; 32]>,
     /// How often the ledger looks for documents left without a job.
     pub reconcile_every: std::time::Duration,
+    /// Most `file` parts in one upload request (beyond: 413 `too_many_files`).
+    pub max_files_per_upload: usize,
+    /// Most documents one user may have queued or processing (beyond: 429
+    /// `too_many_pending`): one user cannot fill the queue and the disk for everyone.
+    pub max_pending_per_user: u64,
+    /// Requests a second one API key may make on `/v1`, sustained (0: no limit).
+    pub rate_limit: f64,
+    /// Requests one API key may make at once before the rate applies.
+    pub rate_burst: u32,
+    /// The URL browsers reach this server by, when it is not its own address (behind a proxy,
+    /// or by a DNS name): its origin may open the event WebSocket.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +68,11 @@ impl Default for ServerConfig {
             worker_key_hash: None,
             event_secret: None,
             reconcile_every: crate::ledger::Ledger::RECONCILE_EVERY,
+            max_files_per_upload: 1000,
+            max_pending_per_user: 10_000,
+            rate_limit: 100.0,
+            rate_burst: 500,
+            public_url: None,
         }
     }
 }
@@ -123,6 +142,11 @@ pub struct Inner {
     pub jobs: Arc<LocalJobs>,
     /// The service's figures of the last minutes (`GET /v1/stats/history`).
     pub history: History,
+    /// Token buckets per API key (none: no rate limit).
+    pub limiter: Option<RateLimiter>,
+    /// The address [`crate::serve`] listens on, once it does: the WebSocket's Origin check
+    /// accepts this server's own names on this port.
+    pub local_addr: OnceLock<SocketAddr>,
 }
 
 impl AppState {
@@ -158,6 +182,8 @@ impl AppState {
             blobs,
             tokens: config.event_secret.map_or_else(EventTokens::random, EventTokens::new),
             wake,
+            limiter: RateLimiter::new(config.rate_limit, config.rate_burst),
+            local_addr: OnceLock::new(),
             config,
             metrics: Arc::new(metrics),
             activity: Arc::new(Activity::default()),

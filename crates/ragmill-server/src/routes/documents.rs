@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use ragmill_core::{DocumentId, DocumentKind, Live, Stage, UserId};
 use ragmill_extract::ExtractError;
@@ -159,8 +160,9 @@ pub struct UploadForm {
         (status = 202, description = "Every file stored and queued (or unchanged and ready)", body = UploadResponse),
         (status = 400, description = "`invalid_multipart`, `no_files`, `invalid_file_name` or `empty_file`", body = ErrorResponse),
         (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
-        (status = 413, description = "`file_too_large`: a file is over the upload limit", body = ErrorResponse),
-        (status = 415, description = "`type_mismatch` or `unsupported_type`: a file's content is not a supported format or not the one its name says", body = ErrorResponse),
+        (status = 413, description = "`file_too_large`: a file is over the upload limit; `too_many_files`: more files than one request may carry", body = ErrorResponse),
+        (status = 415, description = "`type_mismatch` or `unsupported_type`: a file's content is not a supported format or not the one its name says; `unsupported_media_type`: the body is not multipart/form-data", body = ErrorResponse),
+        (status = 429, description = "`too_many_pending`: the user has as many documents queued or processing as allowed; `rate_limited`: too many requests with this key. Both with `Retry-After`", body = ErrorResponse),
         (status = 500, description = "Internal error", body = ErrorResponse),
     ),
     security(("bearer" = [])),
@@ -168,9 +170,14 @@ pub struct UploadForm {
 pub async fn upload(
     State(state): State<AppState>,
     Auth(user): Auth,
-    mut form: Multipart,
+    headers: HeaderMap,
+    form: Result<Multipart, MultipartRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let mut form = form.map_err(|r| multipart_error(r, &headers))?;
     let limit = state.config.max_upload_bytes;
+    let max_files = state.config.max_files_per_upload;
+    let pending = pending(&state, user).await?;
+    check_pending(&state, pending, 1)?;
     let mut received = Vec::new();
     let result = async {
         while let Some(mut field) = form
@@ -180,6 +187,13 @@ pub async fn upload(
         {
             if field.name() != Some("file") {
                 continue;
+            }
+            if received.len() >= max_files {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_many_files",
+                    format!("at most {max_files} files in one request; send the rest in another"),
+                ));
             }
             let name = clean_name(field.file_name())?;
             let mut incoming = state.blobs.incoming().await.map_err(ApiError::internal)?;
@@ -220,6 +234,12 @@ pub async fn upload(
             "no_files",
             "send one or more multipart parts named \"file\"",
         ));
+    }
+    if let Err(e) = check_pending(&state, pending, received.len() as u64) {
+        for (_, incoming) in received {
+            incoming.discard().await;
+        }
+        return Err(e);
     }
 
     // Check every file's type by its content before accepting any.
@@ -339,6 +359,7 @@ pub async fn delete(
         (status = 202, description = "Queued again", body = AcceptedDocument),
         (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
         (status = 404, description = "`not_found`: no such document (or another user's)", body = ErrorResponse),
+        (status = 429, description = "`too_many_pending` or `rate_limited`, with `Retry-After`", body = ErrorResponse),
         (status = 500, description = "Internal error", body = ErrorResponse),
     ),
     security(("bearer" = [])),
@@ -349,6 +370,9 @@ pub async fn reprocess(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let doc = find(&state, user, &id).await?;
+    if !matches!(doc.state, DocumentState::Queued | DocumentState::Processing) {
+        check_pending(&state, pending(&state, user).await?, 1)?;
+    }
     state.ledger.reprocess(user, doc.id, doc.size).await?;
     let accepted = AcceptedDocument { id: doc.id, name: doc.name, state: DocumentState::Queued };
     Ok((StatusCode::ACCEPTED, Json(accepted)))
@@ -365,6 +389,50 @@ pub(crate) async fn find(
     blocking(move || store.user(user).document(DocumentId(id)))
         .await??
         .ok_or_else(|| ApiError::not_found("document"))
+}
+
+/// How long a client refused for too many pending documents is told to wait.
+const PENDING_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The user's documents queued or processing.
+async fn pending(state: &AppState, user: UserId) -> Result<u64, ApiError> {
+    let store = Arc::clone(&state.store);
+    let totals = blocking(move || store.user(user).totals()).await??;
+    Ok(totals.queued + totals.processing)
+}
+
+/// 429 `too_many_pending` if `more` documents on top of the user's `pending` ones would pass
+/// the limit. (A soft limit: requests checked at the same moment may pass it together.)
+fn check_pending(state: &AppState, pending: u64, more: u64) -> Result<(), ApiError> {
+    let max = state.config.max_pending_per_user;
+    if pending.saturating_add(more) <= max {
+        return Ok(());
+    }
+    Err(ApiError::too_many(
+        "too_many_pending",
+        format!(
+            "{pending} of your documents are queued or processing, and at most {max} may be; \
+             send these again once some are done"
+        ),
+        PENDING_RETRY,
+    ))
+}
+
+/// A body that cannot be read as a multipart form: 415 `unsupported_media_type` if it does not
+/// say it is one, 400 `invalid_multipart` if it does but has no boundary.
+fn multipart_error(rejection: MultipartRejection, headers: &HeaderMap) -> ApiError {
+    let says_multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    match rejection {
+        MultipartRejection::InvalidBoundary(_) if !says_multipart => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the files as multipart/form-data, one part named \"file\" each",
+        ),
+        r => ApiError::bad_request("invalid_multipart", r.body_text()),
+    }
 }
 
 /// The file name to store: the last path component, printable, not empty.

@@ -216,23 +216,54 @@ fn until_revoked(state: &AppState, claims: &TokenClaims, events: EventStream) ->
     Box::pin(events.take_until(revoked))
 }
 
-/// Browsers always send Origin on a WebSocket; it must be this server or an allowed origin.
+/// Browsers always send Origin on a WebSocket; it must be an allowed origin, the public URL's,
+/// or this server's own. Its own only when the Host is a name this server is known by: a page
+/// of `http://evil.example` whose name was rebound to this address (DNS rebinding) sends
+/// `Host: evil.example`, equal to its Origin, and must not pass.
 fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(()); // not a browser
     };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let same_host = origin.split_once("://").is_some_and(|(_, rest)| rest == host);
-    let allowed = state.config.allowed_origins.iter().any(|o| o == "*" || o == origin);
-    if same_host || allowed {
+    let config = &state.config;
+    let allowed = config.allowed_origins.iter().any(|o| o == "*" || same_origin(o, origin))
+        || config.public_url.as_deref().is_some_and(|u| same_origin(u, origin));
+    let own = origin.split_once("://").is_some_and(|(scheme, rest)| {
+        rest.eq_ignore_ascii_case(host) && known_host(host, scheme, state.local_addr.get())
+    });
+    if allowed || own {
         Ok(())
     } else {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden_origin",
-            format!("origin {origin} is not allowed"),
+            format!("origin {origin} is not allowed (see --allowed-origin and --public-url)"),
         ))
     }
+}
+
+/// Whether URL or origin `a` has the origin `b` (scheme, host and port; a path is ignored).
+fn same_origin(a: &str, b: &str) -> bool {
+    let origin = |u: &str| {
+        let (scheme, rest) = u.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        Some((scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
+    };
+    origin(a).is_some_and(|a| origin(b) == Some(a))
+}
+
+/// Whether `host` (a Host header) names this server listening on `local`: `localhost` or an IP
+/// address (a page cannot make its browser send one but for a URL of that address, so no name
+/// was rebound), with the port it listens on. Unknown until [`crate::serve`] listens.
+fn known_host(host: &str, scheme: &str, local: Option<&std::net::SocketAddr>) -> bool {
+    let Some(local) = local else { return false };
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !port.contains(']') => (name, port.parse::<u16>().ok()),
+        _ => (host, Some(if scheme.eq_ignore_ascii_case("https") { 443 } else { 80 })),
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let known = name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok();
+    known && port == Some(local.port())
 }
 
 /// The snapshot a stream opens with.
@@ -302,4 +333,26 @@ fn sse_stream(
         Some((Ok(SseEvent::default().data(data)), (rx, state)))
     });
     head.chain(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_this_server_is_known_by_count_as_its_own() {
+        let local: std::net::SocketAddr = "0.0.0.0:8080".parse().expect("addr");
+        let known = |host: &str| known_host(host, "http", Some(&local));
+        for host in ["127.0.0.1:8080", "localhost:8080", "[::1]:8080", "192.168.1.5:8080"] {
+            assert!(known(host), "{host}");
+        }
+        for host in ["evil.example:8080", "evil.example", "127.0.0.1:9090", "127.0.0.1", "[::1]"] {
+            assert!(!known(host), "{host}");
+        }
+        assert!(known_host("localhost", "http", Some(&"127.0.0.1:80".parse().expect("addr"))));
+        assert!(!known_host("127.0.0.1:8080", "http", None), "not listening: nothing is known");
+        assert!(same_origin("https://rag.example/app/", "https://RAG.example"));
+        assert!(!same_origin("https://rag.example", "http://rag.example"));
+        assert!(!same_origin("https://rag.example", "https://rag.example.evil"));
+    }
 }

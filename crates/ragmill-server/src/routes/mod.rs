@@ -11,13 +11,14 @@ pub mod stats;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Json, Router, middleware};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
 use crate::embeddings::EmbeddingService;
 use crate::error::{ApiError, ErrorResponse, blocking};
+use crate::limits;
 use crate::state::AppState;
 
 /// JSON body whose rejections speak the API's error format.
@@ -37,10 +38,12 @@ pub fn router(state: AppState) -> Router {
     let upload_limit =
         usize::try_from(state.config.max_upload_bytes).unwrap_or(usize::MAX).saturating_mul(16);
     let json_limit = state.config.max_json_bytes;
+    let rate_limit = middleware::from_fn_with_state(state.clone(), limits::rate_limit);
     let documents = Router::new()
         .route("/v1/documents", post(documents::upload).get(documents::list))
         .route("/v1/documents/chunked", post(chunked::chunked))
-        .layer(DefaultBodyLimit::max(upload_limit));
+        .layer(DefaultBodyLimit::max(upload_limit))
+        .layer(rate_limit.clone());
     let api = Router::new()
         .route("/v1/documents/{id}", get(documents::get).delete(documents::delete))
         .route("/v1/documents/{id}/reprocess", post(documents::reprocess))
@@ -53,7 +56,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me", get(stats::me))
         .route("/v1/events", get(events::events))
         .route("/v1/events/token", post(events::token))
-        .layer(DefaultBodyLimit::max(json_limit));
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(rate_limit);
     // Processed versions carry every chunk's vector: far larger than a user's JSON.
     let internal = Router::new()
         .route("/internal/v1/stored", post(internal::stored))
@@ -78,6 +82,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
         .merge(embeddings)
+        // Outermost: every answer, the embedding routes' and the fallback's included.
+        .layer(middleware::from_fn(limits::json_errors))
+        .layer(middleware::from_fn(limits::head_limits))
 }
 
 /// Alive: the process answers.
