@@ -380,6 +380,25 @@ pub struct ServeArgs {
     /// An origin allowed to open the event WebSocket besides this server's own (repeatable; `*` for any).
     #[arg(long = "allowed-origin", env = "RAGMILL_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// The URL browsers reach this server by, when it is not its own address and port (behind
+    /// a proxy, or by a DNS name, e.g. https://rag.example): its origin may open the event
+    /// WebSocket. Without it only this server's IP addresses and localhost, on its port, count
+    /// as its own (a rebound DNS name does not).
+    #[arg(long, env = "RAGMILL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Most files in one upload request (beyond: 413 too_many_files).
+    #[arg(long, env = "RAGMILL_MAX_FILES_PER_UPLOAD", default_value_t = 1000)]
+    pub max_files_per_upload: usize,
+    /// Most documents one user may have queued or processing (beyond: 429 too_many_pending).
+    #[arg(long, env = "RAGMILL_MAX_PENDING", default_value_t = 10_000)]
+    pub max_pending: u64,
+    /// Requests a second one API key may make on /v1, sustained (beyond: 429 rate_limited;
+    /// 0: no limit).
+    #[arg(long, env = "RAGMILL_RATE_LIMIT", default_value_t = 100.0)]
+    pub rate_limit: f64,
+    /// Requests one API key may make at once before --rate-limit applies.
+    #[arg(long, env = "RAGMILL_RATE_BURST", default_value_t = 500)]
+    pub rate_burst: u32,
     /// The chat model's API, for `POST /v1/chat`: ollama (`/api/chat`) or openai
     /// (`/v1/chat/completions`). Without it chat is off (search still works).
     #[arg(long, env = "RAGMILL_CHAT_BACKEND", value_enum)]

@@ -33,6 +33,11 @@
 //! max_upload_mb = 64
 //! lease_secs = 60
 //! allowed_origins = ["https://intranet.example"]
+//! public_url = "https://rag.example"   # how browsers reach it, if not by its own address
+//! max_files_per_upload = 1000
+//! max_pending = 10000  # documents queued or processing, per user
+//! rate_limit = 100     # requests a second per API key (0: none)
+//! rate_burst = 500
 //!
 //! [cluster]            # scaling out (default: one process, embedded queue)
 //! queue_url = "redis://redis:6379/0"
@@ -123,6 +128,11 @@ struct Serve {
     lease_secs: Option<u64>,
     reconcile_secs: Option<u64>,
     allowed_origins: Option<Vec<String>>,
+    public_url: Option<String>,
+    max_files_per_upload: Option<usize>,
+    max_pending: Option<u64>,
+    rate_limit: Option<f64>,
+    rate_burst: Option<u32>,
 }
 
 /// Fills the values of `cli` that are still defaults from the configuration file.
@@ -222,6 +232,21 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
             }
             if let Some(v) = s.allowed_origins.clone().filter(|_| unset(sub, "allowed_origins")) {
                 a.allowed_origins = v;
+            }
+            if let Some(v) = s.public_url.clone().filter(|_| unset(sub, "public_url")) {
+                a.public_url = Some(v);
+            }
+            if let Some(v) = s.max_files_per_upload.filter(|_| unset(sub, "max_files_per_upload")) {
+                a.max_files_per_upload = v;
+            }
+            if let Some(v) = s.max_pending.filter(|_| unset(sub, "max_pending")) {
+                a.max_pending = v;
+            }
+            if let Some(v) = s.rate_limit.filter(|_| unset(sub, "rate_limit")) {
+                a.rate_limit = v;
+            }
+            if let Some(v) = s.rate_burst.filter(|_| unset(sub, "rate_burst")) {
+                a.rate_burst = v;
             }
             let c = &file.chat;
             if let Some(v) = c.backend.filter(|_| unset(sub, "chat_backend")) {

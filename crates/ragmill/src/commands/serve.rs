@@ -36,6 +36,11 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
     let config = ServerConfig {
         max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
         allowed_origins: args.allowed_origins,
+        public_url: args.public_url,
+        max_files_per_upload: args.max_files_per_upload.max(1),
+        max_pending_per_user: args.max_pending.max(1),
+        rate_limit: args.rate_limit,
+        rate_burst: args.rate_burst,
         // With Redis, remote workers may do all the work (`--workers 0`); alone, someone must.
         workers: match args.cluster.queue_url {
             Some(_) => args.workers.unwrap_or(defaults.workers),
