@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use ragmill_core::{DocumentId, DocumentKind, Live, Stage, UserId};
 use ragmill_extract::ExtractError;
@@ -158,10 +158,10 @@ pub struct UploadForm {
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 202, description = "Every file stored and queued (or unchanged and ready)", body = UploadResponse),
-        (status = 400, description = "`invalid_multipart`, `no_files`, `invalid_file_name` or `empty_file`", body = ErrorResponse),
+        (status = 400, description = "`invalid_multipart` (the body is not multipart/form-data, or is malformed), `no_files`, `invalid_file_name` or `empty_file`", body = ErrorResponse),
         (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
         (status = 413, description = "`file_too_large`: a file is over the upload limit; `too_many_files`: more files than one request may carry", body = ErrorResponse),
-        (status = 415, description = "`type_mismatch` or `unsupported_type`: a file's content is not a supported format or not the one its name says; `unsupported_media_type`: the body is not multipart/form-data", body = ErrorResponse),
+        (status = 415, description = "`type_mismatch` or `unsupported_type`: a file's content is not a supported format or not the one its name says", body = ErrorResponse),
         (status = 429, description = "`too_many_pending`: the user has as many documents queued or processing as allowed; `rate_limited`: too many requests with this key. Both with `Retry-After`", body = ErrorResponse),
         (status = 500, description = "Internal error", body = ErrorResponse),
     ),
@@ -170,10 +170,9 @@ pub struct UploadForm {
 pub async fn upload(
     State(state): State<AppState>,
     Auth(user): Auth,
-    headers: HeaderMap,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut form = form.map_err(|r| multipart_error(r, &headers))?;
+    let mut form = form.map_err(multipart_error)?;
     let limit = state.config.max_upload_bytes;
     let max_files = state.config.max_files_per_upload;
     let pending = pending(&state, user).await?;
@@ -418,18 +417,12 @@ fn check_pending(state: &AppState, pending: u64, more: u64) -> Result<(), ApiErr
     ))
 }
 
-/// A body that cannot be read as a multipart form: 415 `unsupported_media_type` if it does not
-/// say it is one, 400 `invalid_multipart` if it does but has no boundary.
-fn multipart_error(rejection: MultipartRejection, headers: &HeaderMap) -> ApiError {
-    let says_multipart = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+/// A body that cannot be read as a multipart form: 400 `invalid_multipart`, in JSON.
+fn multipart_error(rejection: MultipartRejection) -> ApiError {
     match rejection {
-        MultipartRejection::InvalidBoundary(_) if !says_multipart => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the files as multipart/form-data, one part named \"file\" each",
+        MultipartRejection::InvalidBoundary(_) => ApiError::bad_request(
+            "invalid_multipart",
+            "send the files as multipart/form-data with a boundary, one part named \"file\" each",
         ),
         r => ApiError::bad_request("invalid_multipart", r.body_text()),
     }
