@@ -175,19 +175,6 @@ impl Pipeline {
     }
 }
 
-/// [`search_in`] the store's embedded index.
-pub async fn search(
-    store: &Arc<Store>,
-    embedder: &dyn Embedder,
-    user: UserId,
-    query: &str,
-    top_k: usize,
-    documents: Option<Vec<DocumentId>>,
-) -> Result<Vec<SearchHit>, SearchError> {
-    let index = StoreIndex::new(Arc::clone(store));
-    search_in(store, &index, embedder, user, query, top_k, documents).await
-}
-
 /// Embeds `query` with `embedder`, finds `user`'s `top_k` nearest chunks in `index`, best
 /// first, optionally only from `documents`, and reads their text from `store`. Refuses a
 /// collection built with another model.

@@ -117,15 +117,7 @@ pub async fn search(
         return Err(ApiError::bad_request("invalid_query", "query must not be empty"));
     }
     let top_k = top_k(req.top_k.as_ref())?;
-    let hits = ragmill_pipeline::search(
-        &state.store,
-        state.pipeline.embedder().as_ref(),
-        user,
-        &req.query,
-        top_k,
-        req.documents,
-    )
-    .await?;
+    let hits = state.pipeline.search(user, &req.query, top_k, req.documents).await?;
     Ok(Json(SearchResponse { results: hits.into_iter().map(SearchResult::from).collect() }))
 }
 
