@@ -1,0 +1,4 @@
+//! Detection and extraction of arbitrary bytes named `*.html`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ragmill_fuzz::extract(data, "fuzz.html"));
