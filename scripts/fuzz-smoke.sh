@@ -37,7 +37,7 @@ status=0
 for target in extract_txt extract_md extract_html extract_pdf extract_docx chunk; do
     mkdir -p "corpus/$target"
     if [ "$target" = chunk ]; then
-        seeds="$seeds_chunk" max_len=16384
+        seeds="$seeds_chunk" max_len=4096
     else
         seeds="$seeds_extract" max_len=65536
     fi

@@ -8,7 +8,7 @@
 //! worth of text; over-long words are cut here directly ([`crate::runs`]).
 
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::runs::{long_runs, prefix_end};
 use crate::{ChunkBudget, ChunkError, Chunker};
@@ -35,21 +35,23 @@ impl<'t> Piece<'t> {
 /// Keeps one document within its [`ChunkBudget`]; checked after each window and each piece of
 /// a cut word, so between two checks the work is bounded by a window.
 pub(crate) struct Meter {
-    budget: ChunkBudget,
+    max_chunks: usize,
+    allowed: Duration,
     started: Instant,
 }
 
 impl Meter {
-    pub(crate) fn start(budget: ChunkBudget) -> Self {
-        Meter { budget, started: Instant::now() }
+    pub(crate) fn start(budget: ChunkBudget, text_bytes: usize) -> Self {
+        let allowed = budget.time_for(text_bytes);
+        Meter { max_chunks: budget.max_chunks, allowed, started: Instant::now() }
     }
 
     fn check(&self, pieces: usize) -> Result<(), ChunkError> {
-        if pieces > self.budget.max_chunks {
-            return Err(ChunkError::TooManyChunks { limit: self.budget.max_chunks });
+        if pieces > self.max_chunks {
+            return Err(ChunkError::TooManyChunks { limit: self.max_chunks });
         }
-        if self.started.elapsed() > self.budget.timeout {
-            let t = self.budget.timeout;
+        if self.started.elapsed() > self.allowed {
+            let t = self.allowed;
             let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
             return Err(ChunkError::Timeout { secs: secs.max(1) });
         }

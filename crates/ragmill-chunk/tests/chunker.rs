@@ -263,7 +263,10 @@ fn a_document_over_its_budget_is_refused_with_a_stable_code() {
     let e = small.chunk(&plain(&"x".repeat(100_000))).expect_err("too many pieces");
     assert_eq!(e.code(), "too_many_chunks");
     // A budget of no time at all stops at the first check.
-    let budget = ChunkBudget { timeout: std::time::Duration::ZERO, ..ChunkBudget::default() };
+    // The deadline grows with the text: 60 s, and 20 s per MiB.
+    assert_eq!(ChunkBudget::default().time_for(3 << 19), std::time::Duration::from_secs(90));
+    let zero = std::time::Duration::ZERO;
+    let budget = ChunkBudget { timeout: zero, timeout_per_mib: zero, ..ChunkBudget::default() };
     let e = chunker(config).with_budget(budget).chunk(&plain(&text)).expect_err("no time");
     assert_eq!(
         (e.code(), e.to_string()),
@@ -303,5 +306,29 @@ proptest! {
         let text = words.concat();
         let want = exact_tokenizer().encode(text.as_str(), true).expect("encode").len();
         prop_assert_eq!(default_chunker().count_tokens(&text).expect("count"), want);
+    }
+}
+
+#[test]
+#[ignore = "a measurement: cargo test -p ragmill-chunk --test chunker -- --ignored --nocapture"]
+fn chunking_throughput() {
+    let chunker = chunker(ChunkerConfig::default());
+    let prose = "The keeper trims the wick of the lamp every evening, and logs passing ships. "
+        .repeat(40)
+        + "\n\n";
+    for (name, text, md) in [
+        ("prose", prose.repeat(400), false),
+        ("markdown", format!("# Title\n\n{}", prose.repeat(400)), true),
+    ] {
+        let started = std::time::Instant::now();
+        let chunks =
+            chunker.chunk(&ExtractedDocument { markdown: md, ..plain(&text) }).expect("ok");
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{name}: {:.1} MB, {} chunks in {secs:.2} s: {:.2} MB/s",
+            text.len() as f64 / 1e6,
+            chunks.len(),
+            text.len() as f64 / 1e6 / secs
+        );
     }
 }
