@@ -462,14 +462,17 @@ impl SqliteQueue {
         Ok(outcome)
     }
 
-    /// Hands the job back (graceful shutdown): queued again at once, the attempt not counted.
-    pub fn release(&self, lease: &Lease) -> Result<(), QueueError> {
-        let now = self.now();
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Self::held(&tx, lease)?;
-        let (id, user, document) = (job_id(lease)?, lease.user.0, lease.document.0);
-        if self.newer_queued(&tx, id, user, document)? {
+    /// Puts leased job `id` back in the queue at once with its attempt uncounted, or drops it
+    /// when a newer job of its document is queued (inside the caller's transaction).
+    fn hand_back(
+        &self,
+        tx: &Transaction<'_>,
+        id: i64,
+        user: i64,
+        document: i64,
+        now: i64,
+    ) -> Result<(), QueueError> {
+        if self.newer_queued(tx, id, user, document)? {
             tx.execute("DELETE FROM queue_jobs WHERE id = ?1", params![id])?;
         } else {
             tx.execute(
@@ -479,6 +482,17 @@ impl SqliteQueue {
                 params![id, now],
             )?;
         }
+        Ok(())
+    }
+
+    /// Hands the job back (graceful shutdown): queued again at once, the attempt not counted.
+    pub fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        let now = self.now();
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Self::held(&tx, lease)?;
+        let (id, user, document) = (job_id(lease)?, lease.user.0, lease.document.0);
+        self.hand_back(&tx, id, user, document, now)?;
         tx.commit()?;
         tracing::debug!(job = id, user, document, "job released");
         Ok(())
@@ -556,16 +570,7 @@ impl SqliteQueue {
             rows.collect::<Result<_, _>>()?
         };
         for &(id, user, document) in &held {
-            if self.newer_queued(&tx, id, user, document)? {
-                tx.execute("DELETE FROM queue_jobs WHERE id = ?1", params![id])?;
-            } else {
-                tx.execute(
-                    "UPDATE queue_jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),
-                         token = NULL, lease_until = NULL, updated_at = ?2
-                     WHERE id = ?1",
-                    params![id, now],
-                )?;
-            }
+            self.hand_back(&tx, id, user, document, now)?;
         }
         tx.commit()?;
         if !held.is_empty() {

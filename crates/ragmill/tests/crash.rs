@@ -53,24 +53,5 @@ async fn kill_9_at_random_moments_during_uploads_loses_and_duplicates_nothing() 
     assert!(docs.iter().all(|d| d["error"].is_null()), "seed {seed}: {docs:#?}");
     server.kill();
 
-    let db = rusqlite::Connection::open(data.path().join("ragmill.db")).expect("db");
-    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
-    assert_eq!(check, "ok", "seed {seed}");
-    let rows: Vec<(i64, i64, i64, i64)> = db
-        .prepare(
-            "SELECT d.id, d.chunk_count, COUNT(c.id), COUNT(DISTINCT c.ordinal)
-             FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.id",
-        )
-        .expect("prepare")
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
-    assert_eq!(rows.len(), 30, "seed {seed}");
-    for (id, declared, stored, distinct) in rows {
-        assert!(declared >= 2, "document {id} has {declared} chunks");
-        assert_eq!((stored, distinct), (declared, declared), "seed {seed}: document {id}");
-    }
-    let left: i64 = db.query_row("SELECT COUNT(*) FROM queue_jobs", [], |r| r.get(0)).expect("q");
-    assert_eq!(left, 0, "seed {seed}: no job left behind");
+    assert_stored_exactly_once(data.path(), 30, &format!("seed {seed}"));
 }

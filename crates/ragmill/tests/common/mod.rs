@@ -190,3 +190,29 @@ pub async fn wait_all_ready(server: &Server, key: &str, n: usize, within: Durati
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Checks the store in `data`: `documents` documents, each with at least two chunks, every
+/// chunk stored exactly once (no duplicate ordinals, counts agree), no job left in the queue,
+/// and SQLite's `integrity_check` ok. `context` is added to every failure message.
+pub fn assert_stored_exactly_once(data: &Path, documents: usize, context: &str) {
+    let db = rusqlite::Connection::open(data.join("ragmill.db")).expect("db");
+    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+    assert_eq!(check, "ok", "{context}");
+    let rows: Vec<(i64, i64, i64, i64)> = db
+        .prepare(
+            "SELECT d.id, d.chunk_count, COUNT(c.id), COUNT(DISTINCT c.ordinal)
+             FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.id",
+        )
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(rows.len(), documents, "{context}");
+    for (id, declared, stored, distinct) in rows {
+        assert!(declared >= 2, "{context}: document {id} has {declared} chunks");
+        assert_eq!((stored, distinct), (declared, declared), "{context}: document {id}");
+    }
+    let left: i64 = db.query_row("SELECT COUNT(*) FROM queue_jobs", [], |r| r.get(0)).expect("q");
+    assert_eq!(left, 0, "{context}: no job left behind");
+}
