@@ -24,9 +24,14 @@ pub enum IngestError {
     /// The original could not be read (a blob missing or a disk failing).
     #[error("cannot read the file: {0}")]
     Unreadable(String),
-    /// The chunker failed on the text.
-    #[error("chunking failed: {0}")]
-    Chunking(String),
+    /// The chunker refused or failed on the text (`too_many_chunks`, `chunk_timeout`, ...).
+    #[error("chunking failed: {message}")]
+    Chunking {
+        /// The chunker's stable code.
+        code: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// Extraction found no text to index.
     #[error("the document has no text to index")]
     NoText,
@@ -70,7 +75,7 @@ impl IngestError {
             IngestError::Extract(e) => e.code(),
             IngestError::TooLarge { .. } => "file_too_large",
             IngestError::Unreadable(_) => "unreadable",
-            IngestError::Chunking(_) => "chunking_failed",
+            IngestError::Chunking { code, .. } => code,
             IngestError::NoText => "no_text",
             IngestError::ChunkTooLong { .. } => "chunk_too_long",
             IngestError::InvalidRequest(_) => "invalid_request",
@@ -93,7 +98,7 @@ impl IngestError {
             | IngestError::Storage(_)
             | IngestError::Internal(_) => true,
             IngestError::TooLarge { .. }
-            | IngestError::Chunking(_)
+            | IngestError::Chunking { .. }
             | IngestError::NoText
             | IngestError::ChunkTooLong { .. }
             | IngestError::InvalidRequest(_)
@@ -125,6 +130,12 @@ impl From<ragmill_core::CatalogError> for IngestError {
     }
 }
 
+impl From<ragmill_chunk::ChunkError> for IngestError {
+    fn from(e: ragmill_chunk::ChunkError) -> Self {
+        IngestError::Chunking { code: e.code(), message: e.to_string() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +157,7 @@ mod tests {
         assert!(IngestError::Extract(ExtractError::Io { detail: "spawn".into() }).retryable());
         assert!(!IngestError::Crashed("boom".into()).retryable());
         assert!(!IngestError::NoText.retryable());
+        let refused = IngestError::from(ragmill_chunk::ChunkError::Config("bad".into()));
+        assert_eq!(refused.code(), "invalid_chunk_config", "the chunker's own code");
     }
 }

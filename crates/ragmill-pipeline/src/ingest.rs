@@ -169,7 +169,7 @@ impl Pipeline {
         let chunks: Vec<Chunk> = blocking(move || chunker.chunk(&doc))
             .await
             .map_err(internal)
-            .and_then(|r| r.map_err(|e| IngestError::Chunking(e.to_string())))
+            .and_then(|r| r.map_err(IngestError::from))
             .map_err(|e| fail(e, kind, &timings))?;
         if chunks.is_empty() {
             return Err(fail(IngestError::NoText, kind, &timings));
@@ -324,10 +324,7 @@ impl Pipeline {
         let window = self.embedder.info().max_tokens;
         let mut chunks = doc.chunks;
         for (i, c) in chunks.iter_mut().enumerate() {
-            let tokens = self
-                .chunker
-                .count_tokens(&c.text)
-                .map_err(|e| IngestError::Chunking(e.to_string()))?;
+            let tokens = self.chunker.count_tokens(&c.text).map_err(IngestError::from)?;
             if tokens > window {
                 return Err(IngestError::ChunkTooLong { index: i, tokens, window });
             }

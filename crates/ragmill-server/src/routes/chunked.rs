@@ -99,7 +99,7 @@ fn doc_error(e: IngestError) -> ApiError {
     let status = match &e {
         IngestError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         IngestError::ModelMismatch(_) => StatusCode::CONFLICT,
-        IngestError::NoText | IngestError::ChunkTooLong { .. } | IngestError::Chunking(_) => {
+        IngestError::NoText | IngestError::ChunkTooLong { .. } | IngestError::Chunking { .. } => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         IngestError::Embedding(_) => StatusCode::BAD_GATEWAY,
