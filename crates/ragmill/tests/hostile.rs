@@ -5,13 +5,14 @@
 //! (file, answer, time, peak RSS) goes to stderr.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
+
+mod common;
+use common::*;
 
 /// The server's peak resident memory over the whole run (VmHWM). It holds the model (~90 MB),
 /// the tokenizer, the blobs being uploaded and hashed, and at most two documents' text and
@@ -40,81 +41,11 @@ const CONTENT_CODES: &[&str] = &[
     "extract_timeout",
     "extract_crashed",
     "chunking_failed",
+    "too_many_chunks",
+    "chunk_timeout",
 ];
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn model_dir() -> PathBuf {
-    std::env::var_os("RAGMILL_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("models/all-MiniLM-L6-v2"))
-}
-
-fn ragmill(data: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragmill"));
-    cmd.arg("--data-dir").arg(data).arg("--model-dir").arg(model_dir());
-    cmd
-}
-
-fn add_user(data: &Path, name: &str) -> String {
-    let out = ragmill(data).args(["users", "add", name, "--json"]).output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    v["api_key"].as_str().expect("key").to_owned()
-}
-
-/// A running server; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data: &Path) -> Self {
-        let mut child = ragmill(data)
-            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("address line");
-        let base = line.trim().rsplit(' ').next().expect("url").to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "{line}");
-        Self { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Peak resident memory so far (VmHWM), in bytes.
-    fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client")
-}
-
-async fn upload(server: &Server, key: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+async fn upload_one(server: &Server, key: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
     let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()));
     let r = client()
         .post(server.url("/v1/documents"))
@@ -127,12 +58,7 @@ async fn upload(server: &Server, key: &str, name: &str, bytes: Vec<u8>) -> (u16,
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn get_json(server: &Server, key: &str, path: &str) -> Value {
-    let r = client().get(server.url(path)).bearer_auth(key).send().await.expect("get");
-    r.json().await.unwrap_or(Value::Null)
-}
-
-async fn search(server: &Server, key: &str, query: &str, document: Option<i64>) -> Vec<Value> {
+async fn search_in(server: &Server, key: &str, query: &str, document: Option<i64>) -> Vec<Value> {
     let mut body = json!({"query": query, "top_k": 20});
     if let Some(id) = document {
         body["documents"] = json!([id]);
@@ -180,7 +106,7 @@ async fn hostile_corpus_fails_cleanly_or_is_ready_with_sane_chunks() {
 
     let data = tempfile::tempdir().expect("tmp");
     let key = add_user(data.path(), "mallory");
-    let server = Server::start(data.path());
+    let server = Server::start(data.path(), &[]);
 
     // Upload every file, one request each (a refused file refuses its whole request).
     let mut rows: Vec<Row> = Vec::new();
@@ -191,7 +117,7 @@ async fn hostile_corpus_fails_cleanly_or_is_ready_with_sane_chunks() {
         let bytes = std::fs::read(corpus.path().join(file)).expect("corpus file");
         let size = bytes.len();
         let sent = Instant::now();
-        let (status, body) = upload(&server, &key, name, bytes).await;
+        let (status, body) = upload_one(&server, &key, name, bytes).await;
         let mut row = Row {
             file: file.to_owned(),
             size,
@@ -219,7 +145,7 @@ async fn hostile_corpus_fails_cleanly_or_is_ready_with_sane_chunks() {
     while !pending.is_empty() {
         let ids: Vec<i64> = pending.keys().copied().collect();
         for id in ids {
-            let doc = get_json(&server, &key, &format!("/v1/documents/{id}")).await;
+            let doc = get_json(&server, &key, &format!("/v1/documents/{id}")).await.1;
             let state = doc["state"].as_str().unwrap_or("");
             if !matches!(state, "ready" | "failed") {
                 continue;
@@ -252,7 +178,7 @@ async fn hostile_corpus_fails_cleanly_or_is_ready_with_sane_chunks() {
 
     // Ready documents have chunks the model reads: none over the byte bound.
     for (id, i) in &ready {
-        let hits = search(&server, &key, "text item page", Some(*id)).await;
+        let hits = search_in(&server, &key, "text item page", Some(*id)).await;
         assert!(!hits.is_empty(), "{}: no chunk found", rows[*i].file);
         for hit in hits {
             let len = hit["text"].as_str().map_or(0, str::len);
@@ -269,18 +195,18 @@ async fn hostile_corpus_fails_cleanly_or_is_ready_with_sane_chunks() {
         and logs passing ships in a leather-bound book."
         .to_vec();
     let sent = Instant::now();
-    let (status, body) = upload(&server, &key, "lighthouse.md", normal).await;
+    let (status, body) = upload_one(&server, &key, "lighthouse.md", normal).await;
     assert_eq!(status, 202, "{body}");
     let id = body["documents"][0]["id"].as_i64().expect("id");
     loop {
-        let doc = get_json(&server, &key, &format!("/v1/documents/{id}")).await;
+        let doc = get_json(&server, &key, &format!("/v1/documents/{id}")).await.1;
         if doc["state"] == "ready" {
             break;
         }
         assert!(sent.elapsed() < Duration::from_secs(30), "normal document: {doc}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let hits = search(&server, &key, "who trims the lamp wick in the lighthouse", None).await;
+    let hits = search_in(&server, &key, "who trims the lamp wick in the lighthouse", None).await;
     assert_eq!(hits.first().map(|h| h["document_id"].clone()), Some(json!(id)));
     rows.push(Row {
         file: "lighthouse.md (after)".into(),
