@@ -34,8 +34,9 @@
 //! - At most one queued job per document. A document whose job is leased may have one more,
 //!   queued, job (a reprocess requested while processing); it is not leased until the leased one
 //!   ends, so one document is never processed by two workers at once (unless a lease expires).
-//! - A lease that ran out counts as a failed attempt ("the worker died"); when attempts are
-//!   exhausted the job is parked with `worker lost the job N times` instead of leased again.
+//! - A lease that ran out counts as lost ("the worker died"), apart from failed attempts; when
+//!   `max_lost` leases were lost the job is parked with `worker lost the job N times` instead
+//!   of leased again (a poison document that kills its workers).
 //! - Every lease carries a token unique to it; every later call checks it.
 //! - Fairness: the next job goes to the eligible user whose last lease is the oldest (users never
 //!   served first, in the order they first enqueued), then the smallest job of that user, then

@@ -51,9 +51,13 @@ CREATE INDEX IF NOT EXISTS queue_users_turn ON queue_users (served, seen);
 pub struct QueueConfig {
     /// How long a lease holds without a heartbeat (default 60 s).
     pub lease: Duration,
-    /// Attempts before a job is parked (default 3; 0 is taken as 1). A lease that runs out
-    /// counts as an attempt; a release does not.
+    /// Failed attempts before a job is parked (default 3; 0 is taken as 1). A release does
+    /// not count.
     pub max_attempts: u32,
+    /// Leases that ran out (the worker died or hung) before a job is parked as a poison
+    /// document (default 5; 0 is taken as 1). Counted apart from failures so that workers
+    /// killed under a document for reasons of their own do not fail it after three deaths.
+    pub max_lost: u32,
     /// Backoff before retry `n + 1` after attempt `n` failed: `backoff · 2^(n-1)` (default 1 s).
     pub backoff: Duration,
     /// Where time comes from (default the system clock).
@@ -65,6 +69,7 @@ impl Default for QueueConfig {
         QueueConfig {
             lease: Duration::from_secs(60),
             max_attempts: 3,
+            max_lost: 5,
             backoff: Duration::from_secs(1),
             clock: Clock::System,
         }
@@ -154,6 +159,10 @@ impl SqliteQueue {
 
     fn max_attempts(&self) -> i64 {
         i64::from(self.config.max_attempts.max(1))
+    }
+
+    fn max_lost(&self) -> i64 {
+        i64::from(self.config.max_lost.max(1))
     }
 
     /// Queues `document` for processing. One live job per document: if it already has a queued
@@ -326,7 +335,7 @@ impl SqliteQueue {
                     worker,
                     "lease ran out; a newer job replaces it"
                 );
-            } else if attempts >= self.max_attempts() {
+            } else if lost >= self.max_lost() {
                 let error = format!("worker lost the job {lost} times");
                 tx.execute(
                     "UPDATE queue_jobs SET state = 'parked', lost = ?2, error = ?3, token = NULL,

@@ -19,10 +19,11 @@ fn db(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("ragmill.db")
 }
 
-/// A queue on a manual clock (60 s leases, 3 attempts, 1 s backoff).
+/// A queue on a manual clock (60 s leases, 3 attempts, 3 lost leases, 1 s backoff).
 fn manual(path: &Path) -> (SqliteQueue, ManualClock) {
     let clock = ManualClock::new(1_000_000);
-    let config = QueueConfig { clock: Clock::Manual(clock.clone()), ..QueueConfig::default() };
+    let config =
+        QueueConfig { clock: Clock::Manual(clock.clone()), max_lost: 3, ..QueueConfig::default() };
     (SqliteQueue::open(path, config).expect("open queue"), clock)
 }
 

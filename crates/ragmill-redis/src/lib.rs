@@ -56,8 +56,9 @@
 //! [`RedisQueue::release_held_by`] re-queues one's jobs and deletes the consumer (consumers are
 //! otherwise never deleted: one small entry per worker name ever seen).
 //!
-//! **Dead letters.** A job whose `max_attempts` attempts are used up — by `fail`, or by being
-//! claimed again after its last attempt's lease ran out (`worker lost the job N times`) — is
+//! **Dead letters.** A job whose `max_attempts` failed attempts are used up (by `fail`), or
+//! whose lease ran out `max_lost` times (`worker lost the job N times`: a poison document that
+//! kills its workers; counted apart, so workers dying for reasons of their own fail nothing) — is
 //! acknowledged, appended to the `dead` stream, and kept as parked: `job_state` answers
 //! `Parked(error)` until the document is enqueued again (which replaces it) or cancelled.
 //!
@@ -123,6 +124,9 @@ pub struct RedisConfig {
     pub lease: Duration,
     /// Attempts before a job is parked (default 3; 0 is taken as 1).
     pub max_attempts: u32,
+    /// Leases that ran out before a job is dead-lettered as a poison document (default 5; 0 is
+    /// taken as 1), counted apart from failures.
+    pub max_lost: u32,
     /// Backoff before retry `n + 1` after attempt `n` failed: `backoff · 2^(n-1)` (default 1 s).
     pub backoff: Duration,
     /// How long a command may wait for its reply, and a connection for Redis (default 5 s).
@@ -143,6 +147,7 @@ impl Default for RedisConfig {
             prefix: "ragmill:".into(),
             lease: Duration::from_secs(60),
             max_attempts: 3,
+            max_lost: 5,
             backoff: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
             write_buffer: 4096,

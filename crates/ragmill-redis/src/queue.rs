@@ -52,6 +52,7 @@ pub struct RedisQueue {
     prefix: String,
     lease: Duration,
     max_attempts: u32,
+    max_lost: u32,
     backoff: Duration,
     scripts: Scripts,
 }
@@ -62,6 +63,7 @@ impl std::fmt::Debug for RedisQueue {
             .field("prefix", &self.prefix)
             .field("lease", &self.lease)
             .field("max_attempts", &self.max_attempts)
+            .field("max_lost", &self.max_lost)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +108,7 @@ impl RedisQueue {
             prefix: config.prefix.clone(),
             lease: config.lease,
             max_attempts: config.max_attempts.max(1),
+            max_lost: config.max_lost.max(1),
             backoff: config.backoff,
             scripts: Scripts::new(),
         }
@@ -176,7 +179,10 @@ impl JobQueue for RedisQueue {
 
     async fn lease(&self, worker: &str) -> Result<Option<Lease>, QueueError> {
         let picked: Option<(String, i64, i64, u32, String)> = self
-            .run(&self.scripts.lease, &[&worker, &millis(self.lease), &self.max_attempts])
+            .run(
+                &self.scripts.lease,
+                &[&worker, &millis(self.lease), &self.max_attempts, &self.max_lost],
+            )
             .await?;
         Ok(picked.map(|(job, user, document, attempt, token)| {
             tracing::debug!(job, user, document, attempt, worker, "job leased");

@@ -1,5 +1,6 @@
--- lease(prefix, worker, lease_ms, max_attempts) -> {jid, user, doc, attempt, token} | nil
-local worker, lease_ms, max = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+-- lease(prefix, worker, lease_ms, max_attempts, max_lost) -> {jid, user, doc, attempt, token} | nil
+local worker, lease_ms = ARGV[2], tonumber(ARGV[3])
+local max_lost = tonumber(ARGV[5])
 local now = now_ms()
 if redis.call('EXISTS', STREAM) == 0 then
   redis.call('XGROUP', 'CREATE', STREAM, GROUP, '$', 'MKSTREAM')
@@ -25,7 +26,8 @@ for _, jid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now, 'L
 end
 
 -- 2. Entries idle longer than a lease (their worker stopped heartbeating) are claimed, one at a
--- time so none is claimed without being handed out. Each claim counts as an attempt.
+-- time so none is claimed without being handed out. Each claim counts as a lost lease; the
+-- job is dead-lettered once its leases were lost `max_lost` times (a poison document).
 local cursor = '0-0'
 repeat
   local r = redis.call('XAUTOCLAIM', STREAM, GROUP, worker, lease_ms, cursor, 'COUNT', 1)
@@ -41,7 +43,7 @@ repeat
         local lost = tonumber(j.lost or 0) + 1
         if redis.call('HEXISTS', doc_key(j.user, j.doc), 'queued') == 1 then
           end_leased(jid, j)
-        elseif tonumber(j.attempts) >= max then
+        elseif lost >= max_lost then
           park(jid, j, 'worker lost the job ' .. lost .. ' times', lost)
         else
           redis.call('HSET', job_key(jid), 'lost', lost)

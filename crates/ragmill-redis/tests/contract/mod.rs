@@ -15,6 +15,8 @@ use crate::common::{RedisServer, unique_prefix};
 pub const LEASE: Duration = Duration::from_millis(300);
 pub const BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_ATTEMPTS: u32 = 3;
+/// Leases lost before a job is parked, in these tests.
+pub const MAX_LOST: u32 = 3;
 
 /// Where a case's queue lives; `open` gives another handle on the same jobs (another process,
 /// as far as the queue can tell).
@@ -38,6 +40,7 @@ impl Backend {
                 let config = QueueConfig {
                     lease: LEASE,
                     max_attempts: MAX_ATTEMPTS,
+                    max_lost: MAX_LOST,
                     backoff: BACKOFF,
                     ..QueueConfig::default()
                 };
@@ -49,6 +52,7 @@ impl Backend {
                     prefix: prefix.clone(),
                     lease: LEASE,
                     max_attempts: MAX_ATTEMPTS,
+                    max_lost: MAX_LOST,
                     backoff: BACKOFF,
                     ..RedisConfig::default()
                 };

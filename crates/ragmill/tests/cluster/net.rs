@@ -8,6 +8,14 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// One lab at a time in a test binary: each starts a whole cluster, and two at once would
+/// share this machine's two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// Tells labs of one process apart (names and subnets).
+static LABS: AtomicU32 = AtomicU32::new(0);
 
 /// One namespace with its address.
 pub struct Host {
@@ -31,6 +39,7 @@ pub struct Lab {
     bridge: String,
     /// The hosts, in the order asked for.
     pub hosts: Vec<Host>,
+    _turn: MutexGuard<'static, ()>,
 }
 
 fn ip(args: &[&str]) {
@@ -49,12 +58,13 @@ fn ip(args: &[&str]) {
 impl Lab {
     /// A bridge with `n` hosts, reachable from this (the root) namespace at `.1`.
     pub fn new(n: usize) -> Self {
-        let pid = std::process::id();
-        let (a, b) = (100 + pid % 100, (pid / 100) % 250);
-        let tag = format!("{:x}", pid % 0xfffff);
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+        let (pid, no) = (std::process::id(), LABS.fetch_add(1, Ordering::SeqCst) % 2);
+        let (a, b) = (100 + pid % 100, ((pid / 100) % 120) * 2 + no);
+        let tag = format!("{:x}{no}", pid % 0xffff);
         let bridge = format!("rmb{tag}");
         ip(&["link", "add", &bridge, "type", "bridge"]);
-        let lab = Lab { bridge: bridge.clone(), hosts: Vec::new() };
+        let lab = Lab { bridge: bridge.clone(), hosts: Vec::new(), _turn: turn };
         ip(&["addr", "add", &format!("10.{a}.{b}.1/24"), "dev", &bridge]);
         ip(&["link", "set", &bridge, "up"]);
         let mut lab = lab;
