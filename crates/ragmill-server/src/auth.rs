@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use ragmill_core::UserId;
 
 use crate::error::{ApiError, blocking};
+use crate::history::now_ms;
 use crate::state::AppState;
 
 /// The authenticated user of a request.
@@ -124,12 +125,6 @@ impl EventTokens {
         }
         Some(TokenClaims { user: UserId(user.parse().ok()?), key_prefix: prefix.to_owned() })
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The prefix of an API key (`rmk_<prefix>_<secret>`), which names it without revealing it.

@@ -7,6 +7,8 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 use ragmill_core::{Roster, WORKER_STALE_MS, WorkerStatus};
 
+use crate::history::now_ms;
+
 /// Worker processes that reported to this process (its own).
 #[derive(Default)]
 pub struct LocalRoster {
@@ -58,11 +60,4 @@ impl Drop for TallyGuard<'_> {
         self.0.busy.fetch_sub(1, Ordering::Relaxed);
         self.0.done.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

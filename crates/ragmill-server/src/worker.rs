@@ -25,8 +25,9 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::activity::Activity;
 use crate::events::Reporter;
+use crate::history::now_ms;
 use crate::metrics::Metrics;
-use crate::roster::{Tally, now_ms};
+use crate::roster::Tally;
 
 /// Everything a worker works with; the serving process builds it from its `AppState`
 /// (`AppState::worker_context`), a `ragmill worker` from Redis and the main server.
