@@ -106,6 +106,21 @@ pub fn worker_prefix() -> String {
     format!("{}:{}", host_name(), std::process::id())
 }
 
+/// Whether worker `name` (`<host>:<pid>:<i>`, from [`worker_prefix`]) ran on this machine in
+/// another process that is gone: its leases are nobody's now. Workers of other machines are
+/// never judged from here.
+pub fn gone_from_here(name: &str) -> bool {
+    let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    gone(name, &host_name(), std::process::id(), alive)
+}
+
+fn gone(worker: &str, host: &str, me: u32, alive: impl Fn(u32) -> bool) -> bool {
+    let mut parts = worker.rsplitn(3, ':');
+    let (_, pid, their_host) = (parts.next(), parts.next(), parts.next());
+    let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else { return false };
+    their_host == Some(host) && pid != me && !alive(pid)
+}
+
 /// This machine's name (`/etc/hostname`, else `HOSTNAME`, else `localhost`).
 pub fn host_name() -> String {
     std::fs::read_to_string("/etc/hostname")
@@ -330,4 +345,20 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gone;
+
+    #[test]
+    fn only_this_hosts_dead_processes_are_taken_for_gone() {
+        let dead = |_| false;
+        assert!(gone("box:41:0", "box", 7, dead));
+        assert!(!gone("box:41:0", "box", 7, |_| true), "alive");
+        assert!(!gone("box:7:1", "box", 7, dead), "this very process");
+        assert!(!gone("other:41:0", "box", 7, dead), "another machine");
+        assert!(!gone("garbage", "box", 7, dead));
+        assert!(gone("my:host:41:2", "my:host", 7, dead), "colons in the host name");
+    }
 }

@@ -135,9 +135,8 @@ fn event_secret(data_dir: &std::path::Path) -> Result<[u8; 32]> {
 
 /// Hands back, uncounted, the jobs leased by this machine's earlier `ragmill serve` processes
 /// that are no longer running (killed, or crashed): they are not the documents' fault, and their
-/// leases would otherwise hold them until they run out. Worker names are `<host>:<pid>:<i>`.
+/// leases would otherwise hold them until they run out.
 fn recover_leases(queue: &SqliteQueue) {
-    let host = ragmill_server::host_name();
     let holders = match queue.lease_holders() {
         Ok(h) => h,
         Err(e) => {
@@ -146,22 +145,12 @@ fn recover_leases(queue: &SqliteQueue) {
         }
     };
     for worker in holders {
-        let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
-        if gone(&worker, &host, std::process::id(), alive)
+        if ragmill_server::gone_from_here(&worker)
             && let Err(e) = queue.release_held_by(&worker)
         {
             tracing::warn!(worker, error = %e, "cannot take back a dead worker's jobs");
         }
     }
-}
-
-/// Whether `worker` (`<host>:<pid>:<i>`) ran on this `host` in a process other than `me` that
-/// is not `alive` any more. Workers of other hosts are never judged from here.
-fn gone(worker: &str, host: &str, me: u32, alive: impl Fn(u32) -> bool) -> bool {
-    let mut parts = worker.rsplitn(3, ':');
-    let (_, pid, their_host) = (parts.next(), parts.next(), parts.next());
-    let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else { return false };
-    their_host == Some(host) && pid != me && !alive(pid)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -185,20 +174,4 @@ pub(crate) async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("shutting down: no new connections, workers finishing");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::gone;
-
-    #[test]
-    fn only_this_hosts_dead_processes_are_taken_for_gone() {
-        let dead = |_| false;
-        assert!(gone("box:41:0", "box", 7, dead));
-        assert!(!gone("box:41:0", "box", 7, |_| true), "alive");
-        assert!(!gone("box:7:1", "box", 7, dead), "this very process");
-        assert!(!gone("other:41:0", "box", 7, dead), "another machine");
-        assert!(!gone("garbage", "box", 7, dead));
-        assert!(gone("my:host:41:2", "my:host", 7, dead), "colons in the host name");
-    }
 }
