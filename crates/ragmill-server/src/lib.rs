@@ -39,7 +39,7 @@ pub use error::{ApiError, ErrorResponse};
 pub use events::Reporter;
 pub use jobs::LocalJobs;
 pub use state::{AppState, Seams, ServerConfig};
-pub use worker::{WorkerContext, Workers, gone_from_here, host_name, spawn_workers, worker_prefix};
+pub use worker::{WorkerContext, Workers, gone_from_here, spawn_workers, worker_prefix};
 
 /// The router of the whole service.
 pub fn app(state: AppState) -> axum::Router {

@@ -122,7 +122,7 @@ fn gone(worker: &str, host: &str, me: u32, alive: impl Fn(u32) -> bool) -> bool 
 }
 
 /// This machine's name (`/etc/hostname`, else `HOSTNAME`, else `localhost`).
-pub fn host_name() -> String {
+fn host_name() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|s| s.trim().to_owned())
