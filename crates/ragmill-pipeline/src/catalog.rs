@@ -25,11 +25,20 @@ impl LocalCatalog {
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, CatalogError> {
-        let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || f(&store)).await {
-            Ok(result) => result.map_err(convert),
-            Err(e) => Err(CatalogError::Failed(format!("store task failed: {e}"))),
-        }
+        on_store(&self.store, f).await
+    }
+}
+
+/// Runs `f` on `store` on tokio's blocking threads, its errors as the catalog seam speaks them
+/// (a task that panicked or was cancelled is [`CatalogError::Failed`]).
+pub async fn on_store<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, CatalogError> {
+    let store = Arc::clone(store);
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(result) => result.map_err(convert),
+        Err(e) => Err(CatalogError::Failed(format!("store task failed: {e}"))),
     }
 }
 

@@ -18,7 +18,7 @@ mod vectors;
 use std::sync::Arc;
 
 pub use batcher::{BatchConfig, BatchObserver, Batcher, BatcherStats, Embedded};
-pub use catalog::{LocalCatalog, convert as convert_store_error};
+pub use catalog::{LocalCatalog, on_store};
 pub use error::IngestError;
 pub use ingest::{Ingested, Input, Outcome, Prechunked, Source};
 pub use vectors::StoreIndex;

@@ -28,11 +28,7 @@ impl LocalJobs {
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, CatalogError> {
-        let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || f(&store)).await {
-            Ok(result) => result.map_err(ragmill_pipeline::convert_store_error),
-            Err(e) => Err(CatalogError::Failed(format!("store task failed: {e}"))),
-        }
+        ragmill_pipeline::on_store(&self.store, f).await
     }
 }
 
@@ -81,9 +77,6 @@ impl JobSource for LocalJobs {
         code: &str,
         message: &str,
     ) -> Result<(), CatalogError> {
-        self.ledger
-            .give_up(user, id, code, message)
-            .await
-            .map_err(ragmill_pipeline::convert_store_error)
+        self.ledger.give_up(user, id, code, message).await
     }
 }

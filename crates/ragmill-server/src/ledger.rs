@@ -18,8 +18,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ragmill_core::{ContentHash, DocumentId, DocumentKind, JobQueue, JobState, QueueError, UserId};
-use ragmill_store::{Accepted, DocumentState, Store, StoreError};
+use ragmill_core::{
+    CatalogError, ContentHash, DocumentId, DocumentKind, JobQueue, JobState, QueueError, UserId,
+};
+use ragmill_pipeline::on_store;
+use ragmill_store::{Accepted, DocumentState, Store};
 use tokio::sync::Notify;
 
 use crate::error::{ApiError, blocking};
@@ -113,13 +116,9 @@ impl Ledger {
         id: DocumentId,
         code: &str,
         message: &str,
-    ) -> Result<(), StoreError> {
-        let store = Arc::clone(&self.store);
+    ) -> Result<(), CatalogError> {
         let (c, m) = (code.to_owned(), message.to_owned());
-        match tokio::task::spawn_blocking(move || store.user(user).mark_failed(id, &c, &m)).await {
-            Ok(result) => result?,
-            Err(e) => return Err(StoreError::Corrupt(format!("store task failed: {e}"))),
-        };
+        on_store(&self.store, move |s| s.user(user).mark_failed(id, &c, &m)).await?;
         self.reporter.failed(user, id, code, message);
         Ok(())
     }
@@ -140,10 +139,7 @@ impl Ledger {
     /// One pass: every document waiting or in processing whose job is missing is queued; one
     /// whose job was parked is failed with the job's last error.
     pub async fn reconcile(&self) -> Result<Reconciled, ReconcileError> {
-        let store = Arc::clone(&self.store);
-        let waiting = tokio::task::spawn_blocking(move || store.in_flight())
-            .await
-            .map_err(|e| ReconcileError::Store(StoreError::Corrupt(e.to_string())))??;
+        let waiting = on_store(&self.store, Store::in_flight).await?;
         let mut done = Reconciled::default();
         for (user, id, size, state) in waiting {
             match self.queue.job_state(user, id).await? {
@@ -154,10 +150,7 @@ impl Ledger {
                 }
                 None => {
                     // Re-read: it may have finished between the list and the job's lookup.
-                    let store = Arc::clone(&self.store);
-                    let now = tokio::task::spawn_blocking(move || store.user(user).document(id))
-                        .await
-                        .map_err(|e| ReconcileError::Store(StoreError::Corrupt(e.to_string())))??;
+                    let now = on_store(&self.store, move |s| s.user(user).document(id)).await?;
                     if !now.is_some_and(|d| {
                         matches!(d.state, DocumentState::Queued | DocumentState::Processing)
                     }) {
@@ -193,7 +186,7 @@ impl Ledger {
 pub enum ReconcileError {
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] CatalogError),
     /// The queue failed or is down.
     #[error(transparent)]
     Queue(#[from] QueueError),
