@@ -51,25 +51,7 @@ fn get(key: &str, path: &str) -> Request<Body> {
 
 /// `POST /v1/documents` with `files` as multipart `file` parts.
 fn upload(key: &str, files: &[(&str, &[u8])]) -> Request<Body> {
-    let boundary = "hardening-boundary-42";
-    let mut body = Vec::new();
-    for (name, bytes) in files {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
-                 filename=\"{name}\"\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    Request::post("/v1/documents")
-        .header(header::AUTHORIZATION, format!("Bearer {key}"))
-        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
-        .body(Body::from(body))
-        .expect("request")
+    common::upload_request(key, files)
 }
 
 fn code(body: &Value) -> &str {

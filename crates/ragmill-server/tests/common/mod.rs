@@ -207,28 +207,7 @@ impl TestApp {
 
     /// `POST /v1/documents` with `files` (name, bytes) as multipart `file` parts.
     pub async fn upload(&self, key: &str, files: &[(&str, &[u8])]) -> (StatusCode, Value) {
-        let boundary = "ragmill-test-boundary-7d1f";
-        let mut body = Vec::new();
-        for (name, bytes) in files {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
-                     filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            body.extend_from_slice(bytes);
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        self.call(
-            Request::post("/v1/documents")
-                .header(header::AUTHORIZATION, format!("Bearer {key}"))
-                .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
-                .body(Body::from(body))
-                .expect("request"),
-        )
-        .await
+        self.call(upload_request(key, files)).await
     }
 
     /// Waits until document `id` of `key`'s user is `ready` or `failed` and returns it.
@@ -249,4 +228,28 @@ impl TestApp {
 /// The id of the `i`th document of an upload's answer.
 pub fn doc_id(upload: &Value, i: usize) -> i64 {
     upload["documents"][i]["id"].as_i64().unwrap_or_else(|| panic!("no document {i}: {upload}"))
+}
+
+/// A `POST /v1/documents` request of `key`'s with `files` (name, bytes) as multipart `file`
+/// parts.
+pub fn upload_request(key: &str, files: &[(&str, &[u8])]) -> Request<Body> {
+    let boundary = "ragmill-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+                 filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Request::post("/v1/documents")
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+        .body(Body::from(body))
+        .expect("request")
 }
