@@ -36,24 +36,32 @@ pub struct StoredVersion {
     pub timings: StageTimings,
 }
 
-/// A version of a document that is processed: stored with its chunks in one step, so a search
-/// sees the old version or this one, never a mix.
+/// Which version of which document an outcome is about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Finished {
-    /// The document row this version belongs to, when it was created at upload; storing fails
+pub struct DocumentVersion {
+    /// The document row this version belongs to, when it was created at upload; writing fails
     /// with [`CatalogError::Gone`] if that row was deleted meanwhile.
     pub document: Option<DocumentId>,
     /// Its name (unique per user).
     pub name: String,
     /// Hash of its bytes.
     pub content_hash: ContentHash,
-    /// Its detected format.
+    /// Its detected format, if known.
     pub kind: Option<DocumentKind>,
     /// Its size in bytes.
     pub size: u64,
-    /// Seconds per stage.
+    /// Seconds per stage (until it failed, for a failed one).
     pub timings: StageTimings,
-    /// The embedder's model id (the cache key) and vector space (the collection's).
+}
+
+/// A version of a document that is processed: stored with its chunks in one step, so a search
+/// sees the old version or this one, never a mix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finished {
+    /// The version.
+    #[serde(flatten)]
+    pub version: DocumentVersion,
+    /// The embedder's model id (the cache key).
     pub model: String,
     /// The vector space the chunks were embedded in.
     pub space: String,
@@ -79,18 +87,9 @@ pub struct EmbeddedChunk {
 /// A version of a document that could not be processed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailedVersion {
-    /// As in [`Finished::document`].
-    pub document: Option<DocumentId>,
-    /// Its name.
-    pub name: String,
-    /// Hash of its bytes.
-    pub content_hash: ContentHash,
-    /// Its format, if it was detected.
-    pub kind: Option<DocumentKind>,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Seconds per stage until it failed.
-    pub timings: StageTimings,
+    /// The version.
+    #[serde(flatten)]
+    pub version: DocumentVersion,
     /// Stable snake_case code.
     pub code: String,
     /// For a human.
@@ -184,12 +183,14 @@ mod tests {
             heading_path: vec!["Intro".into()],
         };
         let version = Finished {
-            document: Some(DocumentId(3)),
-            name: "a.md".into(),
-            content_hash: ContentHash::of(b"hello"),
-            kind: Some(DocumentKind::Markdown),
-            size: 5,
-            timings: StageTimings::from([("chunking".into(), 0.5)]),
+            version: DocumentVersion {
+                document: Some(DocumentId(3)),
+                name: "a.md".into(),
+                content_hash: ContentHash::of(b"hello"),
+                kind: Some(DocumentKind::Markdown),
+                size: 5,
+                timings: StageTimings::from([("chunking".into(), 0.5)]),
+            },
             model: "m@1".into(),
             space: "m".into(),
             dimensions: 2,
@@ -202,6 +203,7 @@ mod tests {
         };
         let json = serde_json::to_string(&version).unwrap_or_default();
         assert!(json.contains(&ContentHash::of(b"hello").to_hex()), "hashes travel as hex");
+        assert!(json.starts_with(r#"{"document":3,"name":"a.md""#), "flat on the wire: {json}");
         assert_eq!(serde_json::from_str::<Finished>(&json).ok(), Some(version));
         assert!(serde_json::from_str::<ContentHash>("\"not hex\"").is_err());
     }

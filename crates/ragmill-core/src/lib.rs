@@ -36,8 +36,8 @@ mod vector;
 mod vectors;
 
 pub use catalog::{
-    Begun, Catalog, CatalogError, EmbeddedChunk, FailedVersion, Finished, JobSource, StageTimings,
-    StoredVersion,
+    Begun, Catalog, CatalogError, DocumentVersion, EmbeddedChunk, FailedVersion, Finished,
+    JobSource, StageTimings, StoredVersion,
 };
 pub use document::{Chunk, DocumentKind, ExtractedDocument, Heading, PageSpan};
 pub use embed::{EmbedError, Embedder, ModelInfo};

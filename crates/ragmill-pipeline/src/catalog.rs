@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ragmill_core::{
-    Catalog, CatalogError, ContentHash, DocumentId, FailedVersion, Finished, StoredVersion, UserId,
+    Catalog, CatalogError, ContentHash, DocumentId, DocumentVersion, FailedVersion, Finished,
+    StoredVersion, UserId,
 };
 use ragmill_store::{DocumentState, NewChunk, NewDocument, Store, StoreError};
 
@@ -26,6 +27,18 @@ impl LocalCatalog {
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, CatalogError> {
         on_store(&self.store, f).await
+    }
+}
+
+/// The store's row for `v`.
+fn new_document(v: &DocumentVersion) -> NewDocument<'_> {
+    NewDocument {
+        id: v.document,
+        name: &v.name,
+        content_hash: v.content_hash,
+        kind: v.kind,
+        size: v.size,
+        timings: v.timings.clone(),
     }
 }
 
@@ -91,30 +104,19 @@ impl Catalog for LocalCatalog {
                 .iter()
                 .map(|c| NewChunk { chunk: &c.chunk, hash: c.hash, vector: &c.vector })
                 .collect();
-            let doc = NewDocument {
-                id: v.document,
-                name: &v.name,
-                content_hash: v.content_hash,
-                kind: v.kind,
-                size: v.size,
-                timings: v.timings.clone(),
-            };
-            s.user(user).replace_document(&doc, &chunks, &v.space, v.dimensions)
+            s.user(user).replace_document(
+                &new_document(&v.version),
+                &chunks,
+                &v.space,
+                v.dimensions,
+            )
         })
         .await
     }
 
     async fn fail(&self, user: UserId, v: FailedVersion) -> Result<DocumentId, CatalogError> {
         self.run(move |s| {
-            let doc = NewDocument {
-                id: v.document,
-                name: &v.name,
-                content_hash: v.content_hash,
-                kind: v.kind,
-                size: v.size,
-                timings: v.timings.clone(),
-            };
-            s.user(user).record_failure(&doc, &v.code, &v.message)
+            s.user(user).record_failure(&new_document(&v.version), &v.code, &v.message)
         })
         .await
     }

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use ragmill_core::{Chunk, ContentHash, EmbeddedChunk, FailedVersion, Finished, Progress, Stage};
+use ragmill_core::{
+    Chunk, ContentHash, DocumentVersion, EmbeddedChunk, FailedVersion, Finished, Progress, Stage,
+};
 use ragmill_store::{DocumentId, Timings, UserId};
 
 use crate::{IngestError, Pipeline, ProgressFn, blocking};
@@ -118,12 +120,7 @@ impl Pipeline {
             Err((err, _, _)) if err == IngestError::DocumentDeleted => Err(err),
             Err((err, kind, timings)) => {
                 let version = FailedVersion {
-                    document: meta.document,
-                    name: meta.name.clone(),
-                    content_hash: meta.hash,
-                    kind,
-                    size: meta.size,
-                    timings,
+                    version: meta.version(kind, timings),
                     code: err.code().to_owned(),
                     message: err.to_string(),
                 };
@@ -260,12 +257,7 @@ impl Pipeline {
             })
             .collect();
         let version = Finished {
-            document: meta.document,
-            name: meta.name.clone(),
-            content_hash: meta.hash,
-            kind,
-            size: meta.size,
-            timings: timings.clone(),
+            version: meta.version(kind, timings.clone()),
             model: info.id.clone(),
             space: info.space.clone(),
             dimensions: info.dimensions,
@@ -364,6 +356,24 @@ struct Meta {
     document: Option<DocumentId>,
     hash: ContentHash,
     size: u64,
+}
+
+impl Meta {
+    /// This input as the version a catalog records, with what processing learnt of it.
+    fn version(
+        &self,
+        kind: Option<ragmill_core::DocumentKind>,
+        timings: Timings,
+    ) -> DocumentVersion {
+        DocumentVersion {
+            document: self.document,
+            name: self.name.clone(),
+            content_hash: self.hash,
+            kind,
+            size: self.size,
+            timings,
+        }
+    }
 }
 
 /// The document's bytes, refusing anything over `limit` before reading it.

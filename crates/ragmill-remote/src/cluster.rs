@@ -116,7 +116,7 @@ impl Catalog for MainServer {
     }
 
     async fn finish(&self, user: UserId, version: Finished) -> Result<DocumentId, CatalogError> {
-        let document = version.document;
+        let document = version.version.document;
         self.post("finish", &json!({"user": user, "version": version})).await.map_err(|e| {
             match (e, document) {
                 (CatalogError::Gone(_), Some(id)) => CatalogError::Gone(id),
