@@ -109,11 +109,6 @@ impl Pipeline {
         Self { store: None, catalog, index: None, extractor, chunker, embedder, batcher, config }
     }
 
-    /// The vector index search reads, when this pipeline searches.
-    pub fn index(&self) -> Option<&Arc<dyn VectorIndex>> {
-        self.index.as_ref()
-    }
-
     /// The embedded store, when this pipeline has one.
     pub fn store(&self) -> Option<&Arc<Store>> {
         self.store.as_ref()
@@ -167,18 +162,12 @@ impl Pipeline {
         search_in(store, index.as_ref(), self.embedder.as_ref(), user, query, top_k, documents)
             .await
     }
-
-    /// Searches through `index` instead of the embedded one (a vector database).
-    pub fn with_index(mut self, index: Arc<dyn VectorIndex>) -> Self {
-        self.index = Some(index);
-        self
-    }
 }
 
 /// Embeds `query` with `embedder`, finds `user`'s `top_k` nearest chunks in `index`, best
 /// first, optionally only from `documents`, and reads their text from `store`. Refuses a
 /// collection built with another model.
-pub async fn search_in(
+async fn search_in(
     store: &Arc<Store>,
     index: &dyn VectorIndex,
     embedder: &dyn Embedder,
