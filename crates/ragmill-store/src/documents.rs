@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{now_ms, vector_to_blob};
-use crate::{StoreError, UserId, UserStore};
+use crate::{StoreError, UserId, UserStore, keyword};
 
 /// Where a document stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,17 +247,19 @@ impl UserStore<'_> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         self.claim_model(&tx, model, dimensions)?;
         let id = self.upsert_document(&tx, doc, "ready", None, Some(model), chunks.len())?;
+        keyword::forget_document(&tx, self.user, id.0)?;
         tx.execute(
             "DELETE FROM chunks WHERE document_id = ?1 AND user_id = ?2",
             params![id.0, self.user.0],
         )?;
+        keyword::ensure_table(&tx, self.user)?;
         {
             let mut insert = tx.prepare(
                 "INSERT INTO chunks (user_id, document_id, ordinal, text, start_byte, end_byte, tokens, page, heading_path, hash, vector)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for c in chunks {
-                insert.execute(params![
+                let row = insert.insert(params![
                     self.user.0,
                     id.0,
                     c.chunk.ordinal,
@@ -270,11 +272,20 @@ impl UserStore<'_> {
                     c.hash.as_bytes().as_slice(),
                     vector_to_blob(c.vector),
                 ])?;
+                keyword::add_chunk(&tx, self.user, row, &c.chunk.text)?;
             }
         }
         tx.commit()?;
+        // The live index takes the new block in commit order: the user's writer lock is taken
+        // before the connection is released.
+        let slot = self.store.indexes.slot(self.user)?;
+        let _writer = slot.writer()?;
         drop(conn);
-        self.store.invalidate(self.user);
+        if slot.wanted() {
+            let ordinals = chunks.iter().map(|c| c.chunk.ordinal).collect();
+            let vectors = chunks.iter().flat_map(|c| c.vector.iter().copied()).collect();
+            slot.apply(id.0, Some(slot.block(id.0, ordinals, vectors)));
+        }
         Ok(id)
     }
 
@@ -414,11 +425,20 @@ impl UserStore<'_> {
 
     /// Deletes the user's document `id` and its chunks; false if the user has no such document.
     pub fn delete_document(&self, id: DocumentId) -> Result<bool, StoreError> {
-        let n = self.store.conn()?.execute(
+        let mut conn = self.store.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        keyword::forget_document(&tx, self.user, id.0)?;
+        let n = tx.execute(
             "DELETE FROM documents WHERE id = ?1 AND user_id = ?2",
             params![id.0, self.user.0],
         )?;
-        self.store.invalidate(self.user);
+        tx.commit()?;
+        if n > 0 {
+            let slot = self.store.indexes.slot(self.user)?;
+            let _writer = slot.writer()?;
+            drop(conn);
+            slot.apply(id.0, None);
+        }
         Ok(n > 0)
     }
 

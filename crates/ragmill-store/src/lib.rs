@@ -1,9 +1,12 @@
 //! The embedded store: one SQLite file (WAL mode) in the data directory.
 //!
 //! It holds users, documents (name, content hash, kind, size, state, error, timings), chunks
-//! (text, provenance, vector) and the embedding cache keyed by (model, chunk-text hash). Search
-//! is an exact cosine scan over an in-memory [`FlatIndex`] per user, built from SQLite on first
-//! use and dropped whenever that user's chunks change, so SQLite is always the truth.
+//! (text, provenance, vector), each user's keyword index (FTS5, BM25; `keyword.rs`) and the
+//! embedding cache keyed by (model, chunk-text hash). SQLite is the truth; vector search runs
+//! on a live in-memory index per user (`indexes.rs`), loaded from SQLite on first use and then
+//! kept current by the writes themselves (a document's vectors are swapped as one block, never
+//! rebuilt on the search path): an exact scan, or beyond [`IndexSettings::ann_threshold`]
+//! vectors an HNSW graph (`usearch`, int8) whose candidates are re-scored exactly.
 //!
 //! **Isolation is structural.** Everything a user owns is reached through [`UserStore`], which
 //! [`Store::user`] hands out for one [`UserId`]; every query it runs carries `user_id = ?`.
@@ -17,19 +20,20 @@
 //! # Ok(()) }
 //! ```
 
+mod ann;
 mod cache;
 mod codec;
 mod documents;
 mod error;
-mod index;
+mod indexes;
 mod keys;
+mod keyword;
+mod live;
 mod schema;
 mod search;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -38,10 +42,10 @@ pub use documents::{
     Timings,
 };
 pub use error::StoreError;
-pub use index::FlatIndex;
+pub use indexes::{IndexSettings, IndexStats};
 pub use keys::{Account, UserSummary};
 pub use ragmill_core::{DocumentId, UserId};
-pub use search::{Nearest, SearchHit};
+pub use search::{KeywordHit, Nearest, Scores, SearchHit};
 
 /// The embedded store. Share it behind an `Arc`; all methods take `&self`.
 pub struct Store {
@@ -49,26 +53,24 @@ pub struct Store {
     /// One connection behind a std mutex: SQLite serialises writers anyway, every statement here
     /// is short, and no lock is held across an `.await` (callers are synchronous).
     conn: Mutex<Connection>,
-    /// Per-user vector index, rebuilt lazily after that user's chunks change.
-    indexes: Mutex<HashMap<UserId, Arc<FlatIndex>>>,
-    /// Bumped by every write to chunks: an index built while a write landed is not cached.
-    generation: AtomicU64,
+    /// Every user's live vector index.
+    indexes: indexes::Indexes,
 }
 
 impl Store {
     /// Opens (creating if needed) the store in `data_dir`, as `ragmill.db`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, IndexSettings::default())
+    }
+
+    /// [`Store::open`] with the vector index's settings.
+    pub fn open_with(data_dir: &Path, settings: IndexSettings) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Io { path: data_dir.to_owned(), source: e })?;
         let path = data_dir.join("ragmill.db");
         let conn = Connection::open(&path)?;
         schema::prepare(&conn)?;
-        Ok(Self {
-            path,
-            conn: Mutex::new(conn),
-            indexes: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
-        })
+        Ok(Self { path, conn: Mutex::new(conn), indexes: indexes::Indexes::new(settings) })
     }
 
     /// The SQLite file.
@@ -102,8 +104,12 @@ impl Store {
 
     /// Removes a user and everything they own (documents, chunks, vectors).
     pub fn delete_user(&self, user: UserId) -> Result<bool, StoreError> {
-        let n = self.conn()?.execute("DELETE FROM users WHERE id = ?1", [user.0])?;
-        self.invalidate(user);
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        keyword::drop_table(&tx, user)?;
+        let n = tx.execute("DELETE FROM users WHERE id = ?1", [user.0])?;
+        tx.commit()?;
+        self.indexes.drop_user(user);
         Ok(n > 0)
     }
 
@@ -157,13 +163,6 @@ impl Store {
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
-    }
-
-    fn invalidate(&self, user: UserId) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        if let Ok(mut map) = self.indexes.lock() {
-            map.remove(&user);
-        }
     }
 }
 

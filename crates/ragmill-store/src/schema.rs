@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE users (
@@ -80,6 +80,8 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     // Each step migrates one version up, in its own transaction.
     if version == 0 {
+        // Version 4 (keyword tables) needs no statement for a new store: each user's table is
+        // created with their first chunks.
         conn.execute_batch(&format!(
             "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
@@ -90,6 +92,16 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version <= 2 {
         conn.execute_batch(&format!("BEGIN; {ADMINS} PRAGMA user_version = 3; COMMIT;"))?;
+    }
+    if version <= 3 {
+        // Version 4: a keyword index (FTS5) per user, built from the chunks already stored.
+        conn.execute_batch("BEGIN;")?;
+        let built = crate::keyword::build_all(conn)
+            .and_then(|()| conn.execute_batch("PRAGMA user_version = 4; COMMIT;"));
+        if built.is_err() {
+            let _ = conn.execute_batch("ROLLBACK;");
+        }
+        built?;
     }
     Ok(())
 }

@@ -1,13 +1,12 @@
 //! Nearest-chunk search within one user's collection.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::codec::blob_to_vector;
-use crate::index::FlatIndex;
+use crate::indexes::{IndexStats, Loaded};
 use crate::{StoreError, UserStore};
 use ragmill_core::DocumentId;
 
@@ -20,14 +19,31 @@ pub struct SearchHit {
     pub document_id: DocumentId,
     /// The chunk's ordinal within its document.
     pub chunk: u32,
-    /// Cosine similarity to the query.
+    /// The score results are ordered by: cosine similarity for a vector search, BM25 for a
+    /// keyword search, the fused (or reranked) score for a hybrid one.
     pub score: f32,
+    /// The scores of each side that found the chunk.
+    pub scores: Scores,
     /// The chunk's text.
     pub text: String,
     /// The page the chunk starts on (PDF).
     pub page: Option<u32>,
     /// The headings enclosing the chunk.
     pub heading_path: Vec<String>,
+}
+
+/// What each retriever made of a chunk; absent where it did not find it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Scores {
+    /// Cosine similarity to the query's vector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<f32>,
+    /// BM25 of the query's words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<f32>,
+    /// The reranker's relevance score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<f32>,
 }
 
 /// A chunk near a query, by its document and ordinal.
@@ -37,13 +53,26 @@ pub struct Nearest {
     pub document: DocumentId,
     /// Its ordinal within the document.
     pub chunk: u32,
-    /// Cosine similarity to the query.
+    /// The score to report and order by.
+    pub score: f32,
+    /// Each retriever's score.
+    pub scores: Scores,
+}
+
+/// A chunk that matches a query's words.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeywordHit {
+    /// Its document.
+    pub document: DocumentId,
+    /// Its ordinal within the document.
+    pub chunk: u32,
+    /// BM25 (higher is better).
     pub score: f32,
 }
 
 impl UserStore<'_> {
     /// The `top_k` chunks most similar to `query` (a unit vector), best first, optionally only
-    /// from `documents`, with their text. Exact: every one of the user's vectors is scored.
+    /// from `documents`, with their text.
     pub fn search(
         &self,
         query: &[f32],
@@ -55,31 +84,37 @@ impl UserStore<'_> {
     }
 
     /// The `top_k` chunks nearest `query`, best first, optionally only from `documents`: the
-    /// embedded vector index (an exact scan of the user's in-memory matrix).
+    /// user's live vector index (exact, or approximate and re-scored for a large collection).
     pub fn nearest(
         &self,
         query: &[f32],
         top_k: usize,
         documents: Option<&[DocumentId]>,
     ) -> Result<Vec<Nearest>, StoreError> {
-        let index = self.index()?;
-        if index.is_empty() {
-            return Ok(Vec::new());
-        }
-        if query.len() != index.dimensions() {
-            return Err(StoreError::Dimension { got: query.len(), want: index.dimensions() });
-        }
         let allowed: Option<HashSet<i64>> = documents.map(|d| d.iter().map(|id| id.0).collect());
-        let keep = |doc| allowed.as_ref().is_none_or(|a| a.contains(&doc));
-        Ok(index
-            .top_k(query, top_k, keep)
+        let found =
+            self.store.indexes.search(self.user, query, top_k, allowed.as_ref(), || self.load())?;
+        Ok(found
             .into_iter()
             .map(|s| Nearest {
-                document: DocumentId(s.document_id),
+                document: DocumentId(s.document),
                 chunk: s.ordinal,
                 score: s.score,
+                scores: Scores { vector: Some(s.score), ..Scores::default() },
             })
             .collect())
+    }
+
+    /// Loads the user's vector index now, and builds its approximate index if the collection
+    /// is large enough, in this thread (searches do both lazily; benchmarks and warm-up call
+    /// this).
+    pub fn prepare_index(&self) -> Result<(), StoreError> {
+        self.store.indexes.build_now(self.user, || self.load())
+    }
+
+    /// What the user's vector index holds now.
+    pub fn index_stats(&self) -> Result<IndexStats, StoreError> {
+        self.store.indexes.stats(self.user)
     }
 
     /// The user's chunks named in `near`, in that order, with their text, document and
@@ -101,6 +136,7 @@ impl UserStore<'_> {
                         document_id: n.document,
                         chunk: n.chunk,
                         score: n.score,
+                        scores: n.scores,
                         text: r.get(1)?,
                         page: r.get(2)?,
                         heading_path: serde_json::from_str(&path).unwrap_or_default(),
@@ -114,42 +150,49 @@ impl UserStore<'_> {
 
     /// Chunks in the user's collection.
     pub fn chunk_count(&self) -> Result<usize, StoreError> {
-        Ok(self.index()?.len())
+        let n: i64 = self.store.conn()?.query_row(
+            "SELECT COUNT(*) FROM chunks WHERE user_id = ?1",
+            [self.user.0],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    /// The user's vector index, built from SQLite if not cached.
-    fn index(&self) -> Result<Arc<FlatIndex>, StoreError> {
-        if let Some(idx) =
-            self.store.indexes.lock().map_err(|_| StoreError::Poisoned)?.get(&self.user)
-        {
-            return Ok(Arc::clone(idx));
-        }
-        let generation = self.store.generation.load(std::sync::atomic::Ordering::SeqCst);
-        let dimensions = self.collection_model()?.map_or(0, |(_, d)| d);
-        let mut index = FlatIndex::new(dimensions);
-        {
-            let conn = self.store.conn()?;
-            let mut stmt = conn.prepare(
-                "SELECT id, document_id, ordinal, vector FROM chunks WHERE user_id = ?1 ORDER BY id",
-            )?;
-            let mut rows = stmt.query([self.user.0])?;
-            while let Some(row) = rows.next()? {
-                let blob: Vec<u8> = row.get(3)?;
-                let v =
-                    blob_to_vector(&blob).filter(|v| v.len() == dimensions).ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "vector of chunk {}",
-                            row.get::<_, i64>(0).unwrap_or(-1)
-                        ))
-                    })?;
-                index.push(row.get(0)?, row.get(1)?, row.get(2)?, &v);
+    /// Every vector of the user, by document, read on a connection of its own (read-only, WAL:
+    /// it waits for no writer and holds up no other user).
+    fn load(&self) -> Result<Vec<Loaded>, StoreError> {
+        let conn = Connection::open_with_flags(
+            self.store.path(),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let tx = conn.unchecked_transaction()?;
+        let dimensions: Option<i64> = tx
+            .query_row("SELECT dimensions FROM users WHERE id = ?1", [self.user.0], |r| r.get(0))
+            .optional()?
+            .flatten();
+        let dimensions = dimensions.map_or(0, |d| d.max(0) as usize);
+        let mut stmt = tx.prepare(
+            "SELECT document_id, ordinal, vector FROM chunks WHERE user_id = ?1
+             ORDER BY document_id, ordinal",
+        )?;
+        let mut rows = stmt.query([self.user.0])?;
+        let mut out: Vec<Loaded> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let document: i64 = row.get(0)?;
+            let ordinal: u32 = row.get(1)?;
+            let blob = row.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+            let v = blob_to_vector(blob).filter(|v| v.len() == dimensions).ok_or_else(|| {
+                StoreError::Corrupt(format!("vector of chunk {ordinal} of document {document}"))
+            })?;
+            match out.last_mut() {
+                Some((d, ordinals, vectors)) if *d == document => {
+                    ordinals.push(ordinal);
+                    vectors.extend_from_slice(&v);
+                }
+                _ => out.push((document, vec![ordinal], v)),
             }
         }
-        let index = Arc::new(index);
-        let mut cache = self.store.indexes.lock().map_err(|_| StoreError::Poisoned)?;
-        if self.store.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
-            cache.insert(self.user, Arc::clone(&index));
-        }
-        Ok(index)
+        Ok(out)
     }
 }

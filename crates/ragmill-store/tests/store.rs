@@ -1,62 +1,10 @@
 //! The embedded store through its public API, on a real SQLite file.
 
-use ragmill_core::{Chunk, ContentHash, DocumentKind, normalize};
+use ragmill_core::{ContentHash, DocumentKind};
 use ragmill_store::{DocumentState, NewChunk, NewDocument, Store, StoreError};
 
-const MODEL: &str = "test-model@000000000000";
-
-fn chunk(ordinal: u32, text: &str) -> Chunk {
-    Chunk {
-        ordinal,
-        text: text.into(),
-        start: 0,
-        end: text.len(),
-        tokens: 3,
-        page: Some(ordinal + 1),
-        heading_path: vec!["Top".into(), format!("S{ordinal}")],
-    }
-}
-
-fn unit(v: [f32; 3]) -> Vec<f32> {
-    let mut v = v.to_vec();
-    normalize(&mut v);
-    v
-}
-
-fn doc<'a>(name: &'a str, content: &str) -> NewDocument<'a> {
-    NewDocument {
-        id: None,
-        name,
-        content_hash: ContentHash::of(content.as_bytes()),
-        kind: Some(DocumentKind::Text),
-        size: content.len() as u64,
-        timings: [("embedding".to_string(), 0.5)].into(),
-    }
-}
-
-/// Stores `texts` with `vectors` as document `name` for `user`.
-fn put(
-    store: &Store,
-    user: &str,
-    name: &str,
-    texts: &[&str],
-    vectors: &[Vec<f32>],
-) -> ragmill_store::DocumentId {
-    let uid = store.ensure_user(user).expect("user");
-    let chunks: Vec<Chunk> = texts.iter().enumerate().map(|(i, t)| chunk(i as u32, t)).collect();
-    let new: Vec<NewChunk<'_>> = chunks
-        .iter()
-        .zip(vectors)
-        .map(|(c, v)| NewChunk { chunk: c, hash: ContentHash::of(c.text.as_bytes()), vector: v })
-        .collect();
-    store.user(uid).replace_document(&doc(name, &texts.concat()), &new, MODEL, 3).expect("stored")
-}
-
-fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
-    (dir, store)
-}
+mod common;
+use common::*;
 
 #[test]
 fn round_trip_and_ranking() {
@@ -119,7 +67,12 @@ fn users_are_isolated() {
     );
     assert!(store.user(bob).document(a_doc).expect("get").is_none());
     // A vector index's answer naming another user's chunk reads back as nothing.
-    let foreign = ragmill_store::Nearest { document: a_doc, chunk: 0, score: 1.0 };
+    let foreign = ragmill_store::Nearest {
+        document: a_doc,
+        chunk: 0,
+        score: 1.0,
+        scores: Default::default(),
+    };
     assert!(store.user(bob).chunks_at(&[foreign]).expect("read").is_empty());
     assert_eq!(store.user(alice).chunks_at(&[foreign]).expect("read")[0].text, "alice's secret");
     assert!(store.user(bob).document_by_name("secret.txt").expect("get").is_none());

@@ -1,0 +1,173 @@
+//! The keyword index: SQLite FTS5 (BM25), one table per user.
+//!
+//! One table per user (`fts_user_<id>`), not one shared table filtered by user: BM25's
+//! statistics (how rare a term is, how long chunks are) come from the table, so in a shared one
+//! another user's documents would move your scores, and your scores would tell you about their
+//! documents. A per-user table makes isolation structural, as in the vector index, and a search
+//! reads only the asker's postings. The table is *contentless* (the text stays in `chunks`;
+//! `contentless_delete` lets rows be deleted by rowid) and keyed by the chunk's rowid; it is
+//! written in the same transaction as the chunks, so it never disagrees with them.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::search::KeywordHit;
+use crate::{DocumentId, StoreError, UserId, UserStore};
+
+/// The user's table. The id is an integer, so the name is safe to put into SQL.
+pub(crate) fn table(user: UserId) -> String {
+    format!("fts_user_{}", user.0)
+}
+
+/// Creates the user's table if it does not exist (inside the caller's transaction).
+pub(crate) fn ensure_table(conn: &Connection, user: UserId) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS {} USING fts5(text, content='', contentless_delete=1, \
+         tokenize='porter unicode61 remove_diacritics 2');",
+        table(user)
+    ))
+}
+
+/// Whether the user has a table yet.
+fn exists(conn: &Connection, user: UserId) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .query_row([table(user)], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Removes the keyword rows of `document`'s chunks (before the chunks are deleted).
+pub(crate) fn forget_document(
+    conn: &Connection,
+    user: UserId,
+    document: i64,
+) -> rusqlite::Result<()> {
+    if !exists(conn, user)? {
+        return Ok(());
+    }
+    conn.execute(
+        &format!(
+            "DELETE FROM {} WHERE rowid IN (SELECT id FROM chunks WHERE document_id = ?1 AND user_id = ?2)",
+            table(user)
+        ),
+        params![document, user.0],
+    )?;
+    Ok(())
+}
+
+/// Indexes one chunk's text under its rowid.
+pub(crate) fn add_chunk(
+    conn: &Connection,
+    user: UserId,
+    chunk: i64,
+    text: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!("INSERT INTO {} (rowid, text) VALUES (?1, ?2)", table(user)))?
+        .execute(params![chunk, text])?;
+    Ok(())
+}
+
+/// Drops the user's table.
+pub(crate) fn drop_table(conn: &Connection, user: UserId) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!("DROP TABLE IF EXISTS {};", table(user)))
+}
+
+/// Builds every user's table from their chunks (schema version 4).
+pub(crate) fn build_all(conn: &Connection) -> rusqlite::Result<()> {
+    let users: Vec<i64> = conn
+        .prepare("SELECT id FROM users")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in users {
+        let user = UserId(id);
+        ensure_table(conn, user)?;
+        conn.execute(
+            &format!(
+                "INSERT INTO {} (rowid, text) SELECT id, text FROM chunks WHERE user_id = ?1",
+                table(user)
+            ),
+            [id],
+        )?;
+    }
+    Ok(())
+}
+
+/// Words too common to find anything by (English; the tokenizer lower-cases).
+const STOPWORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "did", "do", "does", "for",
+    "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my",
+    "no", "not", "of", "on", "or", "our", "so", "such", "than", "that", "the", "their", "them",
+    "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "where",
+    "which", "who", "why", "will", "with", "you", "your",
+];
+
+/// The FTS5 query for free text: its words (letters and digits), quoted so nothing in them is
+/// read as query syntax, joined by OR (BM25 rewards chunks with more of them). `None` when no
+/// word is left.
+pub(crate) fn match_expression(query: &str) -> Option<String> {
+    let mut seen = HashSet::new();
+    let words: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .filter(|w| !w.is_empty() && !STOPWORDS.contains(&w.as_str()))
+        .filter(|w| seen.insert(w.clone()))
+        .take(32)
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" OR "))
+}
+
+impl UserStore<'_> {
+    /// The `top_k` chunks that best match `query`'s words (BM25), best first, optionally only
+    /// from `documents`. Reads only the user's own keyword table, and joins on the user's chunks.
+    pub fn keyword_search(
+        &self,
+        query: &str,
+        top_k: usize,
+        documents: Option<&[DocumentId]>,
+    ) -> Result<Vec<KeywordHit>, StoreError> {
+        let Some(expression) = match_expression(query) else { return Ok(Vec::new()) };
+        let conn = self.store.conn()?;
+        if top_k == 0 || !exists(&conn, self.user)? {
+            return Ok(Vec::new());
+        }
+        let t = table(self.user);
+        let only: Option<String> = documents
+            .map(|d| serde_json::to_string(&d.iter().map(|id| id.0).collect::<Vec<_>>()))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sql = format!(
+            "SELECT c.document_id, c.ordinal, f.rank FROM {t} f JOIN chunks c ON c.id = f.rowid
+             WHERE {t} MATCH ?1 AND c.user_id = ?2
+               AND (?4 IS NULL OR c.document_id IN (SELECT value FROM json_each(?4)))
+             ORDER BY f.rank LIMIT ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![expression, self.user.0, top_k as i64, only], |r| {
+            Ok(KeywordHit {
+                document: DocumentId(r.get(0)?),
+                chunk: r.get(1)?,
+                // FTS5's rank is BM25 negated (lower is better); report it the right way up.
+                score: -(r.get::<_, f64>(2)? as f32),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_words_quoted_and_ored() {
+        assert_eq!(
+            match_expression("What is the XR-7 \"launch\" code?").as_deref(),
+            Some("\"xr\" OR \"7\" OR \"launch\" OR \"code\"")
+        );
+        assert_eq!(match_expression("the of and"), None);
+        assert_eq!(match_expression("NEAR(a b) OR *"), Some("\"near\" OR \"b\"".into()));
+    }
+}
