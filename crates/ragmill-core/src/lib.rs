@@ -6,6 +6,7 @@
 //!   OpenAI-compatible servers, pools of them).
 //! - [`ContentHash`] names content: a document's bytes, or a chunk's text in the embedding cache.
 //! - [`Stage`] and [`Progress`] describe where a document is in the pipeline.
+//! - [`Reranker`] rescores a search's top candidates against the query ([`RerankError`]).
 //! - [`VectorIndex`] is where chunks' vectors are written and searched, per user.
 //! - [`Catalog`] is what ingestion reads from and writes to the store of record, in this
 //!   process or behind a cluster's main server.
@@ -31,6 +32,7 @@ mod hash;
 mod ids;
 mod progress;
 mod queue;
+mod rerank;
 mod roster;
 mod vector;
 mod vectors;
@@ -46,6 +48,7 @@ pub use hash::{ContentHash, ParseHashError};
 pub use ids::{DocumentId, UserId};
 pub use progress::{Progress, Stage};
 pub use queue::{Depth, Failed, JobId, JobQueue, JobState, Lease, QueueError};
+pub use rerank::{RerankError, Reranker};
 pub use roster::{Roster, WORKER_STALE_MS, WorkerStatus};
 pub use vector::{cosine, dot, normalize};
 pub use vectors::{IndexError, IndexedChunk, VectorHit, VectorIndex};

@@ -246,7 +246,7 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
     Err(format!("{url}: not an http:// or https:// URL"))
 }
 
-fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     u64::deserialize(d).map(Duration::from_millis)
 }
 

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use ragmill_core::EmbedError;
+use ragmill_core::{EmbedError, RerankError};
 
 /// A failed request to one endpoint. Every message is one line and names the endpoint.
 ///
 /// Converts into [`EmbedError`]: shape problems become [`EmbedError::Shape`], configuration
-/// problems [`EmbedError::Unavailable`], everything else [`EmbedError::Backend`].
+/// problems [`EmbedError::Unavailable`], everything else [`EmbedError::Backend`]. Converts into
+/// [`RerankError`] too, by whether the same request may succeed later.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RemoteError {
     /// The server answered with an error status.
@@ -91,6 +92,27 @@ impl From<RemoteError> for EmbedError {
             }
             RemoteError::Config(m) => EmbedError::Unavailable(m),
             other => EmbedError::Backend(other.to_string()),
+        }
+    }
+}
+
+/// For a reranker: no answer, a timeout, a server error (5xx), 408 or 429 may pass later
+/// ([`RerankError::Unavailable`]); a client error (4xx) or a bad answer will not
+/// ([`RerankError::Invalid`]).
+impl From<RemoteError> for RerankError {
+    fn from(e: RemoteError) -> Self {
+        let retryable = match &e {
+            RemoteError::Transport { .. } | RemoteError::Timeout { .. } => true,
+            RemoteError::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+            RemoteError::InvalidResponse { .. }
+            | RemoteError::Shape { .. }
+            | RemoteError::Stream { .. }
+            | RemoteError::Config(_) => false,
+        };
+        if retryable {
+            RerankError::Unavailable(e.to_string())
+        } else {
+            RerankError::Invalid(e.to_string())
         }
     }
 }

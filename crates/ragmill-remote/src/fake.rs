@@ -21,6 +21,10 @@
 //! requests queue and are served one after the other, each taking the latency (its service time)
 //! in turn.
 //!
+//! Every fake also reranks ([`FakeReranker`] starts one for that alone): `POST /rerank` in the
+//! Hugging Face TEI shape and `POST /v1/rerank` in the Cohere/Jina shape, scoring each text by
+//! its lexical overlap with the query ([`rerank_score`]), with [`RerankFault`]s to switch on.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use ragmill_remote::fake::FakeOllama;
@@ -48,6 +52,10 @@ use futures::StreamExt as _;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+
+mod rerank;
+
+pub use rerank::{FakeReranker, RerankFault, rerank_score};
 
 /// How long the accept loop pauses after a failed `accept` (out of file descriptors, say), so a
 /// persistent error does not spin.
@@ -111,6 +119,9 @@ struct State {
     token_delay_us: AtomicU64,
     chat_requests: AtomicUsize,
     last_chat: Mutex<Option<Value>>,
+    rerank_fault: Mutex<Option<RerankFault>>,
+    rerank_requests: AtomicUsize,
+    last_rerank: Mutex<Option<(Value, Option<String>)>>,
 }
 
 /// A running fake server (or a killed one). Dropping it stops it.
@@ -166,6 +177,9 @@ impl FakeServer {
             token_delay_us: AtomicU64::new(0),
             chat_requests: AtomicUsize::new(0),
             last_chat: Mutex::new(None),
+            rerank_fault: Mutex::new(None),
+            rerank_requests: AtomicUsize::new(0),
+            last_rerank: Mutex::new(None),
         });
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -182,6 +196,8 @@ impl FakeServer {
         let router = Router::new()
             .route(embed, post(handle))
             .route(chat, post(handle_chat))
+            .route("/rerank", post(rerank::handle_tei))
+            .route("/v1/rerank", post(rerank::handle_cohere))
             .with_state(self.state.clone());
         let task = tokio::spawn(async move {
             // Owned by this task: aborting it drops every connection too.

@@ -1,4 +1,4 @@
-//! Remote embedding backends for ragmill, and a load-balanced pool of them.
+//! Remote embedding backends for ragmill, a load-balanced pool of them, and remote reranking.
 //!
 //! Where `ragmill-embed` runs the model in-process, this crate sends texts to embedding servers
 //! and hands back what the pipeline expects of any [`Embedder`](ragmill_core::Embedder): one
@@ -16,9 +16,13 @@
 //! - [`PoolConfig`] and [`EndpointConfig`] are the settings, readable with serde.
 //! - [`chat`]: a streaming chat client ([`chat::ChatClient`]) for Ollama's `POST /api/chat` and
 //!   OpenAI's `POST /v1/chat/completions`, handing back the answer's content deltas in order.
+//! - [`HttpReranker`] is a [`Reranker`](ragmill_core::Reranker) over one HTTP rerank endpoint
+//!   ([`RerankConfig`]), in the Hugging Face TEI shape or the Cohere/Jina one ([`RerankFormat`]):
+//!   batches of texts in, one checked, finite score per text back, in input order.
 //! - [`fake`]: stand-in servers that speak the real Ollama and OpenAI wire formats with
-//!   hash-seeded vectors and a canned streamed chat answer (no model), with switchable latency,
-//!   failures, serial service and kill/revive, for tests and benchmarks (`ragmill bench pool`).
+//!   hash-seeded vectors and a canned streamed chat answer (no model), and TEI and Cohere/Jina
+//!   reranking by lexical overlap, with switchable latency, failures, wrong answers, serial
+//!   service and kill/revive, for tests and benchmarks (`ragmill bench pool`).
 //!
 //! Transport: plain `http://` by default. `https://` needs the `rustls` cargo feature (rustls on
 //! the *ring* provider, with the platform's trust store); it is off by default because enabling
@@ -41,6 +45,19 @@
 //! println!("{}", serde_json::to_string(&pool.stats()).unwrap_or_default());
 //! # Ok(()) }
 //! ```
+//!
+//! Reranking, a TEI server's scores for two passages, in their order:
+//!
+//! ```no_run
+//! use ragmill_core::Reranker;
+//! use ragmill_remote::{HttpReranker, RerankConfig, RerankFormat};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let reranker =
+//!     HttpReranker::new(RerankConfig::new("http://gpu-1:8080/rerank", RerankFormat::Tei))?;
+//! let scores = reranker.rerank("what is ragmill?", vec!["a RAG service".into(), "a mill".into()]);
+//! assert_eq!(scores.await?.len(), 2);
+//! # Ok(()) }
+//! ```
 
 mod breaker;
 mod budget;
@@ -55,6 +72,7 @@ mod http;
 mod ollama;
 mod openai;
 mod pool;
+mod rerank;
 mod stats;
 mod target;
 #[cfg(feature = "rustls")]
@@ -69,6 +87,9 @@ pub use error::RemoteError;
 pub use ollama::OllamaClient;
 pub use openai::OpenAiClient;
 pub use pool::Pool;
+pub use rerank::{
+    DEFAULT_RERANK_TIMEOUT, HttpReranker, MAX_RERANK_ANSWER_BYTES, RerankConfig, RerankFormat,
+};
 pub use stats::{
     CircuitState, EndpointStats, LATENCY_BUCKETS_MS, LatencyHistogram, PoolStats, PoolTotals,
 };
