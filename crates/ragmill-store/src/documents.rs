@@ -444,7 +444,7 @@ impl UserStore<'_> {
 
     /// The embedding model and dimension the user's collection was built with, if any.
     pub fn collection_model(&self) -> Result<Option<(String, usize)>, StoreError> {
-        let conn = self.store.conn()?;
+        let conn = self.store.reader()?;
         let row: (Option<String>, Option<i64>) = conn.query_row(
             "SELECT model, dimensions FROM users WHERE id = ?1",
             [self.user.0],

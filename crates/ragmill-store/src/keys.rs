@@ -66,7 +66,7 @@ impl Store {
             return Ok(None);
         }
         let row: Option<(i64, Vec<u8>)> = self
-            .conn()?
+            .reader()?
             .query_row(
                 "SELECT user_id, hash FROM api_keys WHERE prefix = ?1 AND revoked_at IS NULL",
                 [prefix],
@@ -84,7 +84,7 @@ impl Store {
     /// it, which re-check it while they stay open).
     pub fn key_active(&self, user: UserId, prefix: &str) -> Result<bool, StoreError> {
         Ok(self
-            .conn()?
+            .reader()?
             .query_row(
                 "SELECT 1 FROM api_keys WHERE user_id = ?1 AND prefix = ?2 AND revoked_at IS NULL",
                 params![user.0, prefix],

@@ -129,7 +129,7 @@ impl UserStore<'_> {
         documents: Option<&[DocumentId]>,
     ) -> Result<Vec<KeywordHit>, StoreError> {
         let Some(expression) = match_expression(query) else { return Ok(Vec::new()) };
-        let conn = self.store.conn()?;
+        let conn = self.store.reader()?;
         if top_k == 0 || !exists(&conn, self.user)? {
             return Ok(Vec::new());
         }
@@ -138,12 +138,23 @@ impl UserStore<'_> {
             .map(|d| serde_json::to_string(&d.iter().map(|id| id.0).collect::<Vec<_>>()))
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let sql = format!(
-            "SELECT c.document_id, c.ordinal, f.rank FROM {t} f JOIN chunks c ON c.id = f.rowid
-             WHERE {t} MATCH ?1 AND c.user_id = ?2
-               AND (?4 IS NULL OR c.document_id IN (SELECT value FROM json_each(?4)))
-             ORDER BY f.rank LIMIT ?3"
-        );
+        // Without a document filter the best rows come from the table alone, where FTS5 can
+        // stop early (ORDER BY rank LIMIT); the join then checks each is the user's chunk.
+        let sql = if only.is_none() {
+            format!(
+                "SELECT c.document_id, c.ordinal, f.rank
+                 FROM (SELECT rowid, rank FROM {t} WHERE {t} MATCH ?1 ORDER BY rank LIMIT ?3) f
+                 JOIN chunks c ON c.id = f.rowid
+                 WHERE c.user_id = ?2 AND ?4 IS NULL ORDER BY f.rank"
+            )
+        } else {
+            format!(
+                "SELECT c.document_id, c.ordinal, f.rank FROM {t} f JOIN chunks c ON c.id = f.rowid
+                 WHERE {t} MATCH ?1 AND c.user_id = ?2
+                   AND c.document_id IN (SELECT value FROM json_each(?4))
+                 ORDER BY f.rank LIMIT ?3"
+            )
+        };
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![expression, self.user.0, top_k as i64, only], |r| {
             Ok(KeywordHit {

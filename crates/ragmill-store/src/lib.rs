@@ -53,9 +53,41 @@ pub struct Store {
     /// One connection behind a std mutex: SQLite serialises writers anyway, every statement here
     /// is short, and no lock is held across an `.await` (callers are synchronous).
     conn: Mutex<Connection>,
+    /// Read-only connections for the search path (WAL: a reader never waits for a writer).
+    readers: Mutex<Vec<Connection>>,
     /// Every user's live vector index.
     indexes: indexes::Indexes,
 }
+
+/// A read-only connection from the store's pool, returned to it when dropped.
+pub(crate) struct Reader<'a> {
+    store: &'a Store,
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        // Set in `Store::reader` and taken only in `drop`.
+        self.conn
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a reader's connection is taken only when dropped"))
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut pool)) = (self.conn.take(), self.store.readers.lock())
+            && pool.len() < MAX_IDLE_READERS
+        {
+            pool.push(conn);
+        }
+    }
+}
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
 
 impl Store {
     /// Opens (creating if needed) the store in `data_dir`, as `ragmill.db`.
@@ -70,7 +102,12 @@ impl Store {
         let path = data_dir.join("ragmill.db");
         let conn = Connection::open(&path)?;
         schema::prepare(&conn)?;
-        Ok(Self { path, conn: Mutex::new(conn), indexes: indexes::Indexes::new(settings) })
+        Ok(Self {
+            path,
+            conn: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            indexes: indexes::Indexes::new(settings),
+        })
     }
 
     /// The SQLite file.
@@ -163,6 +200,25 @@ impl Store {
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// A read-only connection for the search path: it reads the last committed state and
+    /// never waits for the writer's transaction (or holds up another reader).
+    pub(crate) fn reader(&self) -> Result<Reader<'_>, StoreError> {
+        let idle = self.readers.lock().map_err(|_| StoreError::Poisoned)?.pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(10))?;
+                conn
+            }
+        };
+        Ok(Reader { store: self, conn: Some(conn) })
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::codec::blob_to_vector;
@@ -120,7 +120,9 @@ impl UserStore<'_> {
     /// The user's chunks named in `near`, in that order, with their text, document and
     /// provenance; chunks that are not (or no longer) the user's are left out.
     pub fn chunks_at(&self, near: &[Nearest]) -> Result<Vec<SearchHit>, StoreError> {
-        let conn = self.store.conn()?;
+        let conn = self.store.reader()?;
+        // One snapshot for every chunk of the answer.
+        let _snapshot = conn.unchecked_transaction()?;
         let mut stmt = conn.prepare_cached(
             "SELECT d.name, c.text, c.page, c.heading_path
              FROM chunks c JOIN documents d ON d.id = c.document_id
@@ -161,11 +163,7 @@ impl UserStore<'_> {
     /// Every vector of the user, by document, read on a connection of its own (read-only, WAL:
     /// it waits for no writer and holds up no other user).
     fn load(&self) -> Result<Vec<Loaded>, StoreError> {
-        let conn = Connection::open_with_flags(
-            self.store.path(),
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let conn = self.store.reader()?;
         let tx = conn.unchecked_transaction()?;
         let dimensions: Option<i64> = tx
             .query_row("SELECT dimensions FROM users WHERE id = ?1", [self.user.0], |r| r.get(0))
