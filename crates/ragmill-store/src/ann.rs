@@ -15,8 +15,9 @@ use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 /// Graph degree: usearch's default; 16 measured as well as 32 at half the memory.
 const CONNECTIVITY: usize = 16;
-/// Candidates kept while inserting.
-const EXPANSION_ADD: usize = 128;
+/// Candidates kept while inserting: 64 builds twice as fast as 128 with the same recall@10
+/// after exact re-scoring (0.9996 at 100,000 vectors, `ragmill bench search`).
+const EXPANSION_ADD: usize = 64;
 /// Candidates kept while searching; the search asks for at least this many results anyway.
 const EXPANSION_SEARCH: usize = 128;
 

@@ -103,20 +103,67 @@ const STOPWORDS: &[&str] = &[
     "which", "who", "why", "will", "with", "you", "your",
 ];
 
-/// The FTS5 query for free text: its words (letters and digits), quoted so nothing in them is
-/// read as query syntax, joined by OR (BM25 rewards chunks with more of them). `None` when no
-/// word is left.
-pub(crate) fn match_expression(query: &str) -> Option<String> {
+/// A word in more than this share of the user's chunks is left out of the query (when the
+/// query has a rarer one): BM25 gives it almost no weight, yet FTS5 would score every chunk
+/// containing it, which is most of the collection.
+const COMMON: f64 = 0.2;
+
+/// The query's words (letters and digits, lower-cased, stopwords and repeats dropped, at
+/// most 32).
+fn words(query: &str) -> Vec<String> {
     let mut seen = HashSet::new();
-    let words: Vec<String> = query
+    query
         .split(|c: char| !c.is_alphanumeric())
         .map(str::to_lowercase)
         .filter(|w| !w.is_empty() && !STOPWORDS.contains(&w.as_str()))
         .filter(|w| seen.insert(w.clone()))
         .take(32)
-        .map(|w| format!("\"{w}\""))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" OR "))
+        .collect()
+}
+
+/// The FTS5 query for `words`: each quoted, so nothing in them is read as query syntax, joined
+/// by OR (BM25 rewards chunks with more of them). `None` when there is no word.
+fn expression(words: &[String]) -> Option<String> {
+    let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+    (!quoted.is_empty()).then(|| quoted.join(" OR "))
+}
+
+/// The FTS5 query for free text ([`words`] then [`expression`]).
+#[cfg(test)]
+pub(crate) fn match_expression(query: &str) -> Option<String> {
+    expression(&words(query))
+}
+
+/// `words` without those in more than [`COMMON`] of the user's `chunks`, by the table's own
+/// vocabulary (a word the vocabulary does not hold as such, e.g. one the stemmer changes, is
+/// kept); the rarest word is always kept.
+fn prune(
+    conn: &Connection,
+    user: UserId,
+    words: Vec<String>,
+    chunks: i64,
+) -> rusqlite::Result<Vec<String>> {
+    if words.len() < 2 || chunks < 1000 {
+        return Ok(words);
+    }
+    let t = table(user);
+    conn.execute_batch(&format!(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.{t}_vocab USING fts5vocab(main, {t}, 'row');"
+    ))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT doc FROM temp.{t}_vocab WHERE term = ?1"))?;
+    let mut counted = Vec::with_capacity(words.len());
+    for w in words {
+        let df: i64 = stmt.query_row([&w], |r| r.get(0)).optional()?.unwrap_or(0);
+        counted.push((w, df));
+    }
+    let limit = (chunks as f64 * COMMON) as i64;
+    let rarest = counted.iter().map(|(_, df)| *df).min().unwrap_or(0);
+    Ok(counted
+        .into_iter()
+        .filter(|(_, df)| *df <= limit || *df == rarest)
+        .map(|(w, _)| w)
+        .collect())
 }
 
 impl UserStore<'_> {
@@ -128,11 +175,19 @@ impl UserStore<'_> {
         top_k: usize,
         documents: Option<&[DocumentId]>,
     ) -> Result<Vec<KeywordHit>, StoreError> {
-        let Some(expression) = match_expression(query) else { return Ok(Vec::new()) };
+        let words = words(query);
         let conn = self.store.reader()?;
-        if top_k == 0 || !exists(&conn, self.user)? {
+        if top_k == 0 || words.is_empty() || !exists(&conn, self.user)? {
             return Ok(Vec::new());
         }
+        let chunks: i64 = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(chunk_count), 0) FROM documents WHERE user_id = ?1",
+            )?
+            .query_row([self.user.0], |r| r.get(0))?;
+        let Some(expression) = expression(&prune(&conn, self.user, words, chunks)?) else {
+            return Ok(Vec::new());
+        };
         let t = table(self.user);
         let only: Option<String> = documents
             .map(|d| serde_json::to_string(&d.iter().map(|id| id.0).collect::<Vec<_>>()))

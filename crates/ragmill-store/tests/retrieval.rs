@@ -199,3 +199,28 @@ fn a_store_from_before_keyword_search_gets_its_index_built() {
     let user = store.find_user("u").expect("find").expect("user");
     assert_eq!(store.user(user).keyword_search("moon", 5, None).expect("search").len(), 1);
 }
+
+#[test]
+fn words_in_most_chunks_do_not_make_keyword_search_score_them_all() {
+    let (_dir, store) = open();
+    let v = unit([1.0, 0.0, 0.0]);
+    for d in 0..12 {
+        let texts: Vec<String> = (0..100)
+            .map(|i| {
+                if d == 5 && i == 7 {
+                    "common zebra".to_owned()
+                } else {
+                    format!("common filler{i}")
+                }
+            })
+            .collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        put(&store, "u", &format!("d{d}.txt"), &texts, &vec![v.clone(); 100]);
+    }
+    let user = store.find_user("u").expect("find").expect("user");
+    let hits = store.user(user).keyword_search("common zebra", 50, None).expect("search");
+    assert_eq!(hits.len(), 1, "only the rare word is searched: {hits:?}");
+    assert_eq!(hits[0].chunk, 7);
+    // A query of common words only still answers, by its rarest.
+    assert_eq!(store.user(user).keyword_search("common", 50, None).expect("search").len(), 50);
+}
