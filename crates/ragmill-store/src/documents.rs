@@ -7,7 +7,7 @@ use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{now_ms, vector_to_blob};
+use crate::codec::now_ms;
 use crate::{StoreError, UserId, UserStore, keyword};
 
 /// Where a document stands.
@@ -228,67 +228,6 @@ impl UserStore<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Stores a processed version of a document, replacing any earlier version of the same name,
-    /// in one transaction: searches see the old version or the new one, never a mix.
-    ///
-    /// `model` and `dimensions` name the embedding model of the vectors; the user's collection
-    /// takes the first model it is given and refuses any other.
-    pub fn replace_document(
-        &self,
-        doc: &NewDocument<'_>,
-        chunks: &[NewChunk<'_>],
-        model: &str,
-        dimensions: usize,
-    ) -> Result<DocumentId, StoreError> {
-        if let Some(bad) = chunks.iter().find(|c| c.vector.len() != dimensions) {
-            return Err(StoreError::Dimension { got: bad.vector.len(), want: dimensions });
-        }
-        let mut conn = self.store.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.claim_model(&tx, model, dimensions)?;
-        let id = self.upsert_document(&tx, doc, "ready", None, Some(model), chunks.len())?;
-        keyword::forget_document(&tx, self.user, id.0)?;
-        tx.execute(
-            "DELETE FROM chunks WHERE document_id = ?1 AND user_id = ?2",
-            params![id.0, self.user.0],
-        )?;
-        keyword::ensure_table(&tx, self.user)?;
-        {
-            let mut insert = tx.prepare(
-                "INSERT INTO chunks (user_id, document_id, ordinal, text, start_byte, end_byte, tokens, page, heading_path, hash, vector)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            for c in chunks {
-                let row = insert.insert(params![
-                    self.user.0,
-                    id.0,
-                    c.chunk.ordinal,
-                    c.chunk.text,
-                    c.chunk.start as i64,
-                    c.chunk.end as i64,
-                    c.chunk.tokens as i64,
-                    c.chunk.page,
-                    serde_json::to_string(&c.chunk.heading_path).unwrap_or_else(|_| "[]".into()),
-                    c.hash.as_bytes().as_slice(),
-                    vector_to_blob(c.vector),
-                ])?;
-                keyword::add_chunk(&tx, self.user, row, &c.chunk.text)?;
-            }
-        }
-        tx.commit()?;
-        // The live index takes the new block in commit order: the user's writer lock is taken
-        // before the connection is released.
-        let slot = self.store.indexes.slot(self.user)?;
-        let _writer = slot.writer()?;
-        drop(conn);
-        if slot.wanted() {
-            let ordinals = chunks.iter().map(|c| c.chunk.ordinal).collect();
-            let vectors = chunks.iter().flat_map(|c| c.vector.iter().copied()).collect();
-            slot.apply(id.0, Some(slot.block(id.0, ordinals, vectors)));
-        }
-        Ok(id)
-    }
-
     /// Records that a version of `doc` failed. A document that was ready keeps its searchable
     /// version and carries the error; a new one is stored as failed.
     pub fn record_failure(
@@ -468,7 +407,7 @@ impl UserStore<'_> {
         }
     }
 
-    fn claim_model(
+    pub(crate) fn claim_model(
         &self,
         tx: &Transaction<'_>,
         model: &str,
@@ -504,7 +443,7 @@ impl UserStore<'_> {
         }
     }
 
-    fn upsert_document(
+    pub(crate) fn upsert_document(
         &self,
         tx: &Transaction<'_>,
         doc: &NewDocument<'_>,

@@ -31,6 +31,7 @@ mod keyword;
 mod live;
 mod schema;
 mod search;
+mod write;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};

@@ -224,3 +224,33 @@ fn words_in_most_chunks_do_not_make_keyword_search_score_them_all() {
     // A query of common words only still answers, by its rarest.
     assert_eq!(store.user(user).keyword_search("common", 50, None).expect("search").len(), 50);
 }
+
+#[test]
+fn a_bulk_write_stores_every_document_or_none() {
+    let (_dir, store) = open();
+    let user = store.ensure_user("u").expect("user");
+    let chunks: Vec<ragmill_core::Chunk> = (0..2).map(|i| chunk(i, "bulk words")).collect();
+    let good = unit([1.0, 0.0, 0.0]);
+    let short = vec![1.0, 0.0];
+    let new = |v: &'static [f32]| -> Vec<ragmill_store::NewChunk<'_>> {
+        chunks
+            .iter()
+            .map(|c| ragmill_store::NewChunk {
+                chunk: c,
+                hash: ragmill_core::ContentHash::of(c.text.as_bytes()),
+                vector: v,
+            })
+            .collect()
+    };
+    let good: &'static [f32] = Box::leak(good.into_boxed_slice());
+    let short: &'static [f32] = Box::leak(short.into_boxed_slice());
+    let (a, b) = (new(good), new(short));
+    let bad = [(doc("a.txt", "a"), a.as_slice()), (doc("b.txt", "b"), b.as_slice())];
+    assert!(store.user(user).replace_documents(&bad, MODEL, 3).is_err());
+    assert!(store.user(user).documents().expect("list").is_empty(), "none stored");
+    let ok = [(doc("a.txt", "a"), a.as_slice()), (doc("c.txt", "c"), a.as_slice())];
+    let ids = store.user(user).replace_documents(&ok, MODEL, 3).expect("stored");
+    assert_eq!(ids.len(), 2);
+    assert_eq!(store.user(user).keyword_search("bulk", 10, None).expect("search").len(), 4);
+    assert_eq!(store.user(user).nearest(good, 10, None).expect("search").len(), 4);
+}

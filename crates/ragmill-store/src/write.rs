@@ -1,0 +1,99 @@
+//! Storing a processed document version: its row, chunks, vectors and keyword rows in one
+//! transaction, then its block of vectors in the live index, in commit order.
+
+use rusqlite::{Transaction, params};
+
+use crate::codec::vector_to_blob;
+use crate::{DocumentId, NewChunk, NewDocument, StoreError, UserStore, keyword};
+
+impl UserStore<'_> {
+    /// Stores a processed version of a document, replacing any earlier version of the same name,
+    /// in one transaction: searches see the old version or the new one, never a mix.
+    ///
+    /// `model` and `dimensions` name the embedding model of the vectors; the user's collection
+    /// takes the first model it is given and refuses any other.
+    pub fn replace_document(
+        &self,
+        doc: &NewDocument<'_>,
+        chunks: &[NewChunk<'_>],
+        model: &str,
+        dimensions: usize,
+    ) -> Result<DocumentId, StoreError> {
+        let ids = self.replace_documents(&[(doc.clone(), chunks)], model, dimensions)?;
+        ids.into_iter().next().ok_or_else(|| StoreError::Corrupt("no document stored".into()))
+    }
+
+    /// [`UserStore::replace_document`] for many documents in one transaction (one commit, one
+    /// sync: for bulk loads); all of them are stored or none.
+    pub fn replace_documents(
+        &self,
+        docs: &[(NewDocument<'_>, &[NewChunk<'_>])],
+        model: &str,
+        dimensions: usize,
+    ) -> Result<Vec<DocumentId>, StoreError> {
+        if let Some(bad) =
+            docs.iter().flat_map(|(_, c)| c.iter()).find(|c| c.vector.len() != dimensions)
+        {
+            return Err(StoreError::Dimension { got: bad.vector.len(), want: dimensions });
+        }
+        let mut conn = self.store.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.claim_model(&tx, model, dimensions)?;
+        keyword::ensure_table(&tx, self.user)?;
+        let mut ids = Vec::with_capacity(docs.len());
+        for (doc, chunks) in docs {
+            ids.push(self.write_chunks(&tx, doc, chunks, model)?);
+        }
+        tx.commit()?;
+        // The live index takes the new blocks in commit order: the user's writer lock is taken
+        // before the connection is released.
+        let slot = self.store.indexes.slot(self.user)?;
+        let _writer = slot.writer()?;
+        drop(conn);
+        if slot.wanted() {
+            for (id, (_, chunks)) in ids.iter().zip(docs) {
+                let ordinals = chunks.iter().map(|c| c.chunk.ordinal).collect();
+                let vectors = chunks.iter().flat_map(|c| c.vector.iter().copied()).collect();
+                slot.apply(id.0, Some(slot.block(id.0, ordinals, vectors)));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Writes one document version's row, chunks and keyword rows inside `tx`.
+    fn write_chunks(
+        &self,
+        tx: &Transaction<'_>,
+        doc: &NewDocument<'_>,
+        chunks: &[NewChunk<'_>],
+        model: &str,
+    ) -> Result<DocumentId, StoreError> {
+        let id = self.upsert_document(tx, doc, "ready", None, Some(model), chunks.len())?;
+        keyword::forget_document(tx, self.user, id.0)?;
+        tx.execute(
+            "DELETE FROM chunks WHERE document_id = ?1 AND user_id = ?2",
+            params![id.0, self.user.0],
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO chunks (user_id, document_id, ordinal, text, start_byte, end_byte, tokens, page, heading_path, hash, vector)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for c in chunks {
+            let row = insert.insert(params![
+                self.user.0,
+                id.0,
+                c.chunk.ordinal,
+                c.chunk.text,
+                c.chunk.start as i64,
+                c.chunk.end as i64,
+                c.chunk.tokens as i64,
+                c.chunk.page,
+                serde_json::to_string(&c.chunk.heading_path).unwrap_or_else(|_| "[]".into()),
+                c.hash.as_bytes().as_slice(),
+                vector_to_blob(c.vector),
+            ])?;
+            keyword::add_chunk(tx, self.user, row, &c.chunk.text)?;
+        }
+        Ok(id)
+    }
+}
