@@ -26,6 +26,7 @@
 mod bert;
 mod encoder;
 mod fetch;
+mod lanes;
 mod local;
 mod model_dir;
 mod native;

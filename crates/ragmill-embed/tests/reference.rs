@@ -120,6 +120,13 @@ async fn batch_composition_with(precision: Precision) {
             "{precision}: batching changed the vector of {text:?}"
         );
     }
+    // Queries, alone or several sharing a pass, get the same vectors.
+    let q = |i: usize| embedder.embed_query(texts[i].clone());
+    let (a, b, c, d) = tokio::join!(q(0), q(1), q(2), q(3));
+    for (i, query) in [a, b, c, d].into_iter().enumerate() {
+        let query = query.expect("query");
+        assert!(cosine(&query, &together[i]) > 0.99999, "{precision}: query {:?}", texts[i]);
+    }
     assert!(embedder.embed(vec![]).await.expect("empty").is_empty());
 }
 
