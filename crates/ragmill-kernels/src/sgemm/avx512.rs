@@ -4,9 +4,9 @@
 use std::arch::x86_64::*;
 
 /// Output columns per packed panel (four 16-lane registers).
-const GROUP: usize = 64;
+pub(super) const GROUP: usize = 64;
 /// Rows per register tile.
-const MR: usize = 6;
+pub(super) const MR: usize = 6;
 /// Inputs per pass over a block's tiles: a 128 x 64 slice of the panel is 32 KiB, so it stays
 /// in L1 while every 6-row tile of the block uses it (a whole panel, up to 384 KiB, would be
 /// streamed from L2 once per tile).
@@ -36,11 +36,29 @@ pub(super) fn block(
     y: &mut [f32],
     outputs: usize,
 ) {
-    let groups = outputs.div_ceil(GROUP);
-    assert!(x.len() >= n * k && w.len() >= groups * k * GROUP, "avx512 shapes");
-    assert!(bias.len() == outputs && y.len() >= n * outputs, "avx512 output shapes");
+    block_groups(x, n, k, w, bias, y, outputs, 0..outputs.div_ceil(GROUP));
+}
+
+/// The output columns of 64-column `groups` of `x[n][k]·W + bias`, into `y`: row `r`'s first
+/// column of the range at `y[r * ldy]`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn block_groups(
+    x: &[f32],
+    n: usize,
+    k: usize,
+    w: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    ldy: usize,
+    groups: std::ops::Range<usize>,
+) {
+    let outputs = bias.len();
+    let first = groups.start * GROUP;
+    let cols = (groups.end * GROUP).min(outputs).saturating_sub(first);
+    assert!(x.len() >= n * k && w.len() >= groups.end * k * GROUP, "avx512 shapes");
+    assert!(cols <= ldy && (n == 0 || y.len() >= (n - 1) * ldy + cols), "avx512 output shapes");
     assert!(crate::cpu::active() >= crate::cpu::Isa::Avx512, "AVX-512 kernel without AVX-512");
-    for g in 0..groups {
+    for g in groups {
         let c0 = g * GROUP;
         let width = (outputs - c0).min(GROUP);
         let panel = &w[g * k * GROUP..(g + 1) * k * GROUP];
@@ -52,20 +70,20 @@ pub(super) fn block(
             while r < n {
                 let m = (n - r).min(MR);
                 let a = &x[r * k + k0..(r + m - 1) * k + k0 + kc];
-                let dst = &mut y[r * outputs + c0..];
+                let dst = &mut y[r * ldy + c0 - first..];
                 let t = Tile { a, lda: k, kc, w, bias, first: k0 == 0 };
                 // SAFETY: the CPU has AVX-512 F (asserted above); `a` reaches m rows of kc
                 // inputs at stride k, `w` holds kc x 64 floats, `bias` `width`, and `dst` rows
-                // r..r+m of `y` from column c0, so each row's `width` columns at stride
-                // `outputs` are inside it.
+                // r..r+m of `y` from this group's column, so each row's `width` columns at
+                // stride `ldy` are inside it (asserted above).
                 unsafe {
                     match m {
-                        6 => tile::<6>(&t, dst, outputs),
-                        5 => tile::<5>(&t, dst, outputs),
-                        4 => tile::<4>(&t, dst, outputs),
-                        3 => tile::<3>(&t, dst, outputs),
-                        2 => tile::<2>(&t, dst, outputs),
-                        _ => tile::<1>(&t, dst, outputs),
+                        6 => tile::<6>(&t, dst, ldy),
+                        5 => tile::<5>(&t, dst, ldy),
+                        4 => tile::<4>(&t, dst, ldy),
+                        3 => tile::<3>(&t, dst, ldy),
+                        2 => tile::<2>(&t, dst, ldy),
+                        _ => tile::<1>(&t, dst, ldy),
                     }
                 }
                 r += m;

@@ -16,6 +16,12 @@ use rayon::prelude::*;
 use crate::cpu::Isa;
 use crate::rows::{RowOp, task_rows};
 
+/// Up to this many rows (a short text: a search query), [`Linear::forward_with`] splits the
+/// output by columns rather than rows. On 2 cores (AVX-512, all-MiniLM-L6-v2 FP32, one text)
+/// it made a forward pass of 11 tokens 1.3x faster, of 27 to 52 tokens 1.4x, of 100 still
+/// 1.1x; batches of long chunks keep their row blocks with the row operations fused.
+const COLUMN_SPLIT_ROWS: usize = 64;
+
 /// The weights in the layout of the kernel in use.
 #[derive(Debug, Clone)]
 enum Packed {
@@ -90,6 +96,12 @@ impl Linear {
         assert!(x.len() >= rows * k && y.len() >= rows * out, "linear shapes");
         op.check(rows, out);
         let (x, y) = (&x[..rows * k], &mut y[..rows * out]);
+        #[cfg(target_arch = "x86_64")]
+        if let Packed::Panels(w) = &self.weight
+            && (1..=COLUMN_SPLIT_ROWS).contains(&rows)
+        {
+            return self.by_columns(w, x, y, rows, op);
+        }
         let per = task_rows(rows);
         y.par_chunks_mut(per * out).enumerate().for_each(|(i, y)| {
             let first = i * per;
@@ -97,6 +109,46 @@ impl Linear {
             self.product(&x[first * k..(first + n) * k], n, y);
             op.apply(y, first);
         });
+    }
+
+    /// `forward_with` for few rows: the output's 64-column groups are shared out between the
+    /// threads (and, when there are more threads than groups, the rows too), so the weights
+    /// are streamed about once in all, where row blocks of six would each stream all of them.
+    /// GELU runs on each part as it is finished; a norm, which needs whole rows, after.
+    #[cfg(target_arch = "x86_64")]
+    fn by_columns(&self, w: &[f32], x: &[f32], y: &mut [f32], rows: usize, op: RowOp<'_>) {
+        let (k, out) = (self.inputs, self.outputs);
+        let threads = crate::cpu::threads().max(1);
+        let groups = out.div_ceil(avx512::GROUP);
+        let per_slab = groups.div_ceil(threads.min(groups));
+        let slabs = groups.div_ceil(per_slab);
+        let per_block = rows.div_ceil(threads.div_ceil(slabs)).next_multiple_of(avx512::MR);
+        let blocks = rows.div_ceil(per_block);
+        let part_op = if let RowOp::Gelu(_) = op { op } else { RowOp::None };
+        let parts: Vec<(usize, usize, usize, Vec<f32>)> = (0..blocks * slabs)
+            .into_par_iter()
+            .map(|t| {
+                let (first, g) = (t / slabs * per_block, t % slabs * per_slab);
+                let n = per_block.min(rows - first);
+                let g = g..(g + per_slab).min(groups);
+                let c0 = g.start * avx512::GROUP;
+                let cols = (g.end * avx512::GROUP).min(out) - c0;
+                let mut part = vec![0.0; n * cols];
+                let x = &x[first * k..(first + n) * k];
+                avx512::block_groups(x, n, k, w, &self.bias, &mut part, cols, g);
+                part_op.apply(&mut part, 0);
+                (first, c0, cols, part)
+            })
+            .collect();
+        for (first, c0, cols, part) in parts {
+            for (row, src) in y[first * out..].chunks_exact_mut(out).zip(part.chunks_exact(cols)) {
+                row[c0..c0 + cols].copy_from_slice(src);
+            }
+        }
+        if let RowOp::AddNorm { .. } = op {
+            let per = task_rows(rows);
+            y.par_chunks_mut(per * out).enumerate().for_each(|(i, y)| op.apply(y, i * per));
+        }
     }
 
     /// `y[n][outputs] = x[n][inputs]·Wᵀ + b` on the calling thread.
@@ -242,6 +294,52 @@ mod tests {
             let mut y = vec![0.0; 6];
             lin.forward(&[1., 1., 0., 2.], &mut y, 2);
             assert_eq!(y, vec![13., 27., 41., 14., 28., 42.], "{isa:?}");
+        }
+    }
+
+    #[test]
+    fn few_rows_split_by_columns_finish_with_the_same_row_operations() {
+        use crate::ops::{Gelu, add_layer_norm, gelu};
+        // 1 to 64 rows go by columns, 65 by rows; 8 threads and 3 column groups split the rows
+        // of the 13-row case too.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(8).build().expect("pool");
+        for &(m, k, n) in
+            &[(1, 64, 384), (11, 384, 1152), (13, 96, 130), (64, 384, 384), (65, 96, 384)]
+        {
+            let (w, b) = (pseudo_random(n * k, 41), pseudo_random(n, 42));
+            let lin = Linear::from_torch(&w, &b, n, k);
+            let x = pseudo_random(m * k, 43);
+            let mut wt = vec![0.0; k * n];
+            for (o, row) in w.chunks_exact(k).enumerate() {
+                row.iter().enumerate().for_each(|(i, &v)| wt[i * n + o] = v);
+            }
+            let product = naive(&x, &wt, m, k, n);
+            let residual = pseudo_random(m * n, 44);
+            let (gamma, beta) = (pseudo_random(n, 45), pseudo_random(n, 46));
+            pool.install(|| {
+                let mut plain = vec![0.0; m * n];
+                lin.forward(&x, &mut plain, m);
+                for (i, (g, w)) in plain.iter().zip(&product).enumerate() {
+                    let w = w + b[i % n];
+                    assert!(
+                        (g - w).abs() < 1e-3 * (k as f32).sqrt(),
+                        "{m}x{k}x{n} [{i}] {g} vs {w}"
+                    );
+                }
+                let mut want_gelu = plain.clone();
+                gelu(&mut want_gelu, Gelu::Erf);
+                let mut want_norm = plain.clone();
+                add_layer_norm(&mut want_norm, Some(&residual), &gamma, &beta, 1e-12);
+                let norm =
+                    RowOp::AddNorm { residual: &residual, gamma: &gamma, beta: &beta, eps: 1e-12 };
+                for (op, want) in [(RowOp::Gelu(Gelu::Erf), want_gelu), (norm, want_norm)] {
+                    let mut got = vec![f32::NAN; m * n];
+                    lin.forward_with(&x, &mut got, m, op);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert!((g - w).abs() < 1e-5, "{m}x{k}x{n} {op:?} [{i}] {g} vs {w}");
+                    }
+                }
+            });
         }
     }
 
