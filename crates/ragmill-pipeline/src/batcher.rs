@@ -4,6 +4,10 @@
 //! to a count and a token budget, so ten small documents cost about one large one. A text whose
 //! hash is already queued or in flight is not queued again: its caller waits on the same result,
 //! so identical content arriving from two documents at once is still embedded once.
+//!
+//! An idle embedder waits [`BatchConfig::linger`] for company before it takes a small queue,
+//! which is worth it for chunks and not for a query that someone waits on: such a text is
+//! submitted with [`Batcher::submit_urgent`], never lingers, and goes before the queued texts.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -23,7 +27,8 @@ pub struct BatchConfig {
     pub max_tokens: usize,
     /// Batches in flight at once (1 for the in-process model, which uses every core already).
     pub concurrency: usize,
-    /// How long a lone text waits for company before an idle embedder takes it.
+    /// How long a lone text waits for company before an idle embedder takes it (never for
+    /// texts submitted with [`Batcher::submit_urgent`]).
     pub linger: Duration,
 }
 
@@ -45,7 +50,59 @@ struct Item {
     hash: ContentHash,
     text: String,
     tokens: usize,
+    urgent: bool,
     reply: oneshot::Sender<Embedded>,
+}
+
+/// A text waiting for a batch: its hash, the text, its tokens.
+type Entry = (ContentHash, String, usize);
+
+/// Who waits for each text queued or in flight.
+type Waiters = HashMap<ContentHash, Vec<oneshot::Sender<Embedded>>>;
+
+/// The task's texts: queued in two lanes, and the waiters of every text queued or in flight.
+#[derive(Default)]
+struct Queue {
+    /// Texts submitted urgently: batched among themselves, before the others, never lingering.
+    urgent: VecDeque<Entry>,
+    /// Everything else, in order of arrival.
+    normal: VecDeque<Entry>,
+    waiters: Waiters,
+}
+
+impl Queue {
+    /// Queues `item`, or joins it to the same text already queued or in flight (moving a
+    /// queued text to the urgent lane when an urgent caller joins it). True when it joined.
+    fn accept(&mut self, item: Item) -> bool {
+        let Some(list) = self.waiters.get_mut(&item.hash) else {
+            self.waiters.insert(item.hash, vec![item.reply]);
+            let lane = if item.urgent { &mut self.urgent } else { &mut self.normal };
+            lane.push_back((item.hash, item.text, item.tokens));
+            return false;
+        };
+        list.push(item.reply);
+        if item.urgent
+            && let Some(i) = self.normal.iter().position(|(h, _, _)| *h == item.hash)
+            && let Some(entry) = self.normal.remove(i)
+        {
+            self.urgent.push_back(entry);
+        }
+        true
+    }
+
+    fn is_empty(&self) -> bool {
+        self.urgent.is_empty() && self.normal.is_empty()
+    }
+
+    /// The next batch and whether it is urgent: urgent texts when any are queued, else the
+    /// others.
+    fn take(&mut self, config: BatchConfig) -> (Vec<(ContentHash, String)>, bool) {
+        if self.urgent.is_empty() {
+            (take_batch(&mut self.normal, &self.waiters, config), false)
+        } else {
+            (take_batch(&mut self.urgent, &self.waiters, config), true)
+        }
+    }
 }
 
 /// Figures since start, for reports.
@@ -103,9 +160,33 @@ impl Batcher {
         text: String,
         tokens: usize,
     ) -> oneshot::Receiver<Embedded> {
+        self.send(hash, text, tokens, false)
+    }
+
+    /// Like [`submit`](Self::submit), for a text someone is waiting on now (a query): an idle
+    /// embedder takes it at once instead of lingering for company, and it goes before every
+    /// text queued by `submit`, in a batch of urgent texts only, so it waits at most for the
+    /// batches already running. Alone in its batch, it takes the embedder's latency path
+    /// ([`Embedder::embed_query`]).
+    pub fn submit_urgent(
+        &self,
+        hash: ContentHash,
+        text: String,
+        tokens: usize,
+    ) -> oneshot::Receiver<Embedded> {
+        self.send(hash, text, tokens, true)
+    }
+
+    fn send(
+        &self,
+        hash: ContentHash,
+        text: String,
+        tokens: usize,
+        urgent: bool,
+    ) -> oneshot::Receiver<Embedded> {
         let (reply, rx) = oneshot::channel();
         // If the task has stopped, `reply` is dropped with the item and the receiver errors.
-        let _ = self.tx.send(Item { hash, text, tokens, reply });
+        let _ = self.tx.send(Item { hash, text, tokens, urgent, reply });
         rx
     }
 
@@ -122,32 +203,28 @@ async fn run(
     stats: Arc<std::sync::Mutex<BatcherStats>>,
     observer: ObserverSlot,
 ) {
-    let mut queue: VecDeque<(ContentHash, String, usize)> = VecDeque::new();
-    let mut waiters: HashMap<ContentHash, Vec<oneshot::Sender<Embedded>>> = HashMap::new();
+    let mut queue = Queue::default();
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
 
-    let accept =
-        |item: Item, queue: &mut VecDeque<_>, waiters: &mut HashMap<ContentHash, Vec<_>>| {
-            match waiters.get_mut(&item.hash) {
-                Some(list) => {
-                    list.push(item.reply);
-                    if let Ok(mut s) = stats.lock() {
-                        s.joined += 1;
-                    }
-                }
-                None => {
-                    waiters.insert(item.hash, vec![item.reply]);
-                    queue.push_back((item.hash, item.text, item.tokens));
-                }
-            }
-        };
+    let accept = |item: Item, queue: &mut Queue| {
+        if queue.accept(item)
+            && let Ok(mut s) = stats.lock()
+        {
+            s.joined += 1;
+        }
+    };
 
     loop {
         // Start batches while there is room.
         while in_flight.len() < config.concurrency.max(1) && !queue.is_empty() {
-            if in_flight.is_empty() && queue.len() < config.max_batch && open {
-                // Idle embedder, small queue: give other documents a moment to join.
+            if in_flight.is_empty()
+                && queue.urgent.is_empty()
+                && queue.normal.len() < config.max_batch
+                && open
+            {
+                // Idle embedder, small queue: give other documents a moment to join, unless
+                // someone is waiting on a text now.
                 let deadline = tokio::time::sleep(config.linger);
                 tokio::pin!(deadline);
                 loop {
@@ -155,15 +232,19 @@ async fn run(
                         _ = &mut deadline => break,
                         item = rx.recv() => match item {
                             Some(item) => {
-                                accept(item, &mut queue, &mut waiters);
-                                if queue.len() >= config.max_batch { break; }
+                                accept(item, &mut queue);
+                                if !queue.urgent.is_empty()
+                                    || queue.normal.len() >= config.max_batch
+                                {
+                                    break;
+                                }
                             }
                             None => { open = false; break; }
                         },
                     }
                 }
             }
-            let batch = take_batch(&mut queue, &waiters, config);
+            let (batch, urgent) = queue.take(config);
             if batch.is_empty() {
                 continue;
             }
@@ -173,9 +254,18 @@ async fn run(
             }
             let embedder = Arc::clone(&embedder);
             in_flight.push(async move {
-                let (hashes, texts): (Vec<ContentHash>, Vec<String>) = batch.into_iter().unzip();
+                let (hashes, mut texts): (Vec<ContentHash>, Vec<String>) =
+                    batch.into_iter().unzip();
                 let started = Instant::now();
-                let result = embedder.embed(texts).await;
+                let result = match texts.pop() {
+                    Some(text) if urgent && texts.is_empty() => {
+                        embedder.embed_query(text).await.map(|v| vec![v])
+                    }
+                    last => {
+                        texts.extend(last);
+                        embedder.embed(texts).await
+                    }
+                };
                 (hashes, result, started.elapsed())
             });
         }
@@ -184,7 +274,7 @@ async fn run(
         }
         tokio::select! {
             item = rx.recv(), if open => match item {
-                Some(item) => accept(item, &mut queue, &mut waiters),
+                Some(item) => accept(item, &mut queue),
                 None => open = false,
             },
             Some((hashes, result, elapsed)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -193,7 +283,7 @@ async fn run(
                     let ok = matches!(&result, Ok(v) if v.len() == hashes.len());
                     observer.batch(hashes.len(), elapsed, ok);
                 }
-                deliver(&mut waiters, hashes, result);
+                deliver(&mut queue.waiters, hashes, result);
             }
         }
     }
@@ -202,8 +292,8 @@ async fn run(
 /// Takes texts off the front of the queue up to the batch limits, skipping texts whose every
 /// waiter has gone away.
 fn take_batch(
-    queue: &mut VecDeque<(ContentHash, String, usize)>,
-    waiters: &HashMap<ContentHash, Vec<oneshot::Sender<Embedded>>>,
+    queue: &mut VecDeque<Entry>,
+    waiters: &Waiters,
     config: BatchConfig,
 ) -> Vec<(ContentHash, String)> {
     let mut batch = Vec::new();
@@ -225,7 +315,7 @@ fn take_batch(
 }
 
 fn deliver(
-    waiters: &mut HashMap<ContentHash, Vec<oneshot::Sender<Embedded>>>,
+    waiters: &mut Waiters,
     hashes: Vec<ContentHash>,
     result: Result<Vec<Vec<f32>>, EmbedError>,
 ) {
@@ -251,11 +341,7 @@ fn deliver(
     }
 }
 
-fn fail(
-    waiters: &mut HashMap<ContentHash, Vec<oneshot::Sender<Embedded>>>,
-    hashes: Vec<ContentHash>,
-    err: Arc<EmbedError>,
-) {
+fn fail(waiters: &mut Waiters, hashes: Vec<ContentHash>, err: Arc<EmbedError>) {
     for hash in hashes {
         for reply in waiters.remove(&hash).unwrap_or_default() {
             let _ = reply.send(Err(Arc::clone(&err)));
@@ -308,10 +394,69 @@ mod tests {
             }
             Ok(texts.iter().map(|t| vec![t.len() as f32, 1.0]).collect())
         }
+        /// Recorded as a batch of `?text`, to tell the latency path from a batch of one.
+        async fn embed_query(&self, text: String) -> Result<Vec<f32>, EmbedError> {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Ok(mut b) = self.batches.lock() {
+                b.push(vec![format!("?{text}")]);
+            }
+            Ok(vec![text.len() as f32, 1.0])
+        }
     }
 
     fn submit(b: &Batcher, text: &str, tokens: usize) -> oneshot::Receiver<Embedded> {
         b.submit(ContentHash::of(text.as_bytes()), text.to_owned(), tokens)
+    }
+
+    fn urgent(b: &Batcher, text: &str) -> oneshot::Receiver<Embedded> {
+        b.submit_urgent(ContentHash::of(text.as_bytes()), text.to_owned(), 1)
+    }
+
+    #[tokio::test]
+    async fn an_urgent_lone_text_does_not_linger() {
+        let rec = Recording::new(false);
+        let config = BatchConfig { linger: Duration::from_millis(200), ..BatchConfig::default() };
+        let b = Batcher::start(rec.clone(), config);
+        let started = Instant::now();
+        let lone = submit(&b, "lone", 1);
+        let query = urgent(&b, "query");
+        assert_eq!(query.await.expect("reply").expect("vector")[0], 5.0);
+        let query_took = started.elapsed();
+        lone.await.expect("reply").expect("vector");
+        let lone_took = started.elapsed();
+        assert!(
+            query_took < Duration::from_millis(150),
+            "the query took {query_took:?}: it waited for the 200 ms linger"
+        );
+        assert!(lone_took >= Duration::from_millis(200), "the plain text lingers: {lone_took:?}");
+        assert_eq!(
+            rec.batches(),
+            vec![vec!["?query"], vec!["lone"]],
+            "the query alone, on the latency path, first"
+        );
+    }
+
+    #[tokio::test]
+    async fn urgent_texts_go_before_queued_ones_and_promote_what_they_join() {
+        let rec = Recording::new(false);
+        let config = BatchConfig {
+            max_batch: 2,
+            max_tokens: 1000,
+            concurrency: 1,
+            linger: Duration::from_millis(30),
+        };
+        let b = Batcher::start(rec.clone(), config);
+        let queued: Vec<_> = ["a", "b", "c", "d"].iter().map(|t| submit(&b, t, 1)).collect();
+        let urgent: Vec<_> = ["q", "d"].iter().map(|t| urgent(&b, t)).collect();
+        for rx in urgent.into_iter().chain(queued) {
+            rx.await.expect("reply").expect("vector");
+        }
+        assert_eq!(
+            rec.batches(),
+            vec![vec!["a", "b"], vec!["q", "d"], vec!["c"]],
+            "the batch running, then the urgent texts (d moved up), then the rest"
+        );
+        assert_eq!(b.stats(), BatcherStats { batches: 3, texts: 5, joined: 1 });
     }
 
     #[tokio::test]

@@ -9,7 +9,9 @@
 //! Handlers never call the embedder. Every input text goes to one shared [`Batcher`], which
 //! packs the texts of every client in flight (and, in `ragmill serve`, the chunks of every
 //! document being ingested) into the same batches, and embeds a text that is already queued or
-//! in flight once for all who asked. Tokens are counted by a function the caller supplies
+//! in flight once for all who asked. The text of a one-input request (a query, nearly always)
+//! is submitted urgently ([`Batcher::submit_urgent`]): it goes before queued texts and does
+//! not wait for company. Tokens are counted by a function the caller supplies
 //! ([`CountTokens`]; this crate has no tokenizer) for the batcher's token budget and for
 //! `usage` / `prompt_eval_count`: tokens as the model sees them, special tokens included, at most
 //! its window (longer inputs are truncated by the model).
@@ -234,15 +236,23 @@ impl EmbeddingService {
 
     /// Submits every text to the shared batcher and waits for all of them, in input order.
     /// A client that goes away drops its receivers, and the batcher skips texts nobody waits for.
+    /// A request of one input is almost always a search query, with someone waiting on it: it
+    /// is submitted urgently, so it neither lingers for company nor queues behind ingestion.
     async fn embed(&self, texts: Vec<String>, counts: &[usize]) -> Result<Embedded, Failure> {
         let max = self.0.info.max_tokens.max(1);
+        let urgent = texts.len() == 1;
         let mut tokens = 0;
         let receivers: Vec<_> = texts
             .into_iter()
             .zip(counts)
             .map(|(text, &n)| {
                 tokens += n.min(max);
-                self.0.batcher.submit(ContentHash::of(text.as_bytes()), text, n.min(max))
+                let (hash, n) = (ContentHash::of(text.as_bytes()), n.min(max));
+                if urgent {
+                    self.0.batcher.submit_urgent(hash, text, n)
+                } else {
+                    self.0.batcher.submit(hash, text, n)
+                }
             })
             .collect();
         let mut vectors = Vec::with_capacity(receivers.len());

@@ -305,3 +305,29 @@ async fn a_static_key_is_required_before_the_body_is_read() {
     let r = ollama::embed(State(s.clone()), post(r#"{"input":"a"}"#, Some("sekret"))).await;
     assert_eq!(read(r).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_one_input_request_does_not_wait_for_company() {
+    let fake = Fake::new();
+    // The fake takes 30 ms a batch; texts of more than one input wait for company 400 ms.
+    let config = BatchConfig { linger: Duration::from_millis(400), ..BatchConfig::default() };
+    let batcher = Batcher::start(fake.clone(), config);
+    let s = EmbeddingService::new(
+        batcher,
+        fake.info.clone(),
+        words(),
+        EmbedOptions::default(),
+        EmbedApiMetrics::default(),
+    );
+    for body in [json!({"input": "a query"}), json!({"input": ["one query"]})] {
+        let started = std::time::Instant::now();
+        let (status, answer) = ollama(&s, body.clone()).await;
+        assert_eq!(status, 200, "{answer}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(300), "{body} took {took:?}: it lingered");
+    }
+    let started = std::time::Instant::now();
+    let (status, answer) = openai(&s, json!({"input": ["two", "inputs"]})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(400), "a batch of two lingers");
+}
