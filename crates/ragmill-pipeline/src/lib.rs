@@ -13,6 +13,7 @@ mod batcher;
 mod catalog;
 mod error;
 mod ingest;
+mod search;
 mod vectors;
 
 use std::sync::Arc;
@@ -21,12 +22,13 @@ pub use batcher::{BatchConfig, BatchObserver, Batcher, BatcherStats, Embedded};
 pub use catalog::{LocalCatalog, on_store};
 pub use error::IngestError;
 pub use ingest::{Ingested, Input, Outcome, Prechunked, Source};
+pub use search::{RetrievalConfig, SearchMode, SearchOptions, fuse};
 pub use vectors::StoreIndex;
 
 use ragmill_chunk::Chunker;
-use ragmill_core::{Catalog, Embedder, Progress, VectorIndex};
+use ragmill_core::{Catalog, Embedder, Progress, Reranker, VectorIndex};
 use ragmill_extract::Extractor;
-use ragmill_store::{DocumentId, Nearest, SearchHit, Store, StoreError, UserId};
+use ragmill_store::{SearchHit, Store, StoreError, UserId};
 
 /// Called with (document index, progress) as each document advances.
 pub type ProgressFn = Arc<dyn Fn(usize, &Progress) + Send + Sync>;
@@ -75,6 +77,8 @@ pub struct Pipeline {
     embedder: Arc<dyn Embedder>,
     batcher: Batcher,
     config: PipelineConfig,
+    retrieval: RetrievalConfig,
+    reranker: Option<Arc<dyn Reranker>>,
 }
 
 impl Pipeline {
@@ -106,7 +110,18 @@ impl Pipeline {
         config: PipelineConfig,
     ) -> Self {
         let batcher = Batcher::start(Arc::clone(&embedder), batch);
-        Self { store: None, catalog, index: None, extractor, chunker, embedder, batcher, config }
+        Self {
+            store: None,
+            catalog,
+            index: None,
+            extractor,
+            chunker,
+            embedder,
+            batcher,
+            config,
+            retrieval: RetrievalConfig::default(),
+            reranker: None,
+        }
     }
 
     /// The embedded store, when this pipeline has one.
@@ -148,45 +163,45 @@ impl Pipeline {
         self.batcher.stats()
     }
 
-    /// Embeds `query` and returns the user's `top_k` most similar chunks, best first.
+    /// Searches with `retrieval`'s fusion settings and default mode.
+    pub fn with_retrieval(mut self, retrieval: RetrievalConfig) -> Self {
+        self.retrieval = retrieval;
+        self
+    }
+
+    /// Reranks the fused top candidates of every search with `reranker`.
+    pub fn with_reranker(mut self, reranker: Arc<dyn Reranker>) -> Self {
+        self.reranker = Some(reranker);
+        self
+    }
+
+    /// The retrieval settings (the default mode, the fusion's weights).
+    pub fn retrieval(&self) -> RetrievalConfig {
+        self.retrieval
+    }
+
+    /// The user's best `options.top_k` chunks for `query`, best first: by vector, by keyword
+    /// or both fused ([`SearchMode`]), reranked when a reranker is configured. A vector search
+    /// refuses a collection built with another model.
     pub async fn search(
         &self,
         user: UserId,
         query: &str,
-        top_k: usize,
-        documents: Option<Vec<DocumentId>>,
+        options: SearchOptions,
     ) -> Result<Vec<SearchHit>, SearchError> {
         let (Some(store), Some(index)) = (self.store.as_ref(), self.index.as_ref()) else {
             return Err(SearchError::Internal("this pipeline has no store to search".into()));
         };
-        search_in(store, index.as_ref(), self.embedder.as_ref(), user, query, top_k, documents)
-            .await
+        search::Retrieval {
+            store,
+            index: index.as_ref(),
+            embedder: self.embedder.as_ref(),
+            reranker: self.reranker.as_deref(),
+            config: self.retrieval,
+        }
+        .run(user, query, options)
+        .await
     }
-}
-
-/// Embeds `query` with `embedder`, finds `user`'s `top_k` nearest chunks in `index`, best
-/// first, optionally only from `documents`, and reads their text from `store`. Refuses a
-/// collection built with another model.
-async fn search_in(
-    store: &Arc<Store>,
-    index: &dyn VectorIndex,
-    embedder: &dyn Embedder,
-    user: UserId,
-    query: &str,
-    top_k: usize,
-    documents: Option<Vec<DocumentId>>,
-) -> Result<Vec<SearchHit>, SearchError> {
-    let info = embedder.info().clone();
-    let checker = Arc::clone(store);
-    blocking(move || checker.user(user).check_model(&info.space, info.dimensions)).await??;
-    let vector = embedder.embed(vec![query.to_owned()]).await?.pop().unwrap_or_default();
-    let near = index.search(user, vector, top_k, documents).await?;
-    let near: Vec<Nearest> = near
-        .into_iter()
-        .map(|h| Nearest { document: h.document, chunk: h.chunk, score: h.score })
-        .collect();
-    let store = Arc::clone(store);
-    Ok(blocking(move || store.user(user).chunks_at(&near)).await??)
 }
 
 /// Runs blocking work (SQLite, tokenisation) off the async threads; a panic becomes an error.

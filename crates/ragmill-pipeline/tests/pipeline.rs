@@ -7,7 +7,9 @@ use ragmill_chunk::{Chunker, ChunkerConfig};
 use ragmill_core::{Progress, Stage};
 use ragmill_embed::{LocalEmbedder, LocalOptions, ModelDir};
 use ragmill_extract::{Extractor, Limits};
-use ragmill_pipeline::{BatchConfig, Input, Pipeline, PipelineConfig, ProgressFn, Source};
+use ragmill_pipeline::{
+    BatchConfig, Input, Pipeline, PipelineConfig, ProgressFn, SearchOptions, Source,
+};
 use ragmill_store::Store;
 
 fn model_dir() -> ModelDir {
@@ -50,6 +52,11 @@ const BREAD: &str = "A sourdough starter is a culture of wild yeast and lactic a
     discard half before each feeding.";
 const BIKES: &str = "To fix a flat bicycle tyre, remove the wheel, lever the tyre off the rim, \
     find the puncture and patch the inner tube.\n\nInflate it to the pressure written on the tyre wall.";
+
+/// A search for the best `k`, in the default mode.
+fn top(k: usize) -> SearchOptions {
+    SearchOptions { top_k: k, ..SearchOptions::default() }
+}
 
 fn no_progress() -> ProgressFn {
     Arc::new(|_, _| {})
@@ -95,9 +102,9 @@ async fn ingest_search_reingest_and_update() {
     }
     assert_eq!(seen.iter().rfind(|(j, _)| *j == 3).map(|(_, p)| p.stage), Some(Stage::Failed));
 
-    let hits = p.search(user, "why does the sea rise and fall", 3, None).await.expect("search");
+    let hits = p.search(user, "why does the sea rise and fall", top(3)).await.expect("search");
     assert_eq!(hits[0].document, "tides.txt");
-    let hits = p.search(user, "how do I repair a punctured tube", 1, None).await.expect("search");
+    let hits = p.search(user, "how do I repair a punctured tube", top(1)).await.expect("search");
     assert_eq!(hits[0].document, "bikes.txt");
 
     // The same bytes again: nothing embedded.
@@ -114,7 +121,7 @@ async fn ingest_search_reingest_and_update() {
     assert!(!out.unchanged);
     assert!(out.cache_hits >= 1, "unchanged chunks come from the cache: {out:?}");
     assert!(out.embedded >= 1 && out.embedded < out.chunks, "{out:?}");
-    let hits = p.search(user, "Bay of Fundy tidal range", 1, None).await.expect("search");
+    let hits = p.search(user, "Bay of Fundy tidal range", top(1)).await.expect("search");
     assert!(hits[0].text.contains("Fundy"));
     let docs = p.store().expect("store").user(user).documents().expect("list");
     assert_eq!(
@@ -150,7 +157,7 @@ async fn identical_content_across_documents_and_users_is_embedded_once() {
     );
     assert_eq!(p.batcher_stats().texts as usize, chunks, "nothing more was embedded");
     // And the users still see only their own documents.
-    let hits = p.search(b, "sourdough starter", 10, None).await.expect("search");
+    let hits = p.search(b, "sourdough starter", top(10)).await.expect("search");
     assert!(hits.iter().all(|h| h.document == "copy.txt"), "{hits:?}");
 }
 

@@ -140,8 +140,23 @@ impl From<ragmill_core::BusError> for ApiError {
 
 impl From<ragmill_pipeline::SearchError> for ApiError {
     fn from(e: ragmill_pipeline::SearchError) -> Self {
+        use ragmill_core::IndexError;
+        use ragmill_pipeline::SearchError;
         match e {
-            ragmill_pipeline::SearchError::Store(e) => e.into(),
+            SearchError::Store(e) => e.into(),
+            SearchError::Embed(e) => {
+                tracing::warn!(error = %e, "cannot embed a query");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "embedding_unavailable",
+                    format!("the query could not be embedded, try again shortly: {e}"),
+                )
+            }
+            SearchError::Index(IndexError::Unavailable(why)) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vector_index_unavailable",
+                format!("the vector index is unavailable, try again shortly: {why}"),
+            ),
             e => Self::internal(e),
         }
     }

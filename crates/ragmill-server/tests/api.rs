@@ -306,3 +306,82 @@ async fn revoking_a_key_ends_its_open_streams_and_its_event_tokens() {
         "a token of a revoked key opens nothing"
     );
 }
+
+/// Reverses whatever order it is given: a reranker whose effect cannot be mistaken.
+struct Reverse;
+
+#[async_trait::async_trait]
+impl ragmill_core::Reranker for Reverse {
+    fn name(&self) -> &str {
+        "reverse"
+    }
+    async fn rerank(
+        &self,
+        _query: &str,
+        texts: Vec<String>,
+    ) -> Result<Vec<f32>, ragmill_core::RerankError> {
+        Ok((0..texts.len()).map(|i| i as f32).collect())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_modes_find_by_meaning_by_words_or_both_and_say_which() {
+    let app = TestApp::new().await;
+    let alice = app.user("alice");
+    let _workers = app.workers();
+    let codes = b"Maintenance log. Valve XR7714 was replaced after the pressure test.\n";
+    let (_, up) =
+        app.upload(&alice, &[("tides.md", TIDES), ("bread.txt", BREAD), ("log.txt", codes)]).await;
+    for i in 0..3 {
+        app.settled(&alice, doc_id(&up, i)).await;
+    }
+    let search = |mode: &str, query: &str| json!({"query": query, "top_k": 3, "mode": mode});
+    let (status, found) =
+        app.send("POST", &alice, "/v1/search", search("keyword", "xr7714 valve")).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["mode"], "keyword");
+    let results = found["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "only the log has those words: {found}");
+    assert_eq!(results[0]["document"], "log.txt");
+    assert!(results[0]["scores"]["keyword"].as_f64() > Some(0.0), "{found}");
+    assert!(results[0]["scores"].get("vector").is_none(), "{found}");
+
+    let (_, found) = app.send("POST", &alice, "/v1/search", search("vector", "moon tides")).await;
+    assert_eq!(found["mode"], "vector");
+    assert_eq!(found["results"].as_array().map(Vec::len), Some(3), "vectors rank everything");
+    assert!(found["results"][0]["scores"].get("keyword").is_none(), "{found}");
+
+    let (_, found) = app.send("POST", &alice, "/v1/search", json!({"query": "moon tides"})).await;
+    assert_eq!(found["mode"], "hybrid", "the default");
+    let top = &found["results"][0];
+    assert_eq!(top["document"], "tides.md", "{found}");
+    assert!(top["scores"]["vector"].is_number() && top["scores"]["keyword"].is_number(), "{found}");
+    assert!(
+        top["score"].as_f64().is_some_and(|s| s > 0.0 && s <= 1.0),
+        "fused score in (0, 1]: {found}"
+    );
+
+    let (status, err) = app.send("POST", &alice, "/v1/search", search("semantic", "tides")).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_mode")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reranker_reorders_the_fused_candidates() {
+    let app = TestApp::with_pipeline(|p| p.with_reranker(std::sync::Arc::new(Reverse))).await;
+    let alice = app.user("alice");
+    let _workers = app.workers();
+    let (_, up) = app.upload(&alice, &[("tides.md", TIDES), ("bread.txt", BREAD)]).await;
+    app.settled(&alice, doc_id(&up, 0)).await;
+    app.settled(&alice, doc_id(&up, 1)).await;
+    let query = json!({"query": "moon tides", "top_k": 2, "mode": "vector"});
+    let (_, found) = app.send("POST", &alice, "/v1/search", query).await;
+    let results = found["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{found}");
+    assert_eq!(results[0]["document"], "bread.txt", "reversed by the reranker: {found}");
+    assert_eq!(results[0]["scores"]["rerank"], 1.0, "{found}");
+    assert!(results[1]["scores"]["vector"].as_f64() > results[0]["scores"]["vector"].as_f64());
+}

@@ -17,6 +17,8 @@ use ragmill_core::{Event, Received};
 use serde_json::{Value, json};
 
 const USERS: usize = 3;
+/// The search modes: the keyword index is per user, as the vector one is.
+const MODES: [&str; 3] = ["vector", "keyword", "hybrid"];
 
 /// The canary word of user `u`: no other user's text contains it.
 fn canary(u: usize) -> String {
@@ -31,8 +33,8 @@ enum Op {
     Delete { user: usize, target: usize, slot: usize },
     /// User re-processes one of their documents, or tries another's.
     Reprocess { user: usize, target: usize, slot: usize },
-    /// User searches for some user's canary.
-    Search { user: usize, words_of: usize },
+    /// User searches for some user's canary, in one of the modes.
+    Search { user: usize, words_of: usize, mode: &'static str },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -44,7 +46,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(user, target, slot)| Op::Delete { user, target, slot }),
         1 => (u.clone(), 0..USERS, 0..3usize)
             .prop_map(|(user, target, slot)| Op::Reprocess { user, target, slot }),
-        3 => (u, 0..USERS).prop_map(|(user, words_of)| Op::Search { user, words_of }),
+        3 => (u, 0..USERS, prop::sample::select(MODES.to_vec()))
+            .prop_map(|(user, words_of, mode)| Op::Search { user, words_of, mode }),
     ]
 }
 
@@ -117,9 +120,12 @@ async fn run(ops: Vec<Op>) {
                     assert_eq!(status, StatusCode::NOT_FOUND);
                 }
             }
-            Op::Search { user, words_of } => {
-                let query =
-                    json!({"query": format!("{} tides note", canary(words_of)), "top_k": 20});
+            Op::Search { user, words_of, mode } => {
+                let query = json!({
+                    "query": format!("{} tides note", canary(words_of)),
+                    "top_k": 20,
+                    "mode": mode,
+                });
                 let (status, found) = app.send("POST", &keys[user], "/v1/search", query).await;
                 assert_eq!(status, StatusCode::OK, "{found}");
                 only_mine(user, &found, "a search");
@@ -146,13 +152,22 @@ async fn run(ops: Vec<Op>) {
             assert!(Instant::now() < deadline, "never settled: {list}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        for words_of in 0..USERS {
-            let query = json!({"query": canary(words_of), "top_k": 50});
+        for (words_of, mode) in (0..USERS).flat_map(|w| MODES.map(|m| (w, m))) {
+            let query = json!({"query": canary(words_of), "top_k": 50, "mode": mode});
             let (_, found) = app.send("POST", key, "/v1/search", query).await;
             only_mine(u, &found, "a final search");
             let hits = found["results"].as_array().map_or(0, Vec::len);
             if words_of == u && !owned[u].is_empty() {
-                assert!(hits > 0, "user {u} finds their own documents");
+                assert!(hits > 0, "user {u} finds their own documents ({mode})");
+            }
+            if mode == "keyword" {
+                // The canary is the only word: a keyword search finds exactly its owner's notes.
+                let want = if words_of == u { owned[u].len() } else { 0 };
+                let docs: BTreeSet<i64> = found["results"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(|h| h["document_id"].as_i64()).collect())
+                    .unwrap_or_default();
+                assert_eq!(docs.len(), want, "user {u}, keyword {words_of}'s canary: {found}");
             }
         }
     }

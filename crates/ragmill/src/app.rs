@@ -7,13 +7,13 @@ use ragmill_chunk::{Chunker, ChunkerConfig};
 use ragmill_core::Embedder;
 use ragmill_embed::{LocalEmbedder, LocalOptions, ModelDir};
 use ragmill_extract::{Extractor, Limits};
-use ragmill_pipeline::{BatchConfig, Pipeline, PipelineConfig};
-use ragmill_store::Store;
+use ragmill_pipeline::{BatchConfig, Pipeline, PipelineConfig, RetrievalConfig};
+use ragmill_store::{IndexSettings, Store};
 
 use ragmill_remote::chat::ChatClient;
 use ragmill_remote::{BackendKind, EndpointConfig, Pool, PoolConfig};
 
-use crate::cli::{ChatBackend, ChunkArgs, EmbedBackend, Global, ServeArgs};
+use crate::cli::{ChatBackend, ChunkArgs, EmbedBackend, Global, RetrievalArgs, ServeArgs};
 
 /// Loads the local embedding model from `--model-dir`.
 pub fn embedder(global: &Global, batch: usize) -> Result<Arc<LocalEmbedder>> {
@@ -110,6 +110,40 @@ pub fn store(global: &Global) -> Result<Arc<Store>> {
     let store = Store::open(&global.data_dir)
         .with_context(|| format!("opening the data directory {}", global.data_dir.display()))?;
     Ok(Arc::new(store))
+}
+
+/// The store, with the vector index settings of `retrieval`.
+pub fn search_store(global: &Global, retrieval: &RetrievalArgs) -> Result<Arc<Store>> {
+    let settings =
+        IndexSettings { ann_threshold: retrieval.ann_threshold, ..IndexSettings::default() };
+    let store = Store::open_with(&global.data_dir, settings)
+        .with_context(|| format!("opening the data directory {}", global.data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// `pipeline` searching as `retrieval` says: its default mode, fusion weights and reranker.
+pub fn searching(pipeline: Pipeline, retrieval: &RetrievalArgs) -> Result<Pipeline> {
+    let r = retrieval;
+    for (name, w) in [("--vector-weight", r.vector_weight), ("--keyword-weight", r.keyword_weight)]
+    {
+        if !(w.is_finite() && w >= 0.0) {
+            bail!("{name} must be a number ≥ 0, not {w}");
+        }
+    }
+    let config = RetrievalConfig {
+        default_mode: r.search_mode,
+        vector_weight: r.vector_weight,
+        keyword_weight: r.keyword_weight,
+        ..RetrievalConfig::default()
+    };
+    let pipeline = pipeline.with_retrieval(config);
+    let Some(url) = &r.rerank_endpoint else { return Ok(pipeline) };
+    let mut rerank = ragmill_remote::RerankConfig::new(url.clone(), r.rerank_format);
+    rerank.model = r.rerank_model.clone();
+    rerank.api_key = r.rerank_api_key.clone();
+    rerank.validate().map_err(|e| anyhow::anyhow!("--rerank-endpoint: {e}"))?;
+    let reranker = ragmill_remote::HttpReranker::new(rerank).context("setting up the reranker")?;
+    Ok(pipeline.with_reranker(Arc::new(reranker)))
 }
 
 /// The full pipeline over `store`, embedding with [`backend`].

@@ -96,7 +96,7 @@ pub enum ChatBackend {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service with its background workers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Process documents of a main server's Redis queue (scaling out to other machines).
     Worker(WorkerArgs),
     /// Ingest files and folders (recursively) into a user's collection.
@@ -121,6 +121,40 @@ pub enum Command {
     /// Internal: the sandboxed extraction child process.
     #[command(name = "__extract", hide = true)]
     Extract,
+}
+
+/// How searches retrieve: the mode, the fusion, the approximate index and the reranker.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Retrieval")]
+pub struct RetrievalArgs {
+    /// How a search finds chunks when it does not say: vector (meaning), keyword (BM25 over
+    /// the words: names, codes, rare terms) or hybrid (both, fused by reciprocal rank).
+    #[arg(long, env = "RAGMILL_SEARCH_MODE", default_value = "hybrid")]
+    pub search_mode: ragmill_pipeline::SearchMode,
+    /// Weight of the vector ranking in hybrid search.
+    #[arg(long, env = "RAGMILL_VECTOR_WEIGHT", default_value_t = 1.5)]
+    pub vector_weight: f32,
+    /// Weight of the keyword ranking in hybrid search.
+    #[arg(long, env = "RAGMILL_KEYWORD_WEIGHT", default_value_t = 1.0)]
+    pub keyword_weight: f32,
+    /// Vectors from which a user's collection is searched through an approximate (HNSW)
+    /// index, its candidates re-scored exactly; below it every search is an exact scan.
+    #[arg(long, env = "RAGMILL_ANN_THRESHOLD", default_value_t = 50_000)]
+    pub ann_threshold: usize,
+    /// A reranking endpoint (full URL, e.g. http://tei:8080/rerank): the fused top candidates
+    /// are reordered by its scores. Default: no reranking.
+    #[arg(long, env = "RAGMILL_RERANK_ENDPOINT")]
+    pub rerank_endpoint: Option<String>,
+    /// The reranking endpoint's wire format: tei (Hugging Face Text Embeddings Inference),
+    /// cohere or jina.
+    #[arg(long, env = "RAGMILL_RERANK_FORMAT", default_value = "tei")]
+    pub rerank_format: ragmill_remote::RerankFormat,
+    /// The reranking model to ask for (cohere/jina format).
+    #[arg(long, env = "RAGMILL_RERANK_MODEL")]
+    pub rerank_model: Option<String>,
+    /// API key for the reranking endpoint, sent as a Bearer token.
+    #[arg(long, env = "RAGMILL_RERANK_API_KEY", hide_env_values = true)]
+    pub rerank_api_key: Option<String>,
 }
 
 /// Chunk sizes, in model tokens.
@@ -170,6 +204,9 @@ pub struct SearchArgs {
     /// Results to return.
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
+    /// How to retrieve.
+    #[command(flatten)]
+    pub retrieval: RetrievalArgs,
     /// The query.
     #[arg(required = true, num_args = 1..)]
     pub query: Vec<String>,
@@ -209,6 +246,30 @@ pub struct EvalArgs {
     /// Chunking and batching.
     #[command(flatten)]
     pub chunking: ChunkArgs,
+    /// Retrieval (every mode is evaluated; --search-mode picks the one reported at the top
+    /// level of the JSON).
+    #[command(flatten)]
+    pub retrieval: RetrievalArgs,
+}
+
+/// `ragmill bench search`.
+#[derive(Debug, Args)]
+pub struct BenchSearchArgs {
+    /// Chunks in the one user's collection (in documents of 100).
+    #[arg(long, default_value_t = 100_000)]
+    pub chunks: usize,
+    /// Vector dimensions.
+    #[arg(long, default_value_t = 384)]
+    pub dims: usize,
+    /// Queries timed per measurement.
+    #[arg(long, default_value_t = 500)]
+    pub queries: usize,
+    /// Documents (of 100 chunks, replacing existing ones) written while searches are timed.
+    #[arg(long, default_value_t = 30)]
+    pub writes: usize,
+    /// Vectors from which the approximate index is used.
+    #[arg(long, default_value_t = 50_000)]
+    pub ann_threshold: usize,
 }
 
 /// `ragmill bench ...`.
@@ -216,6 +277,10 @@ pub struct EvalArgs {
 pub enum BenchCommand {
     /// Embedding throughput of the local model.
     Embed(BenchEmbedArgs),
+    /// Search at scale on synthetic vectors: exact vs approximate latency (quiet and while the
+    /// same user's documents are written), recall@10, memory, index build, keyword latency,
+    /// and the embedding of a short query when the model is present.
+    Search(BenchSearchArgs),
     /// Load balancing of the remote embedding pool, against in-process stand-in endpoints.
     ///
     /// The endpoints are stand-ins, not real models: fake Ollama servers in this process, each
@@ -361,6 +426,9 @@ pub enum UsersCommand {
 /// `ragmill serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// How searches retrieve.
+    #[command(flatten)]
+    pub retrieval: RetrievalArgs,
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, env = "RAGMILL_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,

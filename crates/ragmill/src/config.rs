@@ -45,6 +45,16 @@
 //! worker_key = "..."   # what `ragmill worker` presents to the main server
 //! server = "http://main:8080"   # for `ragmill worker`: the main server
 //!
+//! [search]             # retrieval (serve, search, eval)
+//! mode = "hybrid"      # or "vector", "keyword": for searches that do not say
+//! vector_weight = 1.5  # the fusion's weights
+//! keyword_weight = 1.0
+//! ann_threshold = 50000   # vectors from which a user's collection gets an HNSW index
+//! rerank_endpoint = "http://tei:8080/rerank"   # optional
+//! rerank_format = "tei"   # or "cohere", "jina"
+//! # rerank_model = "..."
+//! # rerank_api_key = "..."
+//!
 //! [chat]               # the chat model behind POST /v1/chat (default: none)
 //! backend = "ollama"   # or "openai"
 //! endpoint = "http://localhost:11434"
@@ -60,7 +70,7 @@ use clap::parser::ValueSource;
 use ragmill_embed::{Engine, Precision};
 use serde::Deserialize;
 
-use crate::cli::{ChatBackend, ChunkArgs, Cli, ClusterArgs, Command, EmbedBackend};
+use crate::cli::{ChatBackend, ChunkArgs, Cli, ClusterArgs, Command, EmbedBackend, RetrievalArgs};
 
 /// The file's contents; every field optional, unknown fields refused.
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +90,21 @@ struct FileConfig {
     chat: Chat,
     #[serde(default)]
     cluster: Cluster,
+    #[serde(default)]
+    search: Search,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Search {
+    mode: Option<ragmill_pipeline::SearchMode>,
+    vector_weight: Option<f32>,
+    keyword_weight: Option<f32>,
+    ann_threshold: Option<usize>,
+    rerank_endpoint: Option<String>,
+    rerank_format: Option<ragmill_remote::RerankFormat>,
+    rerank_model: Option<String>,
+    rerank_api_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,7 +226,35 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
             c.worker_key = Some(v);
         }
     };
+    let retrieval = |r: &mut RetrievalArgs| {
+        let f = &file.search;
+        if let Some(v) = f.mode.filter(|_| unset(sub, "search_mode")) {
+            r.search_mode = v;
+        }
+        if let Some(v) = f.vector_weight.filter(|_| unset(sub, "vector_weight")) {
+            r.vector_weight = v;
+        }
+        if let Some(v) = f.keyword_weight.filter(|_| unset(sub, "keyword_weight")) {
+            r.keyword_weight = v;
+        }
+        if let Some(v) = f.ann_threshold.filter(|_| unset(sub, "ann_threshold")) {
+            r.ann_threshold = v;
+        }
+        if let Some(v) = f.rerank_endpoint.clone().filter(|_| unset(sub, "rerank_endpoint")) {
+            r.rerank_endpoint = Some(v);
+        }
+        if let Some(v) = f.rerank_format.filter(|_| unset(sub, "rerank_format")) {
+            r.rerank_format = v;
+        }
+        if let Some(v) = f.rerank_model.clone().filter(|_| unset(sub, "rerank_model")) {
+            r.rerank_model = Some(v);
+        }
+        if let Some(v) = f.rerank_api_key.clone().filter(|_| unset(sub, "rerank_api_key")) {
+            r.rerank_api_key = Some(v);
+        }
+    };
     match &mut cli.command {
+        Command::Search(a) => retrieval(&mut a.retrieval),
         Command::Worker(a) => {
             chunking(&mut a.chunking);
             cluster(&mut a.cluster);
@@ -210,9 +263,13 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
             }
         }
         Command::Ingest(a) => chunking(&mut a.chunking),
-        Command::Eval(a) => chunking(&mut a.chunking),
+        Command::Eval(a) => {
+            chunking(&mut a.chunking);
+            retrieval(&mut a.retrieval);
+        }
         Command::Serve(a) => {
             chunking(&mut a.chunking);
+            retrieval(&mut a.retrieval);
             cluster(&mut a.cluster);
             let s = &file.serve;
             if let Some(v) = s.bind.clone().filter(|_| unset(sub, "bind")) {

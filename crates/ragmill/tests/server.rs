@@ -788,3 +788,41 @@ async fn an_original_is_served_to_its_owner_only_and_never_as_something_that_run
         assert!(body["error"]["code"].is_string(), "{body}");
     }
 }
+
+/// `serve --rerank-endpoint` against a stand-in speaking Jina's (Cohere's) `/v1/rerank`: the
+/// results come back in the reranker's order with its scores; when it dies, search still
+/// answers in the fused order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerank_endpoint_reorders_search_results_and_a_dead_one_does_not_break_search() {
+    let reranker = ragmill_remote::fake::FakeReranker::start().await.expect("stand-in");
+    let endpoint = format!("{}/v1/rerank", reranker.url());
+    let data = tempfile::tempdir().expect("tmp");
+    let key = add_user(data.path(), "alice");
+    let server = Server::start(
+        data.path(),
+        &["--rerank-endpoint", &endpoint, "--rerank-format", "jina", "--rerank-model", "stand-in"],
+    );
+    let files: Vec<(&str, Vec<u8>)> =
+        ["sourdough-starter.md", "rust-error-handling.md", "home-espresso.txt"]
+            .iter()
+            .map(|n| (*n, sample(n)))
+            .collect();
+    assert_eq!(upload(&server, &key, &files).await.status(), 202);
+    wait_all_ready(&server, &key, 3, Duration::from_secs(240)).await;
+
+    let found = search(&server, &key, "feed the starter flour water").await;
+    let results = found["results"].as_array().expect("results");
+    assert!(!results.is_empty(), "{found}");
+    let reranked: Vec<f64> =
+        results.iter().filter_map(|r| r["scores"]["rerank"].as_f64()).collect();
+    assert_eq!(reranked.len(), results.len(), "every result carries the reranker's score: {found}");
+    assert!(reranked.windows(2).all(|w| w[0] >= w[1]), "in the reranker's order: {reranked:?}");
+    assert!(reranker.rerank_requests() >= 1);
+    assert_eq!(results[0]["document"], "sourdough-starter.md", "{found}");
+
+    reranker.kill().await;
+    let found = search(&server, &key, "feed the starter flour water").await;
+    let results = found["results"].as_array().expect("results");
+    assert!(!results.is_empty(), "search still answers: {found}");
+    assert!(results.iter().all(|r| r["scores"].get("rerank").is_none()), "{found}");
+}

@@ -88,6 +88,10 @@ pub struct ChatRequest {
     /// With `rag`: only passages of these documents (ids).
     #[schema(value_type = Option<Vec<i64>>)]
     pub documents: Option<Vec<DocumentId>>,
+    /// With `rag`: how passages are retrieved, `vector`, `keyword` or `hybrid` (as in
+    /// `POST /v1/search`; default: the server's).
+    #[schema(value_type = Option<String>, example = "hybrid")]
+    pub mode: Option<String>,
 }
 
 /// One message of the conversation.
@@ -254,7 +258,9 @@ pub async fn chat(
                  GET /v1/rag/status says available, or send rag: false",
             ));
         }
-        let hits = state.pipeline.search(user, &question, top_k, req.documents).await?;
+        let mode = crate::routes::search::mode(req.mode.as_deref())?;
+        let options = ragmill_pipeline::SearchOptions { top_k, mode, documents: req.documents };
+        let hits = state.pipeline.search(user, &question, options).await?;
         messages.push(ChatMessage::new("system", rag_prompt(&hits)));
         sources = numbered(hits);
     }
@@ -422,7 +428,7 @@ mod tests {
     }
 
     fn request(messages: Vec<ChatTurn>, top_k: Option<usize>) -> ChatRequest {
-        ChatRequest { messages, rag: true, top_k, documents: None }
+        ChatRequest { messages, rag: true, top_k, documents: None, mode: None }
     }
 
     fn code(r: Result<usize, ApiError>) -> &'static str {
@@ -435,6 +441,7 @@ mod tests {
             document_id: DocumentId(7),
             chunk: 2,
             score: 0.5,
+            scores: ragmill_store::Scores::default(),
             text: text.into(),
             page,
             heading_path: path.iter().map(|s| (*s).to_owned()).collect(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use ragmill_core::DocumentId;
+use ragmill_pipeline::{SearchMode, SearchOptions};
 use ragmill_store::{RagStatus, SearchHit};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -27,11 +28,19 @@ pub struct SearchRequest {
     /// Only these documents (ids).
     #[schema(value_type = Option<Vec<i64>>)]
     pub documents: Option<Vec<DocumentId>>,
+    /// `vector` (meaning), `keyword` (BM25 over the words: names, codes, rare terms) or
+    /// `hybrid` (both, fused by reciprocal rank). Default: the server's (`hybrid` unless
+    /// configured otherwise).
+    #[schema(value_type = Option<String>, example = "hybrid")]
+    pub mode: Option<String>,
 }
 
 /// The answer to a search: the best chunks, best first.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct SearchResponse {
+    /// The mode that answered.
+    #[schema(value_type = String, example = "hybrid")]
+    pub mode: SearchMode,
     /// Best first.
     pub results: Vec<SearchResult>,
 }
@@ -46,14 +55,31 @@ pub struct SearchResult {
     pub document_id: DocumentId,
     /// The chunk's ordinal within its document.
     pub chunk: u32,
-    /// Cosine similarity to the query.
+    /// What results are ordered by: cosine similarity (`vector`), BM25 (`keyword`), the fused
+    /// score in (0, 1] (`hybrid`), or the reranker's score when one is configured.
     pub score: f32,
+    /// Each retriever's own score, where it found the chunk.
+    pub scores: ResultScores,
     /// The chunk's text.
     pub text: String,
     /// The page the chunk starts on (PDF), or null.
     pub page: Option<u32>,
     /// The headings enclosing the chunk, outermost first.
     pub heading_path: Vec<String>,
+}
+
+/// Each retriever's score for one result; absent where that retriever did not find it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
+pub struct ResultScores {
+    /// Cosine similarity of the query's and the chunk's vectors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<f32>,
+    /// BM25 of the query's words in the chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<f32>,
+    /// The reranker's relevance score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<f32>,
 }
 
 impl From<SearchHit> for SearchResult {
@@ -63,6 +89,11 @@ impl From<SearchHit> for SearchResult {
             document_id: h.document_id,
             chunk: h.chunk,
             score: h.score,
+            scores: ResultScores {
+                vector: h.scores.vector,
+                keyword: h.scores.keyword,
+                rerank: h.scores.rerank,
+            },
             text: h.text,
             page: h.page,
             heading_path: h.heading_path,
@@ -94,17 +125,18 @@ impl From<RagStatus> for RagStatusView {
     path = "/v1/search",
     operation_id = "search",
     summary = "Search the user's ready documents",
-    description = "Embeds the query and scores every chunk of the user's ready documents (exact top-k), optionally only those of `documents`.",
+    description = "Finds the user's best chunks for the query, optionally only in `documents`: by meaning (`mode: vector`: the query's embedding against the chunks'), by words (`keyword`: BM25) or both fused by reciprocal rank (`hybrid`, the default), reranked when the server has a reranker.",
     tag = "search",
     request_body = SearchRequest,
     responses(
         (status = 200, description = "The best chunks of the user's ready documents, best first", body = SearchResponse),
-        (status = 400, description = "`invalid_query`, `invalid_top_k` or `invalid_json`", body = ErrorResponse),
+        (status = 400, description = "`invalid_query`, `invalid_top_k`, `invalid_mode` or `invalid_json`", body = ErrorResponse),
         (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
         (status = 409, description = "`model_mismatch`: the collection was built with another embedding model", body = ErrorResponse),
         (status = 413, description = "`body_too_large`", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`: the body must be sent as application/json", body = ErrorResponse),
         (status = 500, description = "Internal error", body = ErrorResponse),
+        (status = 503, description = "`embedding_unavailable` or `vector_index_unavailable`: try again later", body = ErrorResponse),
     ),
     security(("bearer" = [])),
 )]
@@ -117,8 +149,19 @@ pub async fn search(
         return Err(ApiError::bad_request("invalid_query", "query must not be empty"));
     }
     let top_k = top_k(req.top_k.as_ref())?;
-    let hits = state.pipeline.search(user, &req.query, top_k, req.documents).await?;
-    Ok(Json(SearchResponse { results: hits.into_iter().map(SearchResult::from).collect() }))
+    let mode = mode(req.mode.as_deref())?.unwrap_or(state.pipeline.retrieval().default_mode);
+    let options = SearchOptions { top_k, mode: Some(mode), documents: req.documents };
+    let hits = state.pipeline.search(user, &req.query, options).await?;
+    Ok(Json(SearchResponse { mode, results: hits.into_iter().map(SearchResult::from).collect() }))
+}
+
+/// The search mode asked for, if any: `vector`, `keyword` or `hybrid`.
+pub fn mode(given: Option<&str>) -> Result<Option<SearchMode>, ApiError> {
+    given
+        .map(|m| {
+            m.parse().map_err(|message: String| ApiError::bad_request("invalid_mode", message))
+        })
+        .transpose()
 }
 
 /// The results wanted: an integer from 1 to 100, 5 when not given.

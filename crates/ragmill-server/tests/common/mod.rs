@@ -114,6 +114,18 @@ impl TestApp {
 
     /// An app whose queue is `wrap(embedded queue)`.
     pub async fn build(wrap: impl FnOnce(Arc<dyn JobQueue>) -> Arc<dyn JobQueue>) -> Self {
+        Self::assemble(wrap, |p| p).await
+    }
+
+    /// An app whose pipeline is `adapt(the test pipeline)` (a reranker, retrieval settings).
+    pub async fn with_pipeline(adapt: impl FnOnce(Pipeline) -> Pipeline) -> Self {
+        Self::assemble(|q| q, adapt).await
+    }
+
+    async fn assemble(
+        wrap: impl FnOnce(Arc<dyn JobQueue>) -> Arc<dyn JobQueue>,
+        adapt: impl FnOnce(Pipeline) -> Pipeline,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(Store::open(dir.path()).expect("store"));
         let config = QueueConfig { lease: Duration::from_secs(5), ..QueueConfig::default() };
@@ -133,6 +145,7 @@ impl TestApp {
             BatchConfig::default(),
             PipelineConfig::default(),
         );
+        let pipeline = adapt(pipeline);
         let blobs = Blobs::new(dir.path()).expect("blobs");
         let config = ServerConfig { workers: 2, ..ServerConfig::default() };
         let seams = Seams::embedded(wrap(Arc::new(queue)));

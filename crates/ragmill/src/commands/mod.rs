@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_pool;
+mod bench_search;
 mod bench_stand_in;
 mod embed;
 mod embed_server;
@@ -23,7 +24,7 @@ use crate::cli::{BenchCommand, Cli, Command};
 pub async fn run(cli: Cli) -> Result<Status> {
     let g = &cli.global;
     match cli.command {
-        Command::Serve(args) => serve::run(g, args).await,
+        Command::Serve(args) => serve::run(g, *args).await,
         Command::Worker(args) => worker::run(g, args).await,
         Command::Ingest(args) => ingest::run(g, args).await,
         Command::Search(args) => search::run(g, args).await,
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Eval(args) => eval::run(g, args).await,
         Command::Bench(BenchCommand::Embed(args)) => bench::embed(g, args).await,
         Command::Bench(BenchCommand::Pool(args)) => bench_pool::run(g, args).await,
+        Command::Bench(BenchCommand::Search(args)) => bench_search::run(g, args).await,
         Command::Bench(BenchCommand::StandIn(args)) => bench_stand_in::run(args).await,
         Command::Models(cmd) => models::run(g, cmd).await,
         Command::Users(cmd) => users::run(g, cmd),

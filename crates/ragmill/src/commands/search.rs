@@ -3,6 +3,8 @@
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
+use ragmill_pipeline::SearchOptions;
+
 use crate::Status;
 use crate::app;
 use crate::cli::{Global, SearchArgs};
@@ -13,7 +15,7 @@ pub async fn run(g: &Global, args: SearchArgs) -> Result<Status> {
     if query.trim().is_empty() {
         bail!("the query is empty");
     }
-    let store = app::store(g)?;
+    let store = app::search_store(g, &args.retrieval)?;
     let Some(user) = store.find_user(&args.user)? else {
         bail!(
             "no user named {:?} in {} (ingest something for them first)",
@@ -27,13 +29,16 @@ pub async fn run(g: &Global, args: SearchArgs) -> Result<Status> {
         crate::cli::ChunkArgs { chunk_tokens: 256, chunk_overlap: 0, parallel: 1, batch: 1 },
     )
     .await?;
-    let hits = pipeline.search(user, &query, args.top_k, None).await.context("searching")?;
+    let pipeline = app::searching(pipeline, &args.retrieval)?;
+    let mode = args.retrieval.search_mode;
+    let options = SearchOptions { top_k: args.top_k, mode: Some(mode), documents: None };
+    let hits = pipeline.search(user, &query, options).await.context("searching")?;
     if g.json {
         let results: Vec<_> = hits
             .iter()
-            .map(|h| json!({"document": h.document, "chunk": h.chunk, "score": h.score, "text": h.text, "page": h.page}))
+            .map(|h| json!({"document": h.document, "chunk": h.chunk, "score": h.score, "scores": h.scores, "text": h.text, "page": h.page}))
             .collect();
-        print_json(&json!({ "results": results }));
+        print_json(&json!({ "mode": mode, "results": results }));
         return Ok(Status::Ok);
     }
     if hits.is_empty() {

@@ -20,8 +20,9 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
                  search works"
             .to_owned(),
     };
-    let store = app::store(g)?;
+    let store = app::search_store(g, &args.retrieval)?;
     let pipeline = app::pipeline(g, Arc::clone(&store), args.chunking).await?;
+    let pipeline = app::searching(pipeline, &args.retrieval)?;
     let queue = SqliteQueue::open(
         store.path(),
         QueueConfig {
