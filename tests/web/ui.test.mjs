@@ -121,6 +121,23 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     const first = await page.textContent('#search-results li:first-child .where');
     assert.match(first, /sourdough-starter\.md/);
 
+    // The mode control beside the box: "Exact words" searches the keyword index (BM25) only,
+    // the request says so, and each score's tooltip says which retriever scored it.
+    const [keywordAnswer] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/v1/search') && r.request().postDataJSON().mode === 'keyword'),
+      page.selectOption('#search-mode', 'keyword'),
+    ]);
+    assert.equal((await keywordAnswer.json()).mode, 'keyword');
+    await waitFor(page, () => /BM25/.test(document.querySelector('#search-results li .score')?.title || ''));
+    const title = await page.getAttribute('#search-results li:first-child .score', 'title');
+    assert.doesNotMatch(title, /meaning/, 'a keyword hit has no vector score');
+    await shot(page, '05b-search-exact-words');
+    const [hybridAnswer] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/v1/search') && r.request().postDataJSON().mode === 'hybrid'),
+      page.selectOption('#search-mode', 'hybrid'),
+    ]);
+    assert.equal((await hybridAnswer.json()).mode, 'hybrid');
+
     // Chat with RAG: tokens stream in order, the cited passages are those the model was sent.
     assert.equal(await page.isChecked('#rag-toggle'), true);
     await page.fill('#chat-input', 'What causes spring tides?');

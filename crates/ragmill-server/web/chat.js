@@ -30,6 +30,14 @@ export class Chat {
     });
     this.$('chat-clear').addEventListener('click', () => this.clear());
     this.$('search-form').addEventListener('submit', (e) => { e.preventDefault(); this.search(); });
+    // How passages are found (search and RAG chat alike), remembered on this browser.
+    const mode = this.$('search-mode');
+    const saved = localStorage.getItem('ragmill.searchMode');
+    if (saved && [...mode.options].some((o) => o.value === saved)) mode.value = saved;
+    mode.addEventListener('change', () => {
+      localStorage.setItem('ragmill.searchMode', mode.value);
+      if (this.$('search-input').value.trim()) this.search();
+    });
     this.$('passage-open').addEventListener('click', async () => {
       const d = this.$('passage');
       const err = this.$('passage-error');
@@ -121,7 +129,8 @@ export class Chat {
     this.abort = new AbortController();
     this.renderConfig();
     try {
-      await this.api.chat({ messages: this.messages, rag }, (name, data) => {
+      const mode = this.$('search-mode').value;
+      await this.api.chat({ messages: this.messages, rag, mode }, (name, data) => {
         if (name === 'sources') sources = data.sources || [];
         else if (name === 'token') {
           answer += data.content;
@@ -171,7 +180,7 @@ export class Chat {
   passageButton(hit, prefix, cls) {
     const b = el('button', { type: 'button', class: cls },
       el('span', { class: 'where' }, prefix + where(hit),
-        hit.score !== undefined ? el('span', { class: 'score' }, ` ${hit.score.toFixed(2)}`) : null),
+        hit.score !== undefined ? el('span', { class: 'score', title: scoreTitle(hit) }, ` ${hit.score.toFixed(2)}`) : null),
       el('span', { class: 'snippet' }, snippet(hit.text)));
     b.addEventListener('click', () => this.open(hit));
     return b;
@@ -199,7 +208,8 @@ export class Chat {
     status.textContent = 'Searching…';
     try {
       const started = performance.now();
-      const { results } = await this.api.post('/v1/search', { query: q, top_k: 8 });
+      const mode = this.$('search-mode').value;
+      const { results } = await this.api.post('/v1/search', { query: q, top_k: 8, mode });
       const ms = Math.round(performance.now() - started);
       list.replaceChildren(...results.map((r, i) => el('li', {}, this.passageButton(r, `${i + 1}. `, 'result'))));
       status.textContent = results.length
@@ -210,4 +220,12 @@ export class Chat {
       status.textContent = e.message;
     }
   }
+}
+
+/** What each retriever made of a hit, for the score's tooltip. */
+function scoreTitle(hit) {
+  const s = hit.scores || {};
+  return [s.vector !== undefined ? `meaning ${s.vector.toFixed(3)}` : null,
+    s.keyword !== undefined ? `words (BM25) ${s.keyword.toFixed(2)}` : null,
+    s.rerank !== undefined ? `reranker ${s.rerank.toFixed(3)}` : null].filter(Boolean).join(' · ') || 'score';
 }
