@@ -38,22 +38,26 @@ fn exists(conn: &Connection, user: UserId) -> rusqlite::Result<bool> {
         .is_some())
 }
 
-/// Removes the keyword rows of `document`'s chunks (before the chunks are deleted).
+/// Removes the keyword rows of `document`'s chunks (before the chunks are deleted), one rowid
+/// at a time: FTS5 looks up `rowid = ?` directly, while `rowid IN (SELECT ...)` would make it
+/// scan the whole table on every write (quadratic over a collection's life).
 pub(crate) fn forget_document(
     conn: &Connection,
     user: UserId,
     document: i64,
 ) -> rusqlite::Result<()> {
-    if !exists(conn, user)? {
+    let ids: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM chunks WHERE document_id = ?1 AND user_id = ?2")?
+        .query_map(params![document, user.0], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if ids.is_empty() || !exists(conn, user)? {
         return Ok(());
     }
-    conn.execute(
-        &format!(
-            "DELETE FROM {} WHERE rowid IN (SELECT id FROM chunks WHERE document_id = ?1 AND user_id = ?2)",
-            table(user)
-        ),
-        params![document, user.0],
-    )?;
+    let mut delete =
+        conn.prepare_cached(&format!("DELETE FROM {} WHERE rowid = ?1", table(user)))?;
+    for id in ids {
+        delete.execute([id])?;
+    }
     Ok(())
 }
 

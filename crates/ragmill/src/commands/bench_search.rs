@@ -6,8 +6,9 @@
 //!
 //! - cold load (first search) and approximate-index build time, memory of the index;
 //! - search latency excluding the query embedding (index search + reading the chunks), p50
-//!   and p99, exact scan vs approximate index, quiet and while documents of the same user are
-//!   being written (each write swaps a document's block in the live index);
+//!   and p99, exact scan vs approximate index, quiet and while `--writes` documents of the same
+//!   user are processed (with the model present each is embedded by it first, as ingestion
+//!   does, then stored: each write swaps a document's block in the live index);
 //! - recall@10 of the approximate index against the exact scan, on the same queries;
 //! - keyword (BM25) search latency on the same collection;
 //! - with the model present, the embedding of a short query: `embed_query` vs the same text
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ragmill_core::{Chunk, ContentHash, DocumentKind, Embedder, normalize};
+use ragmill_embed::LocalEmbedder;
 use ragmill_store::{DocumentId, IndexSettings, NewChunk, NewDocument, Store, UserId};
 use serde_json::{Value, json};
 
@@ -246,8 +248,13 @@ pub async fn run(g: &Global, args: BenchSearchArgs) -> Result<Status> {
 
     // While the same user's documents are written through the same store: another thread
     // replaces `--writes` documents in a loop (each write swaps a block in the live index).
-    let (exact_busy, exact_written) = while_writing(&exact_store, user, &args, &queries, search)?;
-    let (ann_busy, ann_written) = while_writing(&store, user, &args, &queries, search)?;
+    // With the model present, each write first embeds its document's 100 chunks, as ingestion
+    // does: the searches then compete with the embedding for the cores, as in the service.
+    let embedder = crate::app::embedder(g, 32).ok();
+    let ingesting = embedder.is_some();
+    let (exact_busy, exact_written) =
+        while_writing(&exact_store, user, &args, &queries, search, embedder.clone())?;
+    let (ann_busy, ann_written) = while_writing(&store, user, &args, &queries, search, embedder)?;
 
     let query_embedding = query_embedding(g).await;
     let report = json!({
@@ -271,6 +278,7 @@ pub async fn run(g: &Global, args: BenchSearchArgs) -> Result<Status> {
             "exact": percentiles(exact_busy),
             "ann": percentiles(ann_busy),
             "documents_written": {"exact": exact_written, "ann": ann_written},
+            "each_embedded_by_the_model": ingesting,
         },
         "keyword_quiet": percentiles(keyword),
         "query_embedding": query_embedding,
@@ -291,6 +299,7 @@ fn while_writing(
     args: &BenchSearchArgs,
     queries: &[Vec<f32>],
     search: impl Fn(&Store, &[f32]) -> Result<()>,
+    embedder: Option<Arc<LocalEmbedder>>,
 ) -> Result<(Vec<Duration>, usize)> {
     let writing = Arc::new(AtomicBool::new(true));
     let written = Arc::new(AtomicUsize::new(0));
@@ -301,7 +310,14 @@ fn while_writing(
         let writes = args.writes.max(1);
         std::thread::spawn(move || -> Result<()> {
             let mut rng = Rng(13);
+            let runtime = tokio::runtime::Builder::new_current_thread().build()?;
             while writing.load(Ordering::SeqCst) {
+                // As ingestion does: embed the document's chunks with the model (the CPU load
+                // of processing an upload), then store it.
+                if let Some(e) = &embedder {
+                    let texts = (0..PER_DOCUMENT).map(|_| text(&mut rng, 40)).collect();
+                    runtime.block_on(e.embed(texts))?;
+                }
                 let n = written.fetch_add(1, Ordering::SeqCst);
                 write(&store, user, &format!("doc-{}", n % writes), &mut vectors, &mut rng)?;
             }
