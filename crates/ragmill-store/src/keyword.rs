@@ -47,7 +47,7 @@ pub(crate) fn forget_document(
     document: i64,
 ) -> rusqlite::Result<()> {
     let ids: Vec<i64> = conn
-        .prepare_cached("SELECT id FROM chunks WHERE document_id = ?1 AND user_id = ?2")?
+        .prepare_cached("SELECT id FROM chunks WHERE document_id = ?1 AND +user_id = ?2")?
         .query_map(params![document, user.0], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     if ids.is_empty() || !exists(conn, user)? {
@@ -204,12 +204,12 @@ impl UserStore<'_> {
                 "SELECT c.document_id, c.ordinal, f.rank
                  FROM (SELECT rowid, rank FROM {t} WHERE {t} MATCH ?1 ORDER BY rank LIMIT ?3) f
                  JOIN chunks c ON c.id = f.rowid
-                 WHERE c.user_id = ?2 AND ?4 IS NULL ORDER BY f.rank"
+                 WHERE +c.user_id = ?2 AND ?4 IS NULL ORDER BY f.rank"
             )
         } else {
             format!(
                 "SELECT c.document_id, c.ordinal, f.rank FROM {t} f JOIN chunks c ON c.id = f.rowid
-                 WHERE {t} MATCH ?1 AND c.user_id = ?2
+                 WHERE {t} MATCH ?1 AND +c.user_id = ?2
                    AND c.document_id IN (SELECT value FROM json_each(?4))
                  ORDER BY f.rank LIMIT ?3"
             )

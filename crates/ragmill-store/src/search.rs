@@ -126,7 +126,7 @@ impl UserStore<'_> {
         let mut stmt = conn.prepare_cached(
             "SELECT d.name, c.text, c.page, c.heading_path
              FROM chunks c JOIN documents d ON d.id = c.document_id
-             WHERE c.document_id = ?1 AND c.ordinal = ?2 AND c.user_id = ?3 AND d.user_id = ?3",
+             WHERE c.document_id = ?1 AND c.ordinal = ?2 AND +c.user_id = ?3 AND d.user_id = ?3",
         )?;
         let mut hits = Vec::with_capacity(near.len());
         for n in near {

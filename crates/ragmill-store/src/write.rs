@@ -70,8 +70,10 @@ impl UserStore<'_> {
     ) -> Result<DocumentId, StoreError> {
         let id = self.upsert_document(tx, doc, "ready", None, Some(model), chunks.len())?;
         keyword::forget_document(tx, self.user, id.0)?;
+        // `+user_id`: seek the (document_id, ordinal) index, never the per-user one, whose range
+        // is the user's whole collection (SQLite has no statistics to tell them apart).
         tx.execute(
-            "DELETE FROM chunks WHERE document_id = ?1 AND user_id = ?2",
+            "DELETE FROM chunks WHERE document_id = ?1 AND +user_id = ?2",
             params![id.0, self.user.0],
         )?;
         let mut insert = tx.prepare_cached(
