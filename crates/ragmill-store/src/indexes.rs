@@ -76,6 +76,8 @@ pub(crate) struct Slot {
 pub(crate) struct Indexes {
     slots: Mutex<HashMap<UserId, Arc<Slot>>>,
     pub(crate) settings: IndexSettings,
+    /// [`IndexSettings::ann_candidates`], changeable while running (benchmarks sweep it).
+    candidates: std::sync::atomic::AtomicUsize,
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -84,7 +86,14 @@ fn poisoned<T>(_: T) -> StoreError {
 
 impl Indexes {
     pub(crate) fn new(settings: IndexSettings) -> Self {
-        Self { slots: Mutex::default(), settings }
+        let candidates = std::sync::atomic::AtomicUsize::new(settings.ann_candidates);
+        Self { slots: Mutex::default(), settings, candidates }
+    }
+
+    /// Sets how many candidates the approximate index proposes for re-scoring (the graph
+    /// search explores at least that many).
+    pub(crate) fn set_candidates(&self, n: usize) {
+        self.candidates.store(n.max(1), Ordering::SeqCst);
     }
 
     /// The user's slot, created empty (not loaded) if new.
@@ -126,7 +135,7 @@ impl Indexes {
             let ann = slot.ann.read().map_err(poisoned)?.clone();
             match ann {
                 Some(ann) if rows >= self.settings.ann_threshold => {
-                    let want = (k * 4).max(self.settings.ann_candidates);
+                    let want = (k * 4).max(self.candidates.load(Ordering::SeqCst));
                     let keep = |key| {
                         live.visible(key).is_some_and(|(b, _)| {
                             allowed.is_none_or(|ids| ids.contains(&b.document))

@@ -111,6 +111,12 @@ impl Store {
         })
     }
 
+    /// Sets how many candidates the approximate (HNSW) index proposes for exact re-scoring,
+    /// for every user, from now on: more is slower and finds more of the exact top k.
+    pub fn set_ann_candidates(&self, n: usize) {
+        self.indexes.set_candidates(n);
+    }
+
     /// The SQLite file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -270,6 +270,9 @@ pub struct BenchSearchArgs {
     /// Vectors from which the approximate index is used.
     #[arg(long, default_value_t = 50_000)]
     pub ann_threshold: usize,
+    /// Candidates the approximate index proposes for exact re-scoring.
+    #[arg(long, default_value_t = ragmill_store::IndexSettings::default().ann_candidates)]
+    pub ann_candidates: usize,
 }
 
 /// `ragmill bench ...`.

@@ -179,7 +179,8 @@ fn time(
 
 pub async fn run(g: &Global, args: BenchSearchArgs) -> Result<Status> {
     let scratch = tempfile::tempdir().context("creating a scratch data directory")?;
-    let ann = IndexSettings { ann_threshold: args.ann_threshold, ..IndexSettings::default() };
+    let ann =
+        IndexSettings { ann_threshold: args.ann_threshold, ann_candidates: args.ann_candidates };
     let store = Arc::new(Store::open_with(scratch.path(), ann)?);
     let user = store.ensure_user("bench")?;
     let mut vectors = Vectors::new(args.dims, 1_000, 7);
@@ -221,22 +222,32 @@ pub async fn run(g: &Global, args: BenchSearchArgs) -> Result<Status> {
         Ok(())
     };
     let exact_quiet = time(&queries, |q| search(&exact_store, q))?;
-    let ann_quiet = time(&queries, |q| search(&store, q))?;
-    let mut found = 0;
-    for q in &queries {
-        let truth: Vec<(DocumentId, u32)> = exact_store
-            .user(user)
-            .nearest(q, 10, None)?
-            .iter()
-            .map(|n| (n.document, n.chunk))
-            .collect();
-        found += store
-            .user(user)
-            .nearest(q, 10, None)?
-            .iter()
-            .filter(|n| truth.contains(&(n.document, n.chunk)))
-            .count();
+    let truths: Vec<Vec<(DocumentId, u32)>> = queries
+        .iter()
+        .map(|q| {
+            let near = exact_store.user(user).nearest(q, 10, None)?;
+            Ok(near.iter().map(|n| (n.document, n.chunk)).collect())
+        })
+        .collect::<Result<_>>()?;
+    let recall_of = |s: &Store| -> Result<f64> {
+        let mut found = 0;
+        for (q, truth) in queries.iter().zip(&truths) {
+            let near = s.user(user).nearest(q, 10, None)?;
+            found += near.iter().filter(|n| truth.contains(&(n.document, n.chunk))).count();
+        }
+        Ok(found as f64 / (queries.len() * 10) as f64)
+    };
+    // Recall and latency as the candidates re-scored grow (the graph explores at least that
+    // many); the default is measured again below.
+    let mut sweep = Vec::new();
+    for candidates in [100, 200, 400, 800] {
+        store.set_ann_candidates(candidates);
+        let times = time(&queries, |q| search(&store, q))?;
+        sweep.push(json!({"candidates": candidates, "recall_at_10": recall_of(&store)?, "latency": percentiles(times)}));
     }
+    store.set_ann_candidates(args.ann_candidates);
+    let ann_quiet = time(&queries, |q| search(&store, q))?;
+    let found = (recall_of(&store)? * (queries.len() * 10) as f64).round() as usize;
     let recall = found as f64 / (queries.len() * 10) as f64;
     let keyword_queries: Vec<String> = (0..args.queries).map(|_| text(&mut rng, 4)).collect();
     let mut keyword = Vec::with_capacity(keyword_queries.len());
@@ -273,6 +284,8 @@ pub async fn run(g: &Global, args: BenchSearchArgs) -> Result<Status> {
             "with_ann": stats.memory_bytes as f64 / chunks as f64 * 1e6 / 1048576.0,
         },
         "recall_at_10": recall,
+        "ann_candidates": args.ann_candidates,
+        "ann_sweep": sweep,
         "search_quiet": {"exact": percentiles(exact_quiet), "ann": percentiles(ann_quiet)},
         "search_while_writing": {
             "exact": percentiles(exact_busy),
