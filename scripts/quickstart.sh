@@ -10,6 +10,7 @@ export RAGMILL_MODEL_DIR=${RAGMILL_MODEL_DIR:-models/all-MiniLM-L6-v2}
 export RAGMILL_DATA_DIR=${RAGMILL_DATA_DIR:-ragmill-data}
 
 command -v cargo >/dev/null || { echo "quickstart: Rust (cargo) is needed: https://rustup.rs" >&2; exit 1; }
+scripts/ensure-cxx.sh
 
 echo "==> building ragmill (release; the first build takes several minutes)"
 cargo build --release --locked -p ragmill

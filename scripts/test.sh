@@ -15,6 +15,7 @@ if ! command -v redis-server >/dev/null || ! command -v ip >/dev/null; then
     apt-get update -qq && apt-get install -y -qq redis-server iproute2 >/dev/null
   fi
 fi
+scripts/ensure-cxx.sh
 cargo test --workspace --locked "$@"
 
 if [ "${RAGMILL_SKIP_BROWSER_TESTS:-}" = 1 ]; then
