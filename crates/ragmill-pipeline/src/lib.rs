@@ -22,7 +22,7 @@ pub use batcher::{BatchConfig, BatchObserver, Batcher, BatcherStats, Embedded};
 pub use catalog::{LocalCatalog, on_store};
 pub use error::IngestError;
 pub use ingest::{Ingested, Input, Outcome, Prechunked, Source};
-pub use search::{RetrievalConfig, SearchMode, SearchOptions, fuse};
+pub use search::{RetrievalConfig, SearchMode, SearchOptions};
 pub use vectors::StoreIndex;
 
 use ragmill_chunk::Chunker;

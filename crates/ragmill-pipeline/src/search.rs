@@ -165,15 +165,6 @@ impl Retrieval<'_> {
                 scores: Scores { vector: Some(h.score), ..Scores::default() },
             })
             .collect();
-        let keyword: Vec<Nearest> = keyword
-            .into_iter()
-            .map(|h| Nearest {
-                document: h.document,
-                chunk: h.chunk,
-                score: h.score,
-                scores: Scores { keyword: Some(h.score), ..Scores::default() },
-            })
-            .collect();
         let mut ranked = match mode {
             SearchMode::Vector => vector,
             SearchMode::Keyword => keyword,
@@ -193,7 +184,11 @@ impl Retrieval<'_> {
 /// Weighted reciprocal rank fusion of two best-first lists. A chunk's score is the sum over
 /// the sides that found it of `weight / (rrf_k + rank)`, divided by what a chunk ranked first
 /// by both would earn, so it lies in (0, 1].
-pub fn fuse(vector: &[Nearest], keyword: &[Nearest], config: &RetrievalConfig) -> Vec<Nearest> {
+pub(crate) fn fuse(
+    vector: &[Nearest],
+    keyword: &[Nearest],
+    config: &RetrievalConfig,
+) -> Vec<Nearest> {
     let best =
         config.vector_weight / (config.rrf_k + 1.0) + config.keyword_weight / (config.rrf_k + 1.0);
     let mut fused: HashMap<(DocumentId, u32), Nearest> = HashMap::new();

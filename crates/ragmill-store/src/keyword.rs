@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::search::KeywordHit;
+use crate::search::{Nearest, Scores};
 use crate::{DocumentId, StoreError, UserId, UserStore};
 
 /// The user's table. The id is an integer, so the name is safe to put into SQL.
@@ -132,12 +132,6 @@ fn expression(words: &[String]) -> Option<String> {
     (!quoted.is_empty()).then(|| quoted.join(" OR "))
 }
 
-/// The FTS5 query for free text ([`words`] then [`expression`]).
-#[cfg(test)]
-pub(crate) fn match_expression(query: &str) -> Option<String> {
-    expression(&words(query))
-}
-
 /// `words` without those in more than [`COMMON`] of the user's `chunks`, by the table's own
 /// vocabulary (a word the vocabulary does not hold as such, e.g. one the stemmer changes, is
 /// kept); the rarest word is always kept.
@@ -171,14 +165,14 @@ fn prune(
 }
 
 impl UserStore<'_> {
-    /// The `top_k` chunks that best match `query`'s words (BM25), best first, optionally only
-    /// from `documents`. Reads only the user's own keyword table, and joins on the user's chunks.
+    /// The `top_k` chunks that best match `query`'s words, best first, optionally only from
+    /// `documents`, BM25 in `score` and `scores.keyword`. Reads only the user's own keyword table, and joins on the user's chunks.
     pub fn keyword_search(
         &self,
         query: &str,
         top_k: usize,
         documents: Option<&[DocumentId]>,
-    ) -> Result<Vec<KeywordHit>, StoreError> {
+    ) -> Result<Vec<Nearest>, StoreError> {
         let words = words(query);
         let conn = self.store.reader()?;
         if top_k == 0 || words.is_empty() || !exists(&conn, self.user)? {
@@ -216,11 +210,13 @@ impl UserStore<'_> {
         };
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![expression, self.user.0, top_k as i64, only], |r| {
-            Ok(KeywordHit {
+            // FTS5's rank is BM25 negated (lower is better); report it the right way up.
+            let bm25 = -(r.get::<_, f64>(2)? as f32);
+            Ok(Nearest {
                 document: DocumentId(r.get(0)?),
                 chunk: r.get(1)?,
-                // FTS5's rank is BM25 negated (lower is better); report it the right way up.
-                score: -(r.get::<_, f64>(2)? as f32),
+                score: bm25,
+                scores: Scores { keyword: Some(bm25), ..Scores::default() },
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -234,10 +230,10 @@ mod tests {
     #[test]
     fn queries_are_words_quoted_and_ored() {
         assert_eq!(
-            match_expression("What is the XR-7 \"launch\" code?").as_deref(),
+            expression(&words("What is the XR-7 \"launch\" code?")).as_deref(),
             Some("\"xr\" OR \"7\" OR \"launch\" OR \"code\"")
         );
-        assert_eq!(match_expression("the of and"), None);
-        assert_eq!(match_expression("NEAR(a b) OR *"), Some("\"near\" OR \"b\"".into()));
+        assert_eq!(expression(&words("the of and")), None);
+        assert_eq!(expression(&words("NEAR(a b) OR *")), Some("\"near\" OR \"b\"".into()));
     }
 }

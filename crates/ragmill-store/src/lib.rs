@@ -46,7 +46,7 @@ pub use error::StoreError;
 pub use indexes::{IndexSettings, IndexStats};
 pub use keys::{Account, UserSummary};
 pub use ragmill_core::{DocumentId, UserId};
-pub use search::{KeywordHit, Nearest, Scores, SearchHit};
+pub use search::{Nearest, Scores, SearchHit};
 
 /// The embedded store. Share it behind an `Arc`; all methods take `&self`.
 pub struct Store {

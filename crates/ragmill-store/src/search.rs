@@ -59,17 +59,6 @@ pub struct Nearest {
     pub scores: Scores,
 }
 
-/// A chunk that matches a query's words.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KeywordHit {
-    /// Its document.
-    pub document: DocumentId,
-    /// Its ordinal within the document.
-    pub chunk: u32,
-    /// BM25 (higher is better).
-    pub score: f32,
-}
-
 impl UserStore<'_> {
     /// The `top_k` chunks most similar to `query` (a unit vector), best first, optionally only
     /// from `documents`, with their text.
@@ -148,16 +137,6 @@ impl UserStore<'_> {
             hits.extend(hit);
         }
         Ok(hits)
-    }
-
-    /// Chunks in the user's collection.
-    pub fn chunk_count(&self) -> Result<usize, StoreError> {
-        let n: i64 = self.store.conn()?.query_row(
-            "SELECT COUNT(*) FROM chunks WHERE user_id = ?1",
-            [self.user.0],
-            |r| r.get(0),
-        )?;
-        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     /// Every vector of the user, by document, read on a connection of its own (read-only, WAL:
