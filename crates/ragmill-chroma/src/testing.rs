@@ -22,6 +22,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// A `chroma run` child process on a free loopback port with a fresh data directory, killed
 /// (and its directory removed) on drop.
 ///
+/// The server runs under a small `sh` watchdog that holds the read end of a pipe whose write
+/// end only this process has: when this process ends, however it ends (a panic, a `static`
+/// never dropped, SIGKILL), the pipe closes and the watchdog kills the server. So a test can
+/// share one server through [`ChromaProcess::shared`] without leaving it running.
+///
 /// The binary is `$RAGMILL_CHROMA_BIN`, else the workspace's `.venv-chroma/bin/chroma`
 /// (`scripts/ensure-chroma.sh` installs it). Its output goes to `chroma.log` in its directory,
 /// not to the test's. The constructor and [`restart`](Self::restart) block the calling thread
@@ -33,6 +38,10 @@ pub struct ChromaProcess {
     /// Holds `data/` (Chroma's) and `chroma.log`.
     dir: PathBuf,
     child: Option<Child>,
+    /// The watchdog's pipe: closing it kills the server.
+    lifeline: Option<std::process::ChildStdin>,
+    /// Whether the watchdog also removes `dir` (a shared server, never dropped).
+    shared: bool,
 }
 
 impl ChromaProcess {
@@ -42,9 +51,28 @@ impl ChromaProcess {
         let bin = binary();
         let dir = fresh_dir();
         let port = free_port();
-        let mut process = ChromaProcess { bin, port, dir, child: None };
+        let mut process =
+            ChromaProcess { bin, port, dir, child: None, lifeline: None, shared: false };
         process.spawn();
         process
+    }
+
+    /// One server for the whole test binary, started on first use and killed when the test
+    /// process ends. Tests sharing it keep apart by using a database of their own.
+    pub fn shared() -> &'static ChromaProcess {
+        static SHARED: std::sync::OnceLock<ChromaProcess> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            let mut process = ChromaProcess {
+                bin: binary(),
+                port: free_port(),
+                dir: fresh_dir(),
+                child: None,
+                lifeline: None,
+                shared: true,
+            };
+            process.spawn();
+            process
+        })
     }
 
     /// The server's base URL, `http://127.0.0.1:{port}`.
@@ -59,8 +87,9 @@ impl ChromaProcess {
 
     /// Stops the server at once (SIGKILL), keeping its data. Does nothing if it is stopped.
     pub fn kill(&mut self) {
+        // Closing the pipe makes the watchdog SIGKILL the server and wait for it.
+        drop(self.lifeline.take());
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
             let _ = child.wait();
         }
     }
@@ -81,17 +110,29 @@ impl ChromaProcess {
                 panic!("cannot open {}: {e}", self.dir.join("chroma.log").display())
             });
         let stderr = log.try_clone().unwrap_or_else(|e| panic!("cannot clone a file handle: {e}"));
-        let child = Command::new(&self.bin)
+        // `sh -c SCRIPT BIN ARGS…`: the server in the background, its stdin closed; a
+        // watchdog reads the shell's stdin (our pipe) until it closes, then kills the server.
+        // The shell ends with the server, so an early exit shows in `try_wait`.
+        // (A background job's stdin is /dev/null in sh, hence the pipe's copy on fd 3.)
+        // A shared server's directory goes with it ($REMOVE), since nothing drops it.
+        let watchdog = r#"exec 3<&0; "$0" "$@" </dev/null 3<&- & server=$!; (cat <&3 >/dev/null; kill -9 "$server" 2>/dev/null; if [ -n "$REMOVE" ]; then sleep 1; rm -rf "$REMOVE"; fi) & wait "$server""#;
+        let remove = if self.shared { self.dir.clone() } else { PathBuf::new() };
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(watchdog)
+            .arg(&self.bin)
             .arg("run")
             .arg("--path")
             .arg(self.data_dir())
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .env("ANONYMIZED_TELEMETRY", "False")
-            .stdin(Stdio::null())
+            .env("REMOVE", remove)
+            .stdin(Stdio::piped())
             .stdout(log)
             .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+        self.lifeline = child.stdin.take();
         self.child = Some(child);
         self.wait_for_heartbeat();
     }

@@ -108,6 +108,9 @@ pub enum CatalogError {
     /// The catalog cannot be reached now (the main server is down): try again later.
     #[error("the catalog is unavailable: {0}")]
     Unavailable(String),
+    /// The vector index (ChromaDB) cannot be reached now: the job waits for it, uncounted.
+    #[error("the vector index is unavailable: {0}")]
+    IndexUnavailable(String),
     /// It failed (a database error, a refused request, a garbled answer).
     #[error("the catalog failed: {0}")]
     Failed(String),

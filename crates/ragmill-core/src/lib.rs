@@ -51,4 +51,4 @@ pub use queue::{Depth, Failed, JobId, JobQueue, JobState, Lease, QueueError};
 pub use rerank::{RerankError, Reranker};
 pub use roster::{Roster, WORKER_STALE_MS, WorkerStatus};
 pub use vector::{cosine, dot, normalize};
-pub use vectors::{IndexError, IndexedChunk, VectorHit, VectorIndex};
+pub use vectors::{IndexError, IndexedChunk, IndexedVersion, Retire, VectorHit, VectorIndex};

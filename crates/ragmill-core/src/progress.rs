@@ -16,6 +16,8 @@ pub enum Stage {
     Embedding,
     /// Writing chunks and vectors atomically.
     Storing,
+    /// Processed, waiting for the vector index (ChromaDB) to come back; retried with back-off.
+    Waiting,
     /// Searchable.
     Ready,
     /// Given up on, with an error.
@@ -31,6 +33,7 @@ impl Stage {
             Stage::Chunking => "chunking",
             Stage::Embedding => "embedding",
             Stage::Storing => "storing",
+            Stage::Waiting => "waiting",
             Stage::Ready => "ready",
             Stage::Failed => "failed",
         }

@@ -6,20 +6,31 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ragmill_core::{
     Catalog, CatalogError, ContentHash, DocumentId, DocumentVersion, FailedVersion, Finished,
-    StoredVersion, UserId,
+    IndexedChunk, StoredVersion, UserId,
 };
 use ragmill_store::{DocumentState, NewChunk, NewDocument, Store, StoreError};
 
-/// The embedded store as a [`Catalog`]: every call runs on tokio's blocking threads.
+use crate::external::{Vectors, catalog_error};
+
+/// The embedded store as a [`Catalog`]: every call runs on tokio's blocking threads. With an
+/// external vector index ([`LocalCatalog::with_vectors`]), a version's vectors are written
+/// there first and switched to in the store's transaction ([`Vectors`]).
 #[derive(Clone)]
 pub struct LocalCatalog {
     store: Arc<Store>,
+    vectors: Option<Vectors>,
 }
 
 impl LocalCatalog {
-    /// A catalog over `store`.
+    /// A catalog over `store`, whose own vectors are the searchable ones.
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+        Self { store, vectors: None }
+    }
+
+    /// A catalog over `store` that also keeps `vectors`' external index in step (nothing is
+    /// kept for an embedded index).
+    pub fn with_vectors(store: Arc<Store>, vectors: Option<Vectors>) -> Self {
+        Self { store, vectors: vectors.filter(|v| v.index().external()) }
     }
 
     async fn run<T: Send + 'static>(
@@ -64,6 +75,75 @@ pub fn convert(e: StoreError) -> CatalogError {
     }
 }
 
+impl LocalCatalog {
+    /// [`Catalog::finish`] with an external index: the vectors are written there under a
+    /// staged generation before the store switches to it. A document new to the store (the CLI
+    /// names none) is stored first and then copied, since its vectors need its id; it was not
+    /// searchable before, so no search sees half of it either.
+    async fn finish_external(
+        &self,
+        vectors: &Vectors,
+        user: UserId,
+        v: Finished,
+    ) -> Result<DocumentId, CatalogError> {
+        let known = match v.version.document {
+            Some(id) => Some(id),
+            None => {
+                let name = v.version.name.clone();
+                self.run(move |s| s.user(user).document_by_name(&name)).await?.map(|d| d.id)
+            }
+        };
+        let v = Arc::new(v);
+        let cached = Arc::clone(&v);
+        self.run(move |s| {
+            let fresh: Vec<(ContentHash, &[f32])> =
+                cached.chunks.iter().filter(|c| c.fresh).map(|c| (c.hash, &c.vector[..])).collect();
+            s.cache_put(&cached.model, &fresh)
+        })
+        .await?;
+        let Some(id) = known else {
+            let stored = Arc::clone(&v);
+            let id = self.run(move |s| store_version(s, user, &stored, None)).await?;
+            vectors.copy_stored(user, id).await.map_err(catalog_error)?;
+            return Ok(id);
+        };
+        let chunks = v
+            .chunks
+            .iter()
+            .map(|c| IndexedChunk { chunk: c.chunk.ordinal, vector: c.vector.clone() })
+            .collect();
+        let hash = v.version.content_hash;
+        vectors
+            .write_version(user, id, hash, chunks, move |s, generation| {
+                let mut v = Arc::unwrap_or_clone(v);
+                v.version.document = Some(id);
+                store_version(s, user, &v, Some(generation))
+            })
+            .await
+    }
+}
+
+/// Stores version `v` of `user`'s document with its chunks, its vectors current in an external
+/// index under `generation` if given.
+fn store_version(
+    s: &Store,
+    user: UserId,
+    v: &Finished,
+    generation: Option<u64>,
+) -> Result<DocumentId, StoreError> {
+    let chunks: Vec<NewChunk<'_>> = v
+        .chunks
+        .iter()
+        .map(|c| NewChunk { chunk: &c.chunk, hash: c.hash, vector: &c.vector })
+        .collect();
+    let u = s.user(user);
+    let doc = new_document(&v.version);
+    match generation {
+        Some(g) => u.replace_document_at(&doc, &chunks, &v.space, v.dimensions, g),
+        None => u.replace_document(&doc, &chunks, &v.space, v.dimensions),
+    }
+}
+
 #[async_trait]
 impl Catalog for LocalCatalog {
     async fn stored(
@@ -95,6 +175,9 @@ impl Catalog for LocalCatalog {
     }
 
     async fn finish(&self, user: UserId, v: Finished) -> Result<DocumentId, CatalogError> {
+        if let Some(vectors) = &self.vectors {
+            return self.finish_external(vectors, user, v).await;
+        }
         self.run(move |s| {
             let fresh: Vec<(ContentHash, &[f32])> =
                 v.chunks.iter().filter(|c| c.fresh).map(|c| (c.hash, &c.vector[..])).collect();

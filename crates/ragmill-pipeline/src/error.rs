@@ -57,6 +57,9 @@ pub enum IngestError {
     /// The store failed.
     #[error("storage failed: {0}")]
     Storage(String),
+    /// The vector index (ChromaDB) cannot be reached: the document waits for it.
+    #[error("waiting for the vector index: {0}")]
+    IndexUnavailable(String),
     /// The document was deleted while it was processed: nothing to report.
     #[error("the document was deleted while it was processed")]
     DocumentDeleted,
@@ -82,6 +85,7 @@ impl IngestError {
             IngestError::Embedding(_) => "embedding_failed",
             IngestError::ModelMismatch(_) => "model_mismatch",
             IngestError::Storage(_) => "storage_failed",
+            IngestError::IndexUnavailable(_) => "vector_index_unavailable",
             IngestError::DocumentDeleted => "document_deleted",
             IngestError::Internal(_) => "internal",
             IngestError::Crashed(_) => "processing_crashed",
@@ -96,6 +100,7 @@ impl IngestError {
             IngestError::Unreadable(_)
             | IngestError::Embedding(_)
             | IngestError::Storage(_)
+            | IngestError::IndexUnavailable(_)
             | IngestError::Internal(_) => true,
             IngestError::TooLarge { .. }
             | IngestError::Chunking { .. }
@@ -125,6 +130,7 @@ impl From<ragmill_core::CatalogError> for IngestError {
         match e {
             C::Gone(_) => IngestError::DocumentDeleted,
             C::ModelMismatch(m) => IngestError::ModelMismatch(m),
+            C::IndexUnavailable(m) => IngestError::IndexUnavailable(m),
             C::Unavailable(m) | C::Failed(m) => IngestError::Storage(m),
         }
     }

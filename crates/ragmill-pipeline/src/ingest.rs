@@ -117,7 +117,16 @@ impl Pipeline {
                 ok.timings.insert("total".into(), started.elapsed().as_secs_f64());
                 Ok(ok)
             }
-            Err((err, _, _)) if err == IngestError::DocumentDeleted => Err(err),
+            // Nothing to record: the document is gone, or it waits for the vector index (the
+            // version it had stays as it was; a worker tries again, uncounted).
+            Err((err, _, _))
+                if matches!(
+                    err,
+                    IngestError::DocumentDeleted | IngestError::IndexUnavailable(_)
+                ) =>
+            {
+                Err(err)
+            }
             Err((err, kind, timings)) => {
                 let version = FailedVersion {
                     version: meta.version(kind, timings),

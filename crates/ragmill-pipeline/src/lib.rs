@@ -12,6 +12,7 @@
 mod batcher;
 mod catalog;
 mod error;
+mod external;
 mod ingest;
 mod search;
 mod vectors;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 pub use batcher::{BatchConfig, BatchObserver, Batcher, BatcherStats, Embedded};
 pub use catalog::{LocalCatalog, on_store};
 pub use error::IngestError;
+pub use external::{SyncReport, Vectors};
 pub use ingest::{Ingested, Input, Outcome, Prechunked, Source};
 pub use search::{RetrievalConfig, SearchMode, SearchOptions};
 pub use vectors::StoreIndex;
@@ -161,6 +163,35 @@ impl Pipeline {
     /// Batching figures so far.
     pub fn batcher_stats(&self) -> BatcherStats {
         self.batcher.stats()
+    }
+
+    /// Searches `index` instead of the embedded one, and (with an external index) keeps it in
+    /// step with the store on every version stored ([`Vectors`]).
+    pub fn with_vector_index(mut self, index: Arc<dyn VectorIndex>) -> Self {
+        if let Some(store) = &self.store {
+            let vectors = Vectors::new(Arc::clone(store), Arc::clone(&index));
+            self.catalog = Arc::new(LocalCatalog::with_vectors(Arc::clone(store), Some(vectors)));
+        }
+        self.index = Some(index);
+        self
+    }
+
+    /// The store and its external index kept in step, when this pipeline has both.
+    pub fn vectors(&self) -> Option<Vectors> {
+        let (store, index) = (self.store.as_ref()?, self.index.as_ref()?);
+        index.external().then(|| Vectors::new(Arc::clone(store), Arc::clone(index)))
+    }
+
+    /// The vector index searches ask (the embedded one unless another was given).
+    pub fn vector_index(&self) -> Option<&Arc<dyn VectorIndex>> {
+        self.index.as_ref()
+    }
+
+    /// A catalog over this pipeline's store that keeps its external index in step (what the
+    /// main server's internal routes write through for remote workers).
+    pub fn local_catalog(&self) -> Option<LocalCatalog> {
+        let store = self.store.as_ref()?;
+        Some(LocalCatalog::with_vectors(Arc::clone(store), self.vectors()))
     }
 
     /// Searches with `retrieval`'s fusion settings and default mode.

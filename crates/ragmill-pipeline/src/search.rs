@@ -140,9 +140,7 @@ impl Retrieval<'_> {
             let store = Arc::clone(self.store);
             blocking(move || store.user(user).check_model(&info.space, info.dimensions)).await??;
             let v = self.embedder.embed_query(query.to_owned()).await?;
-            Ok::<_, SearchError>(
-                self.index.search(user, v, depth, options.documents.clone()).await?,
-            )
+            self.nearest(user, v, depth, options.documents.clone()).await
         };
         let keyword = async {
             if !mode.uses_keywords() {
@@ -178,6 +176,41 @@ impl Retrieval<'_> {
         }
         hits.truncate(top_k);
         Ok(hits)
+    }
+}
+
+impl Retrieval<'_> {
+    /// The index's `depth` nearest chunks that are current. An external index may also hold
+    /// a version being written or one not yet forgotten, so its hits are checked against the
+    /// store; when some were stale it is asked again (up to twice), deeper if it answered in
+    /// full: stale generations may crowd the top, or the index may have answered from before
+    /// a switch the store has made since (the new generation was written before the switch,
+    /// so a query sent after reading the store sees it).
+    async fn nearest(
+        &self,
+        user: UserId,
+        query: Vec<f32>,
+        depth: usize,
+        documents: Option<Vec<DocumentId>>,
+    ) -> Result<Vec<ragmill_core::VectorHit>, SearchError> {
+        let mut ask = depth;
+        let mut round = 0;
+        loop {
+            let hits = self.index.search(user, query.clone(), ask, documents.clone()).await?;
+            let returned = hits.len();
+            let store = Arc::clone(self.store);
+            let mut current =
+                blocking(move || crate::external::current(&store, user, hits)).await??;
+            let stale = returned - current.len();
+            round += 1;
+            if current.len() >= depth || stale == 0 || round == 3 {
+                current.truncate(depth);
+                return Ok(current);
+            }
+            if returned == ask {
+                ask *= 4;
+            }
+        }
     }
 }
 

@@ -1,15 +1,17 @@
 //! [`StoreIndex`]: the embedded [`VectorIndex`] — the user's vectors live in the store's chunks
 //! table, written in the same SQLite transaction as the chunks themselves
-//! (`UserStore::replace_document`), and are searched by an exact scan of a per-user in-memory
-//! matrix that any write to the user's chunks invalidates. So `replace`, `remove` and
-//! `remove_user` have nothing left to do here: the transaction already made the vectors
-//! searchable (or gone), atomically with the chunks. A vector database behind the same trait
-//! does the work in those calls instead.
+//! (`UserStore::replace_document`), and are searched in the store's live index (an exact scan,
+//! or HNSW for big collections). So `write`, `retire` and `remove_user` have nothing left to do
+//! here: the transaction already made the vectors searchable (or gone), atomically with the
+//! chunks. A vector database behind the same trait does the work in those calls instead
+//! (`ragmill-chroma`), kept in step by [`crate::Vectors`].
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ragmill_core::{DocumentId, IndexError, IndexedChunk, UserId, VectorHit, VectorIndex};
+use ragmill_core::{
+    DocumentId, IndexError, IndexedChunk, IndexedVersion, Retire, UserId, VectorHit, VectorIndex,
+};
 use ragmill_store::{Store, StoreError};
 
 /// The embedded index over `store`.
@@ -27,21 +29,43 @@ impl StoreIndex {
 
 #[async_trait]
 impl VectorIndex for StoreIndex {
-    async fn replace(
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn external(&self) -> bool {
+        false
+    }
+
+    async fn health(&self) -> Result<(), IndexError> {
+        Ok(()) // the store's file; its own failures surface on each call
+    }
+
+    async fn write(
         &self,
         _user: UserId,
         _document: DocumentId,
+        _generation: u64,
         _chunks: Vec<IndexedChunk>,
     ) -> Result<(), IndexError> {
         Ok(()) // written with the chunks, in their transaction
     }
 
-    async fn remove(&self, _user: UserId, _document: DocumentId) -> Result<(), IndexError> {
+    async fn retire(
+        &self,
+        _user: UserId,
+        _document: DocumentId,
+        _which: Retire,
+    ) -> Result<(), IndexError> {
         Ok(()) // deleted with the chunks
     }
 
     async fn remove_user(&self, _user: UserId) -> Result<(), IndexError> {
         Ok(()) // deleted with the user
+    }
+
+    async fn inventory(&self, _user: UserId) -> Result<Vec<IndexedVersion>, IndexError> {
+        Ok(Vec::new()) // nothing of its own: the store's chunks are the vectors
     }
 
     async fn search(
@@ -60,7 +84,12 @@ impl VectorIndex for StoreIndex {
         match found {
             Ok(near) => Ok(near
                 .into_iter()
-                .map(|n| VectorHit { document: n.document, chunk: n.chunk, score: n.score })
+                .map(|n| VectorHit {
+                    document: n.document,
+                    chunk: n.chunk,
+                    score: n.score,
+                    generation: None,
+                })
                 .collect()),
             Err(StoreError::Dimension { got, want }) => Err(IndexError::Dimension { got, want }),
             Err(e) => Err(IndexError::Failed(e.to_string())),

@@ -2,7 +2,8 @@
 //! and [`JobSource`] seams over its authenticated `/internal/v1` routes.
 //!
 //! A refused connection, a timeout or a 5xx is [`CatalogError::Unavailable`] (the job is
-//! retried); 410 `document_gone` is [`CatalogError::Gone`]; 409 `model_mismatch` is
+//! retried); 503 `vector_index_unavailable` is [`CatalogError::IndexUnavailable`] (the job
+//! waits for the main server's vector index); 410 `document_gone` is [`CatalogError::Gone`]; 409 `model_mismatch` is
 //! [`CatalogError::ModelMismatch`]; any other refusal or a garbled answer is
 //! [`CatalogError::Failed`].
 
@@ -87,6 +88,7 @@ impl MainServer {
         Err(match (status.as_u16(), code.as_str()) {
             (410, _) | (_, "document_gone") => CatalogError::Gone(DocumentId(0)),
             (409, _) | (_, "model_mismatch") => CatalogError::ModelMismatch(message),
+            (_, "vector_index_unavailable") => CatalogError::IndexUnavailable(message),
             (s, _) if s >= 500 => {
                 CatalogError::Unavailable(format!("{}: {status}: {message}", self.base))
             }

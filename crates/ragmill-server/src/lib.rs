@@ -28,6 +28,7 @@ pub mod openapi;
 pub mod roster;
 mod routes;
 mod state;
+pub mod sweeper;
 pub mod web;
 mod worker;
 
@@ -61,9 +62,16 @@ pub async fn serve(
     let sampler = tokio::spawn(history::record(state.clone()));
     let reconciler =
         tokio::spawn(state.ledger.clone().keep_reconciling(state.config.reconcile_every));
+    let sweeper = state
+        .pipeline
+        .vectors()
+        .map(|v| tokio::spawn(sweeper::keep_sweeping(v, state.config.reconcile_every)));
     let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
     sampler.abort();
     reconciler.abort();
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+    }
     workers.shutdown(grace).await;
     result
 }

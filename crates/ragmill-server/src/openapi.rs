@@ -226,6 +226,8 @@ pub enum StageSchema {
     Embedding,
     /// Writing chunks and vectors atomically.
     Storing,
+    /// Processed, waiting for the vector index (ChromaDB) to come back; retried with back-off.
+    Waiting,
     /// Searchable.
     Ready,
     /// Given up on, with an error.
@@ -240,6 +242,7 @@ impl From<Stage> for StageSchema {
             Stage::Chunking => Self::Chunking,
             Stage::Embedding => Self::Embedding,
             Stage::Storing => Self::Storing,
+            Stage::Waiting => Self::Waiting,
             Stage::Ready => Self::Ready,
             Stage::Failed => Self::Failed,
         }
@@ -371,7 +374,16 @@ mod tests {
         );
         use Stage as S;
         same::<_, StageSchema>(
-            &[S::Queued, S::Extracting, S::Chunking, S::Embedding, S::Storing, S::Ready, S::Failed],
+            &[
+                S::Queued,
+                S::Extracting,
+                S::Chunking,
+                S::Embedding,
+                S::Storing,
+                S::Waiting,
+                S::Ready,
+                S::Failed,
+            ],
             &enum_values(&doc, "Stage"),
         );
         use DocumentKind as K;

@@ -216,6 +216,8 @@ enum Outcome {
     Gone,
     /// Worth another attempt.
     Retry(IngestError),
+    /// The vector index is down: wait for it (the attempt does not count).
+    Wait(IngestError),
     /// Failed for good; already recorded on the document.
     Failed(IngestError),
     /// Processing panicked; not yet recorded.
@@ -241,9 +243,20 @@ async fn process(state: &WorkerContext, lease: &Lease) {
             }
         }))
     };
-    let outcome = match AssertUnwindSafe(work(state, lease)).catch_unwind().await {
-        Ok(outcome) => outcome,
-        Err(panic) => Outcome::Crashed(panic_message(panic.as_ref())),
+    // While the vector index is down the job keeps its lease and tries again with back-off,
+    // uncounted: its document says what it waits for, and nothing is lost however long it
+    // lasts (a shutdown hands the job back, uncounted too).
+    let mut delay = Duration::from_secs(1);
+    let outcome = loop {
+        let outcome = match AssertUnwindSafe(work(state, lease)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => Outcome::Crashed(panic_message(panic.as_ref())),
+        };
+        let Outcome::Wait(e) = outcome else { break outcome };
+        tracing::warn!(document = id.0, error = %e, ?delay, "waiting for the vector index");
+        state.reporter.progress(user, id, Live { stage: Stage::Waiting, done: 0, total: 1 });
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
     };
     drop(heartbeat);
 
@@ -278,6 +291,8 @@ async fn process(state: &WorkerContext, lease: &Lease) {
             }
             state.queue.complete(lease).await
         }
+        // (The loop above waits these out; were one to get here, the job goes back uncounted.)
+        Outcome::Wait(_) => state.queue.release(lease).await,
         Outcome::Retry(e) => {
             state.metrics.document_failed(e.code());
             match state.queue.fail(lease, &e.to_string()).await {
@@ -333,6 +348,7 @@ async fn work(state: &WorkerContext, lease: &Lease) -> Outcome {
     match state.pipeline.ingest_one(user, input, &report).await {
         Ok(ok) => Outcome::Done(ok, begun.was_available),
         Err(IngestError::DocumentDeleted) => Outcome::Gone,
+        Err(e @ IngestError::IndexUnavailable(_)) => Outcome::Wait(e),
         Err(e) if e.retryable() => Outcome::Retry(e),
         Err(e) => Outcome::Failed(e),
     }

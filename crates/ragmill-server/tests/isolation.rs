@@ -2,7 +2,8 @@
 //! re-processes and searches (the retrieval behind RAG chat), each upload carrying that user's
 //! canary words, while each user's event stream is open. Against a model of who owns what, no
 //! answer ever carries another user's canary or document: not a search hit, not a listed
-//! document, not an event; another user's document id answers 404 to every route.
+//! document, not an event; another user's document id answers 404 to every route. On both
+//! vector stores: the embedded index and a real ChromaDB server.
 
 mod common;
 
@@ -71,8 +72,12 @@ fn only_mine(me: usize, answer: &Value, what: &str) {
     }
 }
 
-async fn run(ops: Vec<Op>) {
-    let app = TestApp::new().await;
+/// Runs `ops` on the embedded vector index, or on the ChromaDB server at `chroma`.
+async fn run(ops: Vec<Op>, chroma: Option<String>) {
+    let app = match chroma {
+        None => TestApp::new().await,
+        Some(url) => TestApp::with_chroma(&url).await.0,
+    };
     let keys: Vec<String> = (0..USERS).map(|u| app.user(&format!("user{u}"))).collect();
     let ids: Vec<_> = (0..USERS)
         .map(|u| app.state.store.find_user(&format!("user{u}")).expect("store").expect("user"))
@@ -184,16 +189,32 @@ async fn run(ops: Vec<Op>) {
     }
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
     fn no_answer_carries_another_users_canary(ops in proptest::collection::vec(op(), 1..16)) {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(run(ops));
+        runtime().block_on(run(ops, None));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// The same on ChromaDB (a real server shared by the cases, a database for each).
+    #[test]
+    fn no_answer_carries_another_users_canary_on_chroma(
+        ops in proptest::collection::vec(op(), 1..16)
+    ) {
+        let url = ragmill_chroma::testing::ChromaProcess::shared().url();
+        runtime().block_on(run(ops, Some(url)));
     }
 }

@@ -4,7 +4,7 @@
 import { el, bytes, seconds } from './util.js';
 
 // Where each stage sits on a document's one bar, in percent.
-const SPAN = { queued: [0, 0], extracting: [0, 10], chunking: [10, 15], embedding: [15, 95], storing: [95, 100] };
+const SPAN = { queued: [0, 0], extracting: [0, 10], chunking: [10, 15], embedding: [15, 95], storing: [95, 100], waiting: [95, 100] };
 const KIND = { text: 'Text', markdown: 'Markdown', html: 'HTML', pdf: 'PDF', docx: 'DOCX' };
 const UPLOADS_AT_ONCE = 3;
 const STATE_WORD = { uploading: 'Uploading', queued: 'Waiting', processing: 'Processing', ready: 'Ready', failed: 'Failed' };
@@ -331,6 +331,7 @@ function stageLine(stage, p, rate) {
     case 'extracting': return 'Reading the text';
     case 'chunking': return 'Splitting into chunks';
     case 'storing': return 'Saving';
+    case 'waiting': return 'Waiting for the vector store to come back (retrying)';
     case 'embedding': {
       const parts = [`Embedding ${p.done} of ${p.total} chunks`];
       if (rate && rate > 0) {

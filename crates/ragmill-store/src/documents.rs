@@ -267,6 +267,7 @@ impl UserStore<'_> {
             }
             _ => self.upsert_document(&tx, doc, "failed", Some((code, message)), None, 0)?,
         };
+        crate::vectors::unstage(&tx, self.user, id.0)?;
         tx.commit()?;
         Ok(id)
     }
@@ -321,13 +322,17 @@ impl UserStore<'_> {
         code: &str,
         message: &str,
     ) -> Result<bool, StoreError> {
-        let n = self.store.conn()?.execute(
+        let mut conn = self.store.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
             "UPDATE documents SET
                  state = CASE WHEN chunk_count > 0 THEN 'ready' ELSE 'failed' END,
                  error_code = ?1, error_message = ?2, updated_at = ?3
              WHERE id = ?4 AND user_id = ?5",
             params![code, message, now_ms(), id.0, self.user.0],
         )?;
+        crate::vectors::unstage(&tx, self.user, id.0)?;
+        tx.commit()?;
         Ok(n > 0)
     }
 
@@ -367,6 +372,7 @@ impl UserStore<'_> {
         let mut conn = self.store.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         keyword::forget_document(&tx, self.user, id.0)?;
+        crate::vectors::forget_document(&tx, self.user, id)?;
         let n = tx.execute(
             "DELETE FROM documents WHERE id = ?1 AND user_id = ?2",
             params![id.0, self.user.0],

@@ -48,6 +48,10 @@ pub enum StoreError {
     /// The document a version was being stored for has been deleted.
     #[error("document {0:?} was deleted while it was being processed")]
     DocumentGone(ragmill_core::DocumentId),
+    /// Another writer staged vectors for the document after this version did (its generation
+    /// is no longer the staged one): store it again, with a fresh generation.
+    #[error("document {0:?}'s vectors were staged again by another writer; try again")]
+    VectorsSuperseded(ragmill_core::DocumentId),
     /// A thread panicked while holding the connection.
     #[error("store lock poisoned by an earlier panic")]
     Poisoned,

@@ -215,7 +215,10 @@ mod tests {
             store.ensure_user("alice").expect("user");
             let conn = store.conn().expect("conn");
             conn.execute_batch(
-                "DROP TABLE api_keys; ALTER TABLE users DROP COLUMN admin; PRAGMA user_version = 1;",
+                "DROP TABLE api_keys; ALTER TABLE users DROP COLUMN admin;
+                 ALTER TABLE documents DROP COLUMN vector_gen; ALTER TABLE documents DROP COLUMN staged_gen;
+                 ALTER TABLE documents DROP COLUMN staged_hash; DROP TABLE vector_garbage; DROP TABLE meta;
+                 PRAGMA user_version = 1;",
             )
             .expect("downgrade");
         }

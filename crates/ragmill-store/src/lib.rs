@@ -31,6 +31,7 @@ mod keyword;
 mod live;
 mod schema;
 mod search;
+mod vectors;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,7 @@ pub use indexes::{IndexSettings, IndexStats};
 pub use keys::{Account, UserSummary};
 pub use ragmill_core::{DocumentId, UserId};
 pub use search::{Nearest, Scores, SearchHit};
+pub use vectors::{VectorGarbage, VectorState};
 
 /// The embedded store. Share it behind an `Arc`; all methods take `&self`.
 pub struct Store {
@@ -128,12 +130,27 @@ impl Store {
         if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
             return Err(StoreError::InvalidUserName(name.chars().take(40).collect()));
         }
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO users (name, created_at) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
-            params![name, codec::now_ms()],
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let found: Option<i64> = tx
+            .query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = found {
+            return Ok(UserId(id));
+        }
+        // Ids are never reused, even after the newest user is deleted: an external vector
+        // index names a user's collection by it.
+        let id: i64 = tx.query_row(
+            "UPDATE meta SET value = max(value, coalesce((SELECT max(id) FROM users), 0)) + 1
+             WHERE key = 'last_user_id' RETURNING value",
+            [],
+            |r| r.get(0),
         )?;
-        let id = conn.query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))?;
+        tx.execute(
+            "INSERT INTO users (id, name, created_at) VALUES (?1, ?2, ?3)",
+            params![id, name, codec::now_ms()],
+        )?;
+        tx.commit()?;
         Ok(UserId(id))
     }
 
@@ -151,6 +168,7 @@ impl Store {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         keyword::drop_table(&tx, user)?;
+        vectors::forget_user(&tx, user)?;
         let n = tx.execute("DELETE FROM users WHERE id = ?1", [user.0])?;
         tx.commit()?;
         self.indexes.drop_user(user);

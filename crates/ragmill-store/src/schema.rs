@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE users (
@@ -69,6 +69,31 @@ CREATE INDEX api_keys_by_user ON api_keys(user_id);
 /// Version 3: administrators, who see the whole service's figures (`GET /v1/stats`).
 const ADMINS: &str = "ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;";
 
+/// Version 5: the bookkeeping of an external vector index (ChromaDB). A document's
+/// `vector_gen` is the generation its current version's vectors were written under there (NULL:
+/// not there); `staged_gen`/`staged_hash` name a generation being written for a version not yet
+/// stored, so a retried job writes the same ids. `vector_garbage` lists what the external index
+/// still holds and must forget: one generation of a document, every generation of it (NULL
+/// generation), or a user's whole collection (NULL document); rows are written in the
+/// transaction that makes the vectors stale and deleted once the index forgot them. `meta`
+/// keeps counters that must never go back: generations, and user ids (a collection is named by
+/// its owner's id, so an id is never given to a second user).
+const VECTOR_BOOKKEEPING: &str = "
+ALTER TABLE documents ADD COLUMN vector_gen INTEGER;
+ALTER TABLE documents ADD COLUMN staged_gen INTEGER;
+ALTER TABLE documents ADD COLUMN staged_hash TEXT;
+CREATE TABLE vector_garbage (
+    id          INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL,
+    document_id INTEGER,
+    generation  INTEGER
+);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES
+    ('last_user_id', coalesce((SELECT max(id) FROM users), 0)),
+    ('last_generation', 0);
+";
+
 /// Sets WAL mode and the pragmas every connection needs, and creates the schema if new.
 pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -83,7 +108,7 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
         // Version 4 (keyword tables) needs no statement for a new store: each user's table is
         // created with their first chunks.
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} {VECTOR_BOOKKEEPING} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
         return Ok(());
     }
@@ -102,6 +127,11 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
             let _ = conn.execute_batch("ROLLBACK;");
         }
         built?;
+    }
+    if version <= 4 {
+        conn.execute_batch(&format!(
+            "BEGIN; {VECTOR_BOOKKEEPING} PRAGMA user_version = 5; COMMIT;"
+        ))?;
     }
     Ok(())
 }

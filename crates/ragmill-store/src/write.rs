@@ -4,7 +4,7 @@
 use rusqlite::{Transaction, params};
 
 use crate::codec::vector_to_blob;
-use crate::{DocumentId, NewChunk, NewDocument, StoreError, UserStore, keyword};
+use crate::{DocumentId, NewChunk, NewDocument, StoreError, UserStore, keyword, vectors};
 
 impl UserStore<'_> {
     /// Stores a processed version of a document, replacing any earlier version of the same name,
@@ -19,7 +19,24 @@ impl UserStore<'_> {
         model: &str,
         dimensions: usize,
     ) -> Result<DocumentId, StoreError> {
-        let ids = self.replace_documents(&[(doc.clone(), chunks)], model, dimensions)?;
+        let ids = self.write_versions(&[(doc.clone(), chunks)], model, dimensions, None)?;
+        ids.into_iter().next().ok_or_else(|| StoreError::Corrupt("no document stored".into()))
+    }
+
+    /// [`UserStore::replace_document`] for a document whose vectors were written to an external
+    /// index under `generation` (staged by [`UserStore::stage_vectors`]): the same transaction
+    /// makes that generation current and lists the one it replaces as garbage. Fails with
+    /// [`StoreError::VectorsSuperseded`] if the generation is no longer the staged one.
+    pub fn replace_document_at(
+        &self,
+        doc: &NewDocument<'_>,
+        chunks: &[NewChunk<'_>],
+        model: &str,
+        dimensions: usize,
+        generation: u64,
+    ) -> Result<DocumentId, StoreError> {
+        let ids =
+            self.write_versions(&[(doc.clone(), chunks)], model, dimensions, Some(generation))?;
         ids.into_iter().next().ok_or_else(|| StoreError::Corrupt("no document stored".into()))
     }
 
@@ -30,6 +47,16 @@ impl UserStore<'_> {
         docs: &[(NewDocument<'_>, &[NewChunk<'_>])],
         model: &str,
         dimensions: usize,
+    ) -> Result<Vec<DocumentId>, StoreError> {
+        self.write_versions(docs, model, dimensions, None)
+    }
+
+    fn write_versions(
+        &self,
+        docs: &[(NewDocument<'_>, &[NewChunk<'_>])],
+        model: &str,
+        dimensions: usize,
+        generation: Option<u64>,
     ) -> Result<Vec<DocumentId>, StoreError> {
         if let Some(bad) =
             docs.iter().flat_map(|(_, c)| c.iter()).find(|c| c.vector.len() != dimensions)
@@ -42,7 +69,9 @@ impl UserStore<'_> {
         keyword::ensure_table(&tx, self.user)?;
         let mut ids = Vec::with_capacity(docs.len());
         for (doc, chunks) in docs {
-            ids.push(self.write_chunks(&tx, doc, chunks, model)?);
+            let id = self.write_chunks(&tx, doc, chunks, model)?;
+            vectors::switch(&tx, self.user, id, generation)?;
+            ids.push(id);
         }
         tx.commit()?;
         // The live index takes the new blocks in commit order: the user's writer lock is taken

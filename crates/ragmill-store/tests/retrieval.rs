@@ -192,8 +192,13 @@ fn a_store_from_before_keyword_search_gets_its_index_built() {
             .collect::<Result<_, _>>()
             .expect("rows");
         assert_eq!(tables.len(), 1, "{tables:?}");
-        conn.execute_batch(&format!("DROP TABLE {}; PRAGMA user_version = 3;", tables[0]))
-            .expect("downgrade");
+        conn.execute_batch(&format!(
+            "DROP TABLE {}; ALTER TABLE documents DROP COLUMN vector_gen;
+             ALTER TABLE documents DROP COLUMN staged_gen; ALTER TABLE documents DROP COLUMN staged_hash;
+             DROP TABLE vector_garbage; DROP TABLE meta; PRAGMA user_version = 3;",
+            tables[0]
+        ))
+        .expect("downgrade");
     }
     let store = Store::open(dir.path()).expect("migrate");
     let user = store.find_user("u").expect("find").expect("user");

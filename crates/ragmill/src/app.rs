@@ -13,7 +13,10 @@ use ragmill_store::{IndexSettings, Store};
 use ragmill_remote::chat::ChatClient;
 use ragmill_remote::{BackendKind, EndpointConfig, Pool, PoolConfig};
 
-use crate::cli::{ChatBackend, ChunkArgs, EmbedBackend, Global, RetrievalArgs, ServeArgs};
+use crate::cli::{
+    ChatBackend, ChunkArgs, EmbedBackend, Global, RetrievalArgs, ServeArgs, VectorArgs,
+    VectorBackend,
+};
 
 /// Loads the local embedding model from `--model-dir`.
 pub fn embedder(global: &Global, batch: usize) -> Result<Arc<LocalEmbedder>> {
@@ -144,6 +147,30 @@ pub fn searching(pipeline: Pipeline, retrieval: &RetrievalArgs) -> Result<Pipeli
     rerank.validate().map_err(|e| anyhow::anyhow!("--rerank-endpoint: {e}"))?;
     let reranker = ragmill_remote::HttpReranker::new(rerank).context("setting up the reranker")?;
     Ok(pipeline.with_reranker(Arc::new(reranker)))
+}
+
+/// The ChromaDB server `args` names, connected (its tenant and database made if missing).
+pub async fn chroma(args: &VectorArgs) -> Result<Arc<ragmill_chroma::ChromaIndex>> {
+    let config = ragmill_chroma::ChromaConfig {
+        url: args.chroma_url.trim().to_owned(),
+        tenant: args.chroma_tenant.clone(),
+        database: args.chroma_database.clone(),
+        token: args.chroma_token.clone(),
+        timeout: std::time::Duration::from_millis(args.chroma_timeout_ms.max(1)),
+    };
+    let index = ragmill_chroma::ChromaIndex::connect(config)
+        .await
+        .with_context(|| format!("connecting to ChromaDB at {}", args.chroma_url))?;
+    Ok(Arc::new(index))
+}
+
+/// `pipeline` keeping and searching its vectors where `args` says: the embedded index, or a
+/// ChromaDB server (connected now: an unreachable one is an error at start-up).
+pub async fn with_vectors(pipeline: Pipeline, args: &VectorArgs) -> Result<Pipeline> {
+    match args.vectors {
+        VectorBackend::Embedded => Ok(pipeline),
+        VectorBackend::Chroma => Ok(pipeline.with_vector_index(chroma(args).await?)),
+    }
 }
 
 /// The full pipeline over `store`, embedding with [`backend`].

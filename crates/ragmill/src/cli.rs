@@ -118,9 +118,73 @@ pub enum Command {
     /// Manage users and their API keys.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Keep an external vector store (ChromaDB) in step with the data directory, or move
+    /// between it and the embedded one.
+    #[command(subcommand)]
+    Vectors(VectorsCommand),
     /// Internal: the sandboxed extraction child process.
     #[command(name = "__extract", hide = true)]
     Extract,
+}
+
+/// Where vectors are kept for search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorBackend {
+    /// The data directory's SQLite file, searched in this process (exact, or HNSW when big).
+    Embedded,
+    /// A ChromaDB server (HTTP API v2): one collection per user.
+    Chroma,
+}
+
+/// The vector store: embedded, or a ChromaDB server.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Vector store")]
+pub struct VectorArgs {
+    /// Where vectors are searched: embedded (the data directory, in this process) or chroma
+    /// (a ChromaDB server; the data directory stays the truth for users, documents and text).
+    #[arg(long, env = "RAGMILL_VECTORS", value_enum, default_value = "embedded")]
+    pub vectors: VectorBackend,
+    /// The ChromaDB server's URL.
+    #[arg(long, env = "RAGMILL_CHROMA_URL", default_value = "http://127.0.0.1:8000")]
+    pub chroma_url: String,
+    /// The ChromaDB tenant (created if missing).
+    #[arg(long, env = "RAGMILL_CHROMA_TENANT", default_value = "default_tenant")]
+    pub chroma_tenant: String,
+    /// The ChromaDB database (created if missing).
+    #[arg(long, env = "RAGMILL_CHROMA_DATABASE", default_value = "default_database")]
+    pub chroma_database: String,
+    /// The ChromaDB token, if the server wants one (sent as x-chroma-token and Bearer).
+    #[arg(long, env = "RAGMILL_CHROMA_TOKEN", hide_env_values = true)]
+    pub chroma_token: Option<String>,
+    /// Milliseconds one ChromaDB request may take before it counts as unavailable.
+    #[arg(long, env = "RAGMILL_CHROMA_TIMEOUT_MS", default_value_t = 10_000)]
+    pub chroma_timeout_ms: u64,
+}
+
+/// `ragmill vectors ...`.
+#[derive(Debug, Subcommand)]
+pub enum VectorsCommand {
+    /// Rebuild ChromaDB collections from the data directory: write what is missing or
+    /// incomplete, forget what the data directory no longer names.
+    Sync {
+        /// Only this user's collection (default: every user's).
+        #[arg(long)]
+        user: Option<String>,
+        /// The vector store.
+        #[command(flatten)]
+        vectors: VectorArgs,
+    },
+    /// Move a deployment's vectors to another backend without re-embedding (the server may
+    /// keep running; restart it with --vectors set to the new backend afterwards).
+    Migrate {
+        /// The backend to move to.
+        #[arg(long, value_enum)]
+        to: VectorBackend,
+        /// The vector store (its ChromaDB settings name the server to move to or from).
+        #[command(flatten)]
+        vectors: VectorArgs,
+    },
 }
 
 /// How searches retrieve: the mode, the fusion, the approximate index and the reranker.
@@ -193,6 +257,9 @@ pub struct IngestArgs {
     /// Chunking and batching.
     #[command(flatten)]
     pub chunking: ChunkArgs,
+    /// The vector store.
+    #[command(flatten)]
+    pub vectors: VectorArgs,
 }
 
 /// `ragmill search`.
@@ -207,6 +274,9 @@ pub struct SearchArgs {
     /// How to retrieve.
     #[command(flatten)]
     pub retrieval: RetrievalArgs,
+    /// The vector store.
+    #[command(flatten)]
+    pub vectors: VectorArgs,
     /// The query.
     #[arg(required = true, num_args = 1..)]
     pub query: Vec<String>,
@@ -489,6 +559,9 @@ pub struct ServeArgs {
     /// Chunking and batching.
     #[command(flatten)]
     pub chunking: ChunkArgs,
+    /// The vector store.
+    #[command(flatten)]
+    pub vectors: VectorArgs,
 }
 
 /// Scaling out: where jobs and events go, and the key workers present to the main server.

@@ -55,6 +55,14 @@
 //! # rerank_model = "..."
 //! # rerank_api_key = "..."
 //!
+//! [vectors]            # where vectors are searched (serve, ingest, search, vectors)
+//! backend = "chroma"   # or "embedded" (the default)
+//! url = "http://chroma:8000"
+//! tenant = "default_tenant"
+//! database = "default_database"
+//! # token = "..."
+//! timeout_ms = 10000
+//!
 //! [chat]               # the chat model behind POST /v1/chat (default: none)
 //! backend = "ollama"   # or "openai"
 //! endpoint = "http://localhost:11434"
@@ -70,7 +78,10 @@ use clap::parser::ValueSource;
 use ragmill_embed::{Engine, Precision};
 use serde::Deserialize;
 
-use crate::cli::{ChatBackend, ChunkArgs, Cli, ClusterArgs, Command, EmbedBackend, RetrievalArgs};
+use crate::cli::{
+    ChatBackend, ChunkArgs, Cli, ClusterArgs, Command, EmbedBackend, RetrievalArgs, VectorArgs,
+    VectorBackend, VectorsCommand,
+};
 
 /// The file's contents; every field optional, unknown fields refused.
 #[derive(Debug, Default, Deserialize)]
@@ -92,6 +103,19 @@ struct FileConfig {
     cluster: Cluster,
     #[serde(default)]
     search: Search,
+    #[serde(default)]
+    vectors: Vectors,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Vectors {
+    backend: Option<VectorBackend>,
+    url: Option<String>,
+    tenant: Option<String>,
+    database: Option<String>,
+    token: Option<String>,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -253,8 +277,40 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
             r.rerank_api_key = Some(v);
         }
     };
+    let vectors = |v: &mut VectorArgs, sub: &ArgMatches| {
+        let f = &file.vectors;
+        if let Some(x) = f.backend.filter(|_| unset(sub, "vectors")) {
+            v.vectors = x;
+        }
+        if let Some(x) = f.url.clone().filter(|_| unset(sub, "chroma_url")) {
+            v.chroma_url = x;
+        }
+        if let Some(x) = f.tenant.clone().filter(|_| unset(sub, "chroma_tenant")) {
+            v.chroma_tenant = x;
+        }
+        if let Some(x) = f.database.clone().filter(|_| unset(sub, "chroma_database")) {
+            v.chroma_database = x;
+        }
+        if let Some(x) = f.token.clone().filter(|_| unset(sub, "chroma_token")) {
+            v.chroma_token = Some(x);
+        }
+        if let Some(x) = f.timeout_ms.filter(|_| unset(sub, "chroma_timeout_ms")) {
+            v.chroma_timeout_ms = x;
+        }
+    };
     match &mut cli.command {
-        Command::Search(a) => retrieval(&mut a.retrieval),
+        Command::Vectors(
+            VectorsCommand::Sync { vectors: v, .. } | VectorsCommand::Migrate { vectors: v, .. },
+        ) => {
+            // `vectors sync|migrate`'s flags are one level further down.
+            if let Some((_, leaf)) = sub.subcommand() {
+                vectors(v, leaf);
+            }
+        }
+        Command::Search(a) => {
+            retrieval(&mut a.retrieval);
+            vectors(&mut a.vectors, sub);
+        }
         Command::Worker(a) => {
             chunking(&mut a.chunking);
             cluster(&mut a.cluster);
@@ -262,7 +318,10 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
                 a.server = Some(v);
             }
         }
-        Command::Ingest(a) => chunking(&mut a.chunking),
+        Command::Ingest(a) => {
+            chunking(&mut a.chunking);
+            vectors(&mut a.vectors, sub);
+        }
         Command::Eval(a) => {
             chunking(&mut a.chunking);
             retrieval(&mut a.retrieval);
@@ -271,6 +330,7 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
             chunking(&mut a.chunking);
             retrieval(&mut a.retrieval);
             cluster(&mut a.cluster);
+            vectors(&mut a.vectors, sub);
             let s = &file.serve;
             if let Some(v) = s.bind.clone().filter(|_| unset(sub, "bind")) {
                 a.bind = v;

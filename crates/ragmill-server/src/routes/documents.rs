@@ -343,6 +343,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let doc = find(&state, user, &id).await?;
     state.ledger.delete(user, doc.id).await?;
+    crate::sweeper::collect_soon(state.pipeline.vectors());
     Ok(StatusCode::NO_CONTENT)
 }
 

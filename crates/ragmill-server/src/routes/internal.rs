@@ -7,8 +7,6 @@
 //! no internal surface). Errors are the API's `{"error":{"code","message"}}`, with the codes the
 //! client turns back into [`CatalogError`]s: `document_gone` (410), `model_mismatch` (409).
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
@@ -55,13 +53,15 @@ fn catalog_error(e: CatalogError) -> ApiError {
             ApiError::new(StatusCode::GONE, "document_gone", e.to_string())
         }
         CatalogError::ModelMismatch(m) => ApiError::new(StatusCode::CONFLICT, "model_mismatch", m),
+        CatalogError::IndexUnavailable(m) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "vector_index_unavailable", m)
+        }
         e => ApiError::internal(e),
     }
 }
 
 fn catalog(state: &AppState) -> Result<LocalCatalog, ApiError> {
-    let store = state.pipeline.store().ok_or_else(|| ApiError::internal("no store"))?;
-    Ok(LocalCatalog::new(Arc::clone(store)))
+    state.pipeline.local_catalog().ok_or_else(|| ApiError::internal("no store"))
 }
 
 /// `{user, name}`.

@@ -107,6 +107,8 @@ pub struct Readiness {
     pub status: String,
     /// Jobs in the durable queue, all users together.
     pub queue: QueueDepth,
+    /// Where vectors are searched (`embedded` or `chroma`); it answered.
+    pub vectors: String,
 }
 
 /// Jobs in the durable queue by state.
@@ -130,6 +132,7 @@ pub struct QueueDepth {
     responses(
         (status = 200, description = "The database answers", body = Readiness),
         (status = 500, description = "It does not", body = ErrorResponse),
+        (status = 503, description = "`vector_index_unavailable`: the external vector index (ChromaDB) does not answer", body = ErrorResponse),
     ),
 )]
 pub async fn readyz(
@@ -137,7 +140,29 @@ pub async fn readyz(
 ) -> Result<Json<Readiness>, ApiError> {
     let depth = state.queue.depth().await?;
     let ragmill_core::Depth { queued, leased, parked } = depth;
-    Ok(Json(Readiness { status: "ready".into(), queue: QueueDepth { queued, leased, parked } }))
+    let mut vectors = "embedded".to_owned();
+    if let Some(index) = state.pipeline.vector_index() {
+        vectors = index.backend().to_owned();
+        let answered =
+            tokio::time::timeout(std::time::Duration::from_secs(3), index.health()).await;
+        let why = match answered {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("the {vectors} vector index did not answer within 3 s")),
+        };
+        if let Some(why) = why {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "vector_index_unavailable",
+                why,
+            ));
+        }
+    }
+    Ok(Json(Readiness {
+        status: "ready".into(),
+        queue: QueueDepth { queued, leased, parked },
+        vectors,
+    }))
 }
 
 /// Every metric in the OpenMetrics text format; no auth, like `/healthz` (it names no user,

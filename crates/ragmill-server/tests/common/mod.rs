@@ -154,6 +154,19 @@ impl TestApp {
         Self { state, embedder, sqlite, dir, router }
     }
 
+    /// An app whose vectors are kept and searched in the ChromaDB server at `url`, on a
+    /// database of its own; answers the index too, to look into.
+    pub async fn with_chroma(url: &str) -> (Self, Arc<ragmill_chroma::ChromaIndex>) {
+        let mut config = ragmill_chroma::ChromaConfig::new(url);
+        config.database = format!("db_{}", fastrand::u64(..));
+        config.timeout = Duration::from_secs(3);
+        let index =
+            Arc::new(ragmill_chroma::ChromaIndex::connect(config).await.expect("connect chroma"));
+        let vectors = Arc::clone(&index) as Arc<dyn ragmill_core::VectorIndex>;
+        let app = Self::assemble(|q| q, move |p| p.with_vector_index(vectors)).await;
+        (app, index)
+    }
+
     /// Creates user `name` and returns their API key.
     pub fn user(&self, name: &str) -> String {
         let id = self.state.store.ensure_user(name).expect("user");

@@ -28,6 +28,7 @@ pub async fn run(g: &Global, args: IngestArgs) -> Result<Status> {
     let store = app::store(g)?;
     let user = store.ensure_user(&args.user)?;
     let pipeline = app::pipeline(g, store, args.chunking).await?;
+    let pipeline = app::with_vectors(pipeline, &args.vectors).await?;
 
     let started = Instant::now();
     let reporter = Reporter::new(inputs.iter().map(|i| i.name.clone()).collect());

@@ -13,6 +13,7 @@ mod models;
 mod search;
 mod serve;
 mod users;
+mod vectors;
 mod worker;
 
 use anyhow::Result;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Bench(BenchCommand::StandIn(args)) => bench_stand_in::run(args).await,
         Command::Models(cmd) => models::run(g, cmd).await,
         Command::Users(cmd) => users::run(g, cmd),
+        Command::Vectors(cmd) => vectors::run(g, cmd).await,
         Command::Extract => unreachable!("handled before the runtime starts"),
     }
 }

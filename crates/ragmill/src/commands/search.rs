@@ -30,6 +30,7 @@ pub async fn run(g: &Global, args: SearchArgs) -> Result<Status> {
     )
     .await?;
     let pipeline = app::searching(pipeline, &args.retrieval)?;
+    let pipeline = app::with_vectors(pipeline, &args.vectors).await?;
     let mode = args.retrieval.search_mode;
     let options = SearchOptions { top_k: args.top_k, mode: Some(mode), documents: None };
     let hits = pipeline.search(user, &query, options).await.context("searching")?;

@@ -23,6 +23,11 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
     let store = app::search_store(g, &args.retrieval)?;
     let pipeline = app::pipeline(g, Arc::clone(&store), args.chunking).await?;
     let pipeline = app::searching(pipeline, &args.retrieval)?;
+    let pipeline = app::with_vectors(pipeline, &args.vectors).await?;
+    let vectors_line = match pipeline.vectors() {
+        Some(_) => format!("vectors: ChromaDB at {}", args.vectors.chroma_url),
+        None => "vectors: embedded (the data directory)".to_owned(),
+    };
     let queue = SqliteQueue::open(
         store.path(),
         QueueConfig {
@@ -69,7 +74,7 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
     let addr = listener.local_addr()?;
     // One write: a caller that reads the first line and closes the pipe must not make a
     // second write fail (println! would panic on the broken pipe).
-    let banner = format!("ragmill listening on http://{addr}\n{chat_line}\n");
+    let banner = format!("ragmill listening on http://{addr}\n{chat_line}\n{vectors_line}\n");
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(banner.as_bytes())?;
     stdout.flush()?;
