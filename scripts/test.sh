@@ -16,6 +16,8 @@ if ! command -v redis-server >/dev/null || ! command -v ip >/dev/null; then
   fi
 fi
 scripts/ensure-cxx.sh
+# The vector-store tests run a real ChromaDB server (PyPI's chromadb, in .venv-chroma).
+scripts/ensure-chroma.sh
 cargo test --workspace --locked "$@"
 
 if [ "${RAGMILL_SKIP_BROWSER_TESTS:-}" = 1 ]; then
