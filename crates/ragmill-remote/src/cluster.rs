@@ -85,15 +85,18 @@ impl MainServer {
             .ok()
             .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
             .unwrap_or_default();
-        Err(match (status.as_u16(), code.as_str()) {
-            (410, _) | (_, "document_gone") => CatalogError::Gone(DocumentId(0)),
-            (409, _) | (_, "model_mismatch") => CatalogError::ModelMismatch(message),
-            (_, "vector_index_unavailable") => CatalogError::IndexUnavailable(message),
-            (s, _) if s >= 500 => {
-                CatalogError::Unavailable(format!("{}: {status}: {message}", self.base))
-            }
-            _ => CatalogError::Failed(format!("{}: {status}: {message}", self.base)),
-        })
+        Err(refusal(&self.base, status, &code, message))
+    }
+}
+
+/// The catalog error a refusal of the main server's stands for, by status and stable code.
+fn refusal(base: &str, status: reqwest::StatusCode, code: &str, message: String) -> CatalogError {
+    match (status.as_u16(), code) {
+        (410, _) | (_, "document_gone") => CatalogError::Gone(DocumentId(0)),
+        (409, _) | (_, "model_mismatch") => CatalogError::ModelMismatch(message),
+        (_, "vector_index_unavailable") => CatalogError::IndexUnavailable(message),
+        (s, _) if s >= 500 => CatalogError::Unavailable(format!("{base}: {status}: {message}")),
+        _ => CatalogError::Failed(format!("{base}: {status}: {message}")),
     }
 }
 
@@ -171,5 +174,25 @@ impl JobSource for MainServer {
     ) -> Result<(), CatalogError> {
         let body = json!({"user": user, "document": id, "code": code, "message": message});
         self.post("give-up", &body).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode as S;
+
+    #[test]
+    fn refusals_map_by_status_and_code() {
+        let r = |status, code: &str| refusal("http://main", status, code, "why".into());
+        assert_eq!(r(S::GONE, ""), CatalogError::Gone(DocumentId(0)));
+        assert_eq!(r(S::CONFLICT, "model_mismatch"), CatalogError::ModelMismatch("why".into()));
+        // The main server's vector index is down: the worker waits, uncounted.
+        assert_eq!(
+            r(S::SERVICE_UNAVAILABLE, "vector_index_unavailable"),
+            CatalogError::IndexUnavailable("why".into())
+        );
+        assert!(matches!(r(S::BAD_GATEWAY, ""), CatalogError::Unavailable(_)));
+        assert!(matches!(r(S::BAD_REQUEST, "invalid_request"), CatalogError::Failed(_)));
     }
 }
