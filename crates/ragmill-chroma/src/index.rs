@@ -327,7 +327,9 @@ impl VectorIndex for ChromaIndex {
         which: Retire,
     ) -> Result<(), IndexError> {
         let filter = match which {
-            Retire::All => json!({"document": document.0}),
+            Retire::Through(g) => {
+                json!({"$and": [{"document": document.0}, {"generation": {"$lte": g}}]})
+            }
             Retire::Generation(g) => json!({"$and": [{"document": document.0}, {"generation": g}]}),
         };
         self.on_existing(user, (), |c| self.delete_where(c, &filter)).await

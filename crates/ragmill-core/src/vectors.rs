@@ -42,8 +42,9 @@ pub struct VectorHit {
 /// What [`VectorIndex::retire`] forgets of a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Retire {
-    /// Every generation (the document is deleted).
-    All,
+    /// Every generation up to and including this one (the document was deleted when this was
+    /// the newest generation handed out: a later document given the same id is spared).
+    Through(u64),
     /// This generation only (an older version, or one written and never switched to).
     Generation(u64),
 }

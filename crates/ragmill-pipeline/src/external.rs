@@ -21,7 +21,7 @@ use std::sync::Arc;
 use ragmill_core::{
     CatalogError, DocumentId, IndexError, IndexedChunk, Retire, UserId, VectorHit, VectorIndex,
 };
-use ragmill_store::{Store, StoreError};
+use ragmill_store::{Garbage, Store, StoreError};
 use serde::Serialize;
 
 use crate::catalog::on_store;
@@ -133,12 +133,14 @@ impl Vectors {
                 return Ok(retired);
             }
             for row in rows {
-                match (row.document, row.generation) {
-                    (None, _) => self.index.remove_user(row.user).await?,
-                    (Some(d), None) => self.index.retire(row.user, d, Retire::All).await?,
-                    (Some(d), Some(g)) => {
+                match (row.document, row.what) {
+                    (Some(d), Garbage::Generation(g)) => {
                         self.index.retire(row.user, d, Retire::Generation(g)).await?
                     }
+                    (Some(d), Garbage::Through(g)) => {
+                        self.index.retire(row.user, d, Retire::Through(g)).await?
+                    }
+                    _ => self.index.remove_user(row.user).await?,
                 }
                 self.on_store(move |s| s.clear_vector_garbage(&[row.id]))
                     .await
@@ -195,9 +197,11 @@ impl Vectors {
             report.retired += 1;
             return Ok(report);
         }
+        // What the index holds first, then what the store names: a generation written before
+        // the inventory was staged before it too, so the store read after knows it.
+        let held = self.index.inventory(user).await?;
         let states =
             self.on_store(move |s| s.user(user).vector_states()).await.map_err(store_failed)?;
-        let held = self.index.inventory(user).await?;
         let mut held_by: HashMap<(DocumentId, u64), u32> = HashMap::new();
         for v in &held {
             held_by.insert((v.document, v.generation), v.chunks);
@@ -210,7 +214,9 @@ impl Vectors {
             if !keep {
                 let which = match by_doc.get(&v.document) {
                     Some(_) => Retire::Generation(v.generation),
-                    None => Retire::All,
+                    // Gone from the store: every generation the index showed, not one a new
+                    // document given the same id may have written since.
+                    None => Retire::Through(v.generation),
                 };
                 self.index.retire(user, v.document, which).await?;
                 report.retired += 1;

@@ -159,12 +159,18 @@ async fn run(ops: Vec<Op>, chroma: Option<String>) {
         }
         for (words_of, mode) in (0..USERS).flat_map(|w| MODES.map(|m| (w, m))) {
             let query = json!({"query": canary(words_of), "top_k": 50, "mode": mode});
-            let (_, found) = app.send("POST", key, "/v1/search", query).await;
-            only_mine(u, &found, "a final search");
-            let hits = found["results"].as_array().map_or(0, Vec::len);
-            if words_of == u && !owned[u].is_empty() {
-                assert!(hits > 0, "user {u} finds their own documents ({mode})");
-            }
+            // A document's row reads ready at its commit; its vectors join the live index a
+            // moment later (its Ready event is sent after that): allow that moment.
+            let found = loop {
+                let (_, found) = app.send("POST", key, "/v1/search", query.clone()).await;
+                only_mine(u, &found, "a final search");
+                let hits = found["results"].as_array().map_or(0, Vec::len);
+                if hits > 0 || words_of != u || owned[u].is_empty() {
+                    break found;
+                }
+                assert!(Instant::now() < deadline, "user {u} finds their own documents ({mode})");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
             if mode == "keyword" {
                 // The canary is the only word: a keyword search finds exactly its owner's notes.
                 let want = if words_of == u { owned[u].len() } else { 0 };

@@ -48,7 +48,7 @@ pub use indexes::{IndexSettings, IndexStats};
 pub use keys::{Account, UserSummary};
 pub use ragmill_core::{DocumentId, UserId};
 pub use search::{Nearest, Scores, SearchHit};
-pub use vectors::{VectorGarbage, VectorState};
+pub use vectors::{Garbage, VectorGarbage, VectorState};
 
 /// The embedded store. Share it behind an `Arc`; all methods take `&self`.
 pub struct Store {

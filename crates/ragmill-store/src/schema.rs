@@ -73,8 +73,9 @@ const ADMINS: &str = "ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAUL
 /// `vector_gen` is the generation its current version's vectors were written under there (NULL:
 /// not there); `staged_gen`/`staged_hash` name a generation being written for a version not yet
 /// stored, so a retried job writes the same ids. `vector_garbage` lists what the external index
-/// still holds and must forget: one generation of a document, every generation of it (NULL
-/// generation), or a user's whole collection (NULL document); rows are written in the
+/// still holds and must forget: one generation of a document, every generation of it up to
+/// `through` (a deleted document: a later one given its id is spared), or a user's whole
+/// collection (NULL document); rows are written in the
 /// transaction that makes the vectors stale and deleted once the index forgot them. `meta`
 /// keeps counters that must never go back: generations, and user ids (a collection is named by
 /// its owner's id, so an id is never given to a second user).
@@ -86,7 +87,8 @@ CREATE TABLE vector_garbage (
     id          INTEGER PRIMARY KEY,
     user_id     INTEGER NOT NULL,
     document_id INTEGER,
-    generation  INTEGER
+    generation  INTEGER,
+    through     INTEGER
 );
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO meta (key, value) VALUES

@@ -33,8 +33,19 @@ pub struct VectorGarbage {
     pub user: UserId,
     /// The document; `None`: the user's whole collection.
     pub document: Option<DocumentId>,
-    /// The generation; `None`: every generation of the document.
-    pub generation: Option<u64>,
+    /// What to forget of the document.
+    pub what: Garbage,
+}
+
+/// What of a document an external index must forget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Garbage {
+    /// The user's whole collection (the row names no document).
+    Collection,
+    /// One generation.
+    Generation(u64),
+    /// Every generation up to this one (the document was deleted).
+    Through(u64),
 }
 
 /// One document's vector bookkeeping, for reconciling the index with the store.
@@ -78,6 +89,20 @@ fn add_garbage(
     Ok(())
 }
 
+/// Every generation of `document` handed out so far is garbage.
+fn add_garbage_through(
+    tx: &Transaction<'_>,
+    user: UserId,
+    document: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO vector_garbage (user_id, document_id, through)
+         VALUES (?1, ?2, (SELECT value FROM meta WHERE key = 'last_generation'))",
+        params![user.0, document],
+    )?;
+    Ok(())
+}
+
 /// Inside the deletion of `user`: their whole collection becomes garbage if the index ever
 /// got anything of theirs (finer rows of theirs are superseded).
 pub(crate) fn forget_user(tx: &Transaction<'_>, user: UserId) -> Result<(), StoreError> {
@@ -111,7 +136,7 @@ pub(crate) fn forget_document(
         )
         .optional()?;
     if indexed == Some(true) {
-        add_garbage(tx, user, Some(id.0), None)?;
+        add_garbage_through(tx, user, id.0)?;
     }
     Ok(())
 }
@@ -311,15 +336,16 @@ impl Store {
     pub fn vector_garbage(&self, limit: usize) -> Result<Vec<VectorGarbage>, StoreError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare(
-            "SELECT id, user_id, document_id, generation FROM vector_garbage ORDER BY id LIMIT ?1",
+            "SELECT id, user_id, document_id, generation, through FROM vector_garbage ORDER BY id LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit as i64], |r| {
-            Ok(VectorGarbage {
-                id: r.get(0)?,
-                user: UserId(r.get(1)?),
-                document: r.get::<_, Option<i64>>(2)?.map(DocumentId),
-                generation: to_gen(r.get(3)?),
-            })
+            let document = r.get::<_, Option<i64>>(2)?.map(DocumentId);
+            let what = match (document, to_gen(r.get(3)?), to_gen(r.get(4)?)) {
+                (None, _, _) => Garbage::Collection,
+                (Some(_), Some(g), _) => Garbage::Generation(g),
+                (Some(_), None, through) => Garbage::Through(through.unwrap_or(0)),
+            };
+            Ok(VectorGarbage { id: r.get(0)?, user: UserId(r.get(1)?), document, what })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{MODEL, chunk, doc, open, put, unit};
 use ragmill_core::ContentHash;
-use ragmill_store::{NewChunk, NewDocument, StoreError, UserStore, VectorGarbage};
+use ragmill_store::{Garbage, NewChunk, NewDocument, StoreError, UserStore, VectorGarbage};
 
 /// Stores `texts` as version `content` of `name` with its vectors under `generation`.
 fn put_at(
@@ -26,12 +26,12 @@ fn put_at(
     u.replace_document_at(&d, &new, MODEL, 3, generation)
 }
 
-fn garbage(store: &ragmill_store::Store) -> Vec<(Option<i64>, Option<u64>)> {
+fn garbage(store: &ragmill_store::Store) -> Vec<(Option<i64>, Garbage)> {
     store
         .vector_garbage(100)
         .expect("garbage")
         .into_iter()
-        .map(|VectorGarbage { document, generation, .. }| (document.map(|d| d.0), generation))
+        .map(|VectorGarbage { document, what, .. }| (document.map(|d| d.0), what))
         .collect()
 }
 
@@ -55,7 +55,11 @@ fn a_version_switches_generations_and_lists_the_old_one_as_garbage() {
     assert!(g2 > g1, "generations only grow");
     put_at(&u, id, "a.md", "v2", g2).expect("switch to g2");
     assert_eq!(u.vector_generations(&[id]).expect("gens").get(&id), Some(&g2));
-    assert_eq!(garbage(&store), vec![(Some(id.0), Some(g1))], "the old generation is garbage");
+    assert_eq!(
+        garbage(&store),
+        vec![(Some(id.0), Garbage::Generation(g1))],
+        "the old generation is garbage"
+    );
     let rows: Vec<i64> = store.vector_garbage(10).expect("rows").iter().map(|g| g.id).collect();
     store.clear_vector_garbage(&rows).expect("clear");
     assert!(garbage(&store).is_empty());
@@ -63,7 +67,11 @@ fn a_version_switches_generations_and_lists_the_old_one_as_garbage() {
     // A generation that is no longer the staged one cannot be switched to.
     let g3 = u.stage_vectors(id, ContentHash::of(b"v3")).expect("stage v3");
     let g4 = u.stage_vectors(id, ContentHash::of(b"v4")).expect("stage v4 over v3");
-    assert_eq!(garbage(&store), vec![(Some(id.0), Some(g3))], "the abandoned staging");
+    assert_eq!(
+        garbage(&store),
+        vec![(Some(id.0), Garbage::Generation(g3))],
+        "the abandoned staging"
+    );
     let e = put_at(&u, id, "a.md", "v3", g3).expect_err("superseded");
     assert!(matches!(e, StoreError::VectorsSuperseded(d) if d == id), "{e}");
     put_at(&u, id, "a.md", "v4", g4).expect("the staged one goes through");
@@ -71,7 +79,7 @@ fn a_version_switches_generations_and_lists_the_old_one_as_garbage() {
     // An embedded write (no generation) makes the external copy stale.
     put(&store, "ann", "a.md", &["plain"], &[unit([0.0, 0.0, 1.0])]);
     assert_eq!(u.vector_generations(&[id]).expect("gens").get(&id), None);
-    assert!(garbage(&store).contains(&(Some(id.0), Some(g4))));
+    assert!(garbage(&store).contains(&(Some(id.0), Garbage::Generation(g4))));
     assert_eq!(store.unindexed(10).expect("unindexed"), vec![(user, id)]);
 }
 
@@ -83,25 +91,32 @@ fn deletions_and_failures_leave_garbage_for_the_index() {
     let u = store.user(user);
     let g = u.stage_vectors(id, ContentHash::of(b"v1")).expect("stage");
     u.mark_failed(id, "embedding_failed", "boom").expect("fail");
-    assert_eq!(garbage(&store), vec![(Some(id.0), Some(g))], "a failed version's staging");
+    assert_eq!(
+        garbage(&store),
+        vec![(Some(id.0), Garbage::Generation(g))],
+        "a failed version's staging"
+    );
 
     let g = u.stage_vectors(id, ContentHash::of(b"v2")).expect("stage");
     put_at(&u, id, "b.md", "v2", g).expect("switch");
     assert!(u.delete_document(id).expect("delete"));
-    assert!(garbage(&store).contains(&(Some(id.0), None)), "every generation of the document");
+    assert!(
+        garbage(&store).contains(&(Some(id.0), Garbage::Through(g))),
+        "every generation of the document handed out so far"
+    );
 
     // A deleted user's whole collection goes, superseding their finer rows.
     let id = put(&store, "bob", "c.md", &["one"], &[unit([1.0, 0.0, 0.0])]);
     let g = u.stage_vectors(id, ContentHash::of(b"v1")).expect("stage");
     put_at(&u, id, "c.md", "v1", g).expect("switch");
     assert!(store.delete_user(user).expect("delete user"));
-    assert_eq!(garbage(&store), vec![(None, None)]);
+    assert_eq!(garbage(&store), vec![(None, Garbage::Collection)]);
 
     // A user the index never saw leaves nothing.
     put(&store, "cid", "d.md", &["one"], &[unit([1.0, 0.0, 0.0])]);
     let cid = store.find_user("cid").expect("find").expect("cid");
     store.delete_user(cid).expect("delete");
-    assert_eq!(garbage(&store), vec![(None, None)]);
+    assert_eq!(garbage(&store), vec![(None, Garbage::Collection)]);
 }
 
 #[test]
@@ -125,7 +140,7 @@ fn copying_a_stored_version_yields_to_a_newer_one() {
     let copy = u.stage_stored_vectors(id).expect("copy").expect("a generation");
     let job = u.stage_vectors(id, ContentHash::of(b"v3")).expect("job takes over");
     assert!(!u.adopt_vectors(id, copy).expect("adopt"), "the copy lost");
-    assert!(garbage(&store).contains(&(Some(id.0), Some(copy))));
+    assert!(garbage(&store).contains(&(Some(id.0), Garbage::Generation(copy))));
     put_at(&u, id, "d.md", "v3", job).expect("the job's goes through");
 }
 

@@ -153,7 +153,7 @@ async fn slow_or_absent_servers_are_unavailable() {
         ChromaConfig { timeout: Duration::from_millis(300), ..ChromaConfig::new(&fake.url) };
     let index = ChromaIndex::connect(config).await.expect("connects");
     *lock(&fake.state.reply) = (200, "{}".into(), Duration::from_secs(2));
-    let slow = index.retire(UserId(1), DocumentId(1), ragmill_core::Retire::All).await;
+    let slow = index.retire(UserId(1), DocumentId(1), ragmill_core::Retire::Through(1)).await;
     assert!(
         matches!(&slow, Err(IndexError::Unavailable(m)) if m.contains("within 300 ms")),
         "{slow:?}"

@@ -90,11 +90,17 @@ async fn generations_are_kept_apart_and_retired(index: &ChromaIndex) {
     assert_eq!(named(&search(index, 3, 5, None).await), vec![(1, 1, 0), (1, 2, 0), (2, 1, 0)]);
     index.retire(user, DocumentId(1), Retire::Generation(1)).await.expect("retire 1");
     assert_eq!(named(&search(index, 3, 5, None).await), vec![(1, 2, 0), (2, 1, 0)]);
-    index.retire(user, DocumentId(1), Retire::All).await.expect("retire all");
+    index.write(user, DocumentId(1), 3, chunks(&[E1])).await.expect("write 3");
+    index.retire(user, DocumentId(1), Retire::Through(2)).await.expect("retire through 2");
+    assert_eq!(named(&search(index, 3, 5, None).await), vec![(1, 3, 0), (2, 1, 0)], "3 is spared");
+    index.retire(user, DocumentId(1), Retire::Through(3)).await.expect("retire through 3");
     assert_eq!(named(&search(index, 3, 5, None).await), vec![(2, 1, 0)]);
     // Nothing to retire, or no collection at all: fine.
-    index.retire(user, DocumentId(1), Retire::All).await.expect("retire again");
-    index.retire(UserId(3_000), DocumentId(1), Retire::All).await.expect("no collection");
+    index.retire(user, DocumentId(1), Retire::Through(u64::MAX >> 1)).await.expect("retire again");
+    index
+        .retire(UserId(3_000), DocumentId(1), Retire::Through(u64::MAX >> 1))
+        .await
+        .expect("no collection");
 }
 
 async fn a_documents_filter_is_honoured(index: &ChromaIndex) {
