@@ -43,23 +43,15 @@ impl Reporter {
         Arc::new(move |i, p| me.update(i, p))
     }
 
+    /// A document's stage while in flight. Final stages are ignored: a document's end is
+    /// reported by [`Reporter::finished`], which knows whether it was found unchanged.
     fn update(&self, i: usize, p: &Progress) {
         let name = self.names.get(i).map_or("?", String::as_str);
-        let Some(bars) = &self.bars else {
-            if p.stage.is_final() {
-                eprintln!("{name}: {}", p.stage.as_str());
-            }
-            return;
-        };
-        let Ok(mut live) = bars.live.lock() else { return };
         if p.stage.is_final() {
-            if let Some(bar) = live.remove(&i) {
-                bar.finish_and_clear();
-                bars.multi.remove(&bar);
-            }
-            bars.overall.inc(1);
             return;
         }
+        let Some(bars) = &self.bars else { return };
+        let Ok(mut live) = bars.live.lock() else { return };
         let bar = live.entry(i).or_insert_with(|| {
             let bar = bars.multi.insert_before(&bars.overall, ProgressBar::new(1));
             bar.set_style(
@@ -76,6 +68,23 @@ impl Reporter {
             bar.set_length(p.total as u64);
             bar.set_position(p.done as u64);
         }
+    }
+
+    /// Document `i` is done, as `state` (`ready`, `unchanged` or `failed`): a line
+    /// `name: state` without a terminal; on one, its bar goes and the overall bar moves on.
+    pub fn finished(&self, i: usize, state: &str) {
+        let name = self.names.get(i).map_or("?", String::as_str);
+        let Some(bars) = &self.bars else {
+            eprintln!("{name}: {state}");
+            return;
+        };
+        if let Ok(mut live) = bars.live.lock()
+            && let Some(bar) = live.remove(&i)
+        {
+            bar.finish_and_clear();
+            bars.multi.remove(&bar);
+        }
+        bars.overall.inc(1);
     }
 
     /// Prints a line without tearing the bars.

@@ -54,6 +54,8 @@ fn ingest_the_samples_then_search_each_format() {
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary = json(&out);
+    let lines = String::from_utf8_lossy(&out.stderr);
+    assert!(lines.contains("home-espresso.txt: ready"), "one line per file: {lines}");
     assert_eq!(summary["documents"], 7);
     assert_eq!(summary["ingested"], 7);
     assert_eq!(summary["failed"], 0);
@@ -102,6 +104,10 @@ fn ingest_the_samples_then_search_each_format() {
         (Some(7), Some(0)),
         "{again}"
     );
+    // Each file's line says so too, as the summary does.
+    let lines = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(lines.matches(": unchanged").count(), 7, "{lines}");
+    assert!(!lines.contains(": ready"), "{lines}");
 
     // Another user sees none of it.
     let out = ragmill(
@@ -366,6 +372,40 @@ fn users_get_keys_shown_once_and_revocable() {
     assert_eq!(list["users"][0]["active_keys"], 0);
     let out = ragmill(data.path(), &["users", "revoke", "nobody"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The embedding flags are global (accepted anywhere, one set of variables and one file), but
+/// listed only by the commands that embed.
+#[test]
+fn help_lists_embedding_flags_only_where_they_matter() {
+    let data = tempfile::tempdir().expect("tmp");
+    let help = |args: &[&str]| {
+        let out = ragmill(data.path(), args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for args in
+        [&["users", "add", "--help"][..], &["users", "--help"], &["vectors", "sync", "--help"]]
+    {
+        let text = help(args);
+        assert!(!text.contains("--embed-endpoint"), "{args:?}:\n{text}");
+        assert!(!text.contains("--precision"), "{args:?}:\n{text}");
+    }
+    let text = help(&["bench", "embed", "--help"]);
+    assert!(!text.contains("--embed-endpoint") && text.contains("--precision"), "{text}");
+    let text = help(&["ingest", "--help"]);
+    assert!(text.contains("--embed-endpoint") && text.contains("--model-dir"), "{text}");
+    // Still accepted (and ignored) where hidden, before or after the subcommand, and from the
+    // environment.
+    let out = Command::new(env!("CARGO_BIN_EXE_ragmill"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--embed-backend", "ollama", "users", "add", "dora", "--embed-model", "m", "--json"])
+        .env("RAGMILL_EMBED_ENDPOINTS", "http://127.0.0.1:9")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&out)["user"], "dora");
 }
 
 /// Chunks made from one sample under the given config file, environment and flags.

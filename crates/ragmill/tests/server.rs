@@ -727,20 +727,33 @@ async fn ingest_with_server_sends_chunks_that_the_server_embeds_and_stores() {
         "{hits}"
     );
 
-    // Again: unchanged, nothing re-embedded. A wrong key: every file fails, with the reason.
+    // Again: unchanged, nothing re-embedded, and each file's line says so.
+    let out = run(&key);
     let again: Value = serde_json::from_slice(
-        run(&key).stdout.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap_or(b""),
+        out.stdout.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap_or(b""),
     )
     .expect("json");
     assert_eq!(again["unchanged"], json!(files), "{again}");
+    let lines = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(lines.matches(": unchanged").count() as u64, files, "{lines}");
+
+    // A wrong key fails the run once, before anything is extracted or sent: one line, exit 2.
     let bad = run("rmk_nope_nope");
-    assert!(!bad.status.success());
-    let bad: Value = serde_json::from_slice(
-        bad.stdout.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap_or(b""),
-    )
-    .expect("json");
-    assert_eq!(bad["failed"], json!(files), "{bad}");
-    assert_eq!(bad["failures"][0]["code"], "unauthorized", "{bad}");
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(bad.stdout.is_empty(), "no per-file summary: {}", String::from_utf8_lossy(&bad.stdout));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("refused the API key"), "{err}");
+    assert!(!err.contains(": failed"), "no per-file lines: {err}");
+    // Another user's key would put the documents in their collection: refused the same way.
+    let dave = add_user(data.path(), "dave");
+    let wrong = run(&dave);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("belongs to user \"dave\""));
+    // Nothing reached the server from either.
+    let (_, docs) = get_json(&server, &dave, "/v1/documents").await;
+    assert_eq!(docs["documents"].as_array().map(Vec::len), Some(0), "{docs}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,16 +1,19 @@
 //! `ragmill ingest`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use ragmill_core::Progress;
 use ragmill_pipeline::{Input, Source};
 use serde_json::json;
 
 use crate::Status;
 use crate::app;
 use crate::cli::{Global, IngestArgs};
-use crate::commands::ingest_remote::{Outcome, Remote, summarise};
+use crate::commands::ingest_remote::{Outcome, Remote, state, summarise};
 use crate::commands::print_json;
 use crate::progress::Reporter;
 
@@ -32,20 +35,24 @@ pub async fn run(g: &Global, args: IngestArgs) -> Result<Status> {
 
     let started = Instant::now();
     let reporter = Reporter::new(inputs.iter().map(|i| i.name.clone()).collect());
-    let outcomes = pipeline.ingest(user, inputs, reporter.callback()).await;
-    reporter.finish();
-    let outcomes: Vec<(String, Outcome)> = outcomes
-        .into_iter()
-        .map(|(name, outcome)| {
-            let outcome = outcome
+    let progress = reporter.callback();
+    let pipeline = &pipeline;
+    let outcomes = each(inputs, args.chunking.parallel, &reporter, |i, input| {
+        let progress = Arc::clone(&progress);
+        async move {
+            let report = move |p: Progress| progress(i, &p);
+            pipeline
+                .ingest_one(user, input, &report)
+                .await
                 .map(|ok| {
                     json!({"chunks": ok.chunks, "embedded": ok.embedded,
                            "cache_hits": ok.cache_hits, "unchanged": ok.unchanged})
                 })
-                .map_err(|e| (e.code().to_owned(), e.to_string()));
-            (name, outcome)
-        })
-        .collect();
+                .map_err(|e| (e.code().to_owned(), e.to_string()))
+        }
+    })
+    .await;
+    reporter.finish();
     let extra = json!({"user": args.user, "batches": pipeline.batcher_stats().batches});
     Ok(report(g, &reporter, &outcomes, started.elapsed().as_secs_f64(), extra, ""))
 }
@@ -54,13 +61,50 @@ pub async fn run(g: &Global, args: IngestArgs) -> Result<Status> {
 async fn remote(g: &Global, args: IngestArgs, url: &str, inputs: Vec<Input>) -> Result<Status> {
     let key = args.api_key.as_deref().unwrap_or_default();
     let client = Remote::new(g, url, key, args.chunking)?;
+    client.check_key(&args.user).await?;
     let started = Instant::now();
     let reporter = Reporter::new(inputs.iter().map(|i| i.name.clone()).collect());
-    let outcomes = client.ingest(inputs, args.chunking.parallel, reporter.callback()).await;
+    let progress = reporter.callback();
+    let client = &client;
+    let outcomes = each(inputs, args.chunking.parallel, &reporter, |i, input| {
+        let progress = Arc::clone(&progress);
+        async move {
+            let report = move |p: Progress| progress(i, &p);
+            client.one(input, &report).await
+        }
+    })
+    .await;
     reporter.finish();
     let extra = json!({"user": args.user, "server": url});
     let seconds = started.elapsed().as_secs_f64();
     Ok(report(g, &reporter, &outcomes, seconds, extra, &format!(" sent to {url}")))
+}
+
+/// Runs `one` on every input, `parallel` at a time, telling `reporter` how each ended as it
+/// ends (ready, unchanged or failed); the outcomes come back in input order.
+async fn each<F, Fut>(
+    inputs: Vec<Input>,
+    parallel: usize,
+    reporter: &Reporter,
+    one: F,
+) -> Vec<(String, Outcome)>
+where
+    F: Fn(usize, Input) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    let jobs = inputs.into_iter().enumerate().map(|(i, input)| {
+        let name = input.name.clone();
+        let job = one(i, input);
+        async move {
+            let outcome = job.await;
+            reporter.finished(i, state(&outcome));
+            (i, name, outcome)
+        }
+    });
+    let mut done: Vec<(usize, String, Outcome)> =
+        futures::stream::iter(jobs).buffer_unordered(parallel.max(1)).collect().await;
+    done.sort_by_key(|(i, _, _)| *i);
+    done.into_iter().map(|(_, name, outcome)| (name, outcome)).collect()
 }
 
 /// Prints the run's summary (JSON with `--json`: `extra`'s fields and the counts) and lists

@@ -9,8 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use futures::StreamExt;
+use anyhow::{Context, Result, bail};
 use ragmill_chunk::{Chunker, ChunkerConfig};
 use ragmill_core::{ContentHash, Progress, Stage};
 use ragmill_embed::ModelDir;
@@ -61,36 +60,48 @@ impl Remote {
         })
     }
 
-    /// Sends `inputs`, `parallel` at a time, reporting progress by input index.
-    pub async fn ingest(
-        &self,
-        inputs: Vec<Input>,
-        parallel: usize,
-        progress: ragmill_pipeline::ProgressFn,
-    ) -> Vec<(String, Outcome)> {
-        let jobs = inputs.into_iter().enumerate().map(|(i, input)| {
-            let progress = Arc::clone(&progress);
-            async move {
-                let report = |p: Progress| progress(i, &p);
-                let name = input.name.clone();
-                let outcome = self.one(input, &report).await;
-                match &outcome {
-                    Ok(v) => {
-                        let n = v["chunks"].as_u64().unwrap_or(0) as usize;
-                        report(Progress { stage: Stage::Ready, done: n, total: n });
-                    }
-                    Err(_) => report(Progress { stage: Stage::Failed, done: 0, total: 0 }),
-                }
-                (i, name, outcome)
-            }
-        });
-        let mut done: Vec<(usize, String, Outcome)> =
-            futures::stream::iter(jobs).buffer_unordered(parallel.max(1)).collect().await;
-        done.sort_by_key(|(i, _, _)| *i);
-        done.into_iter().map(|(_, name, outcome)| (name, outcome)).collect()
+    /// Asks the server who the key belongs to (`GET /v1/me`) before anything is sent, so that
+    /// a wrong key, a wrong URL or a key of another user fails the run once, with one clear
+    /// line, instead of once per file. A server without `/v1/me` (404) is let through.
+    pub async fn check_key(&self, user: &str) -> Result<()> {
+        let response = self
+            .http
+            .get(format!("{}/v1/me", self.url))
+            .bearer_auth(&self.key)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.url))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        match status.as_u16() {
+            200 => {}
+            401 | 403 => bail!(
+                "the server at {} refused the API key (HTTP {status}{}): check --api-key \
+                 (RAGMILL_API_KEY); nothing was sent",
+                self.url,
+                value["error"]["message"].as_str().map(|m| format!(": {m}")).unwrap_or_default()
+            ),
+            404 => return Ok(()),
+            _ => bail!(
+                "the server at {} answered HTTP {status} when asked who the API key belongs to{}",
+                self.url,
+                value["error"]["message"].as_str().map(|m| format!(": {m}")).unwrap_or_default()
+            ),
+        }
+        match value["user"].as_str() {
+            Some(owner) if owner != user.trim() => bail!(
+                "the API key belongs to user {owner:?} on {}, not {user:?}: the documents would \
+                 go to {owner:?}'s collection; nothing was sent",
+                self.url
+            ),
+            _ => Ok(()),
+        }
     }
 
-    async fn one(&self, input: Input, progress: &(dyn Fn(Progress) + Sync)) -> Outcome {
+    /// Extracts and chunks one input here and sends its chunks, reporting its stages (the
+    /// end is the caller's to report).
+    pub async fn one(&self, input: Input, progress: &(dyn Fn(Progress) + Sync)) -> Outcome {
         let fail = |code: &str, message: String| (code.to_owned(), message);
         let bytes = match &input.source {
             Source::Path(p) => {
@@ -136,6 +147,15 @@ impl Remote {
             .as_str()
             .map_or_else(|| format!("HTTP {status}"), str::to_owned);
         Err(fail(code, message))
+    }
+}
+
+/// How a document ended: `ready`, `unchanged` or `failed`.
+pub fn state(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Ok(v) if v["unchanged"].as_bool() == Some(true) => "unchanged",
+        Ok(_) => "ready",
+        Err(_) => "failed",
     }
 }
 
