@@ -160,6 +160,10 @@ pub trait JobSource: Send + Sync {
     async fn original(&self, hash: ContentHash, limit: u64) -> Result<Vec<u8>, CatalogError>;
     /// The document waits for a retry.
     async fn requeued(&self, user: UserId, id: DocumentId) -> Result<(), CatalogError>;
+    /// Whether the document is still to be processed by the job that began it: false once it
+    /// was cancelled, deleted, or queued again (uploaded anew or re-processed). A worker asks
+    /// about twice a second and stops the work when it is not.
+    async fn wanted(&self, user: UserId, id: DocumentId) -> Result<bool, CatalogError>;
     /// The document's job was given up on with `code` and `message`.
     async fn give_up(
         &self,

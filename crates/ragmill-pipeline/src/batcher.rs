@@ -98,9 +98,9 @@ impl Queue {
     /// others.
     fn take(&mut self, config: BatchConfig) -> (Vec<(ContentHash, String)>, bool) {
         if self.urgent.is_empty() {
-            (take_batch(&mut self.normal, &self.waiters, config), false)
+            (take_batch(&mut self.normal, &mut self.waiters, config), false)
         } else {
-            (take_batch(&mut self.urgent, &self.waiters, config), true)
+            (take_batch(&mut self.urgent, &mut self.waiters, config), true)
         }
     }
 }
@@ -289,11 +289,12 @@ async fn run(
     }
 }
 
-/// Takes texts off the front of the queue up to the batch limits, skipping texts whose every
-/// waiter has gone away.
+/// Takes texts off the front of the queue up to the batch limits, dropping texts whose every
+/// waiter has gone away (a cancelled document's), waiters and all: the same text submitted
+/// again later is queued afresh, not joined to a text no longer queued.
 fn take_batch(
     queue: &mut VecDeque<Entry>,
-    waiters: &Waiters,
+    waiters: &mut Waiters,
     config: BatchConfig,
 ) -> Vec<(ContentHash, String)> {
     let mut batch = Vec::new();
@@ -306,6 +307,7 @@ fn take_batch(
         }
         let Some((hash, text, t)) = queue.pop_front() else { break };
         if abandoned {
+            waiters.remove(&hash);
             continue;
         }
         tokens += t;
@@ -566,5 +568,11 @@ mod tests {
         drop(submit(&b, "gone", 1));
         keep.await.expect("reply").expect("vector");
         assert_eq!(rec.batches(), vec![vec!["keep"]]);
+        // The same text again (a cancelled document retried) is embedded, not joined to the
+        // abandoned one that is no longer queued.
+        let again = submit(&b, "gone", 1);
+        let got = tokio::time::timeout(Duration::from_secs(5), again).await;
+        got.expect("answered").expect("reply").expect("vector");
+        assert_eq!(rec.batches(), vec![vec!["keep"], vec!["gone"]]);
     }
 }

@@ -165,6 +165,10 @@ impl JobSource for MainServer {
         self.post("requeued", &json!({"user": user, "document": id})).await
     }
 
+    async fn wanted(&self, user: UserId, id: DocumentId) -> Result<bool, CatalogError> {
+        self.post("wanted", &json!({"user": user, "document": id})).await
+    }
+
     async fn give_up(
         &self,
         user: UserId,

@@ -38,7 +38,11 @@ impl JobSource for LocalJobs {
         let found = self
             .run(move |s| {
                 let was_available = s.user(user).rag_status()?.available;
-                let doc = s.user(user).document(id)?;
+                // A document that is neither waiting nor in processing (cancelled since its
+                // job was queued) is not begun: the job ends as if it were gone.
+                let doc = s.user(user).document(id)?.filter(|d| {
+                    matches!(d.state, DocumentState::Queued | DocumentState::Processing)
+                });
                 if doc.is_some() {
                     s.user(user).set_state(id, DocumentState::Processing)?;
                 }
@@ -68,6 +72,10 @@ impl JobSource for LocalJobs {
 
     async fn requeued(&self, user: UserId, id: DocumentId) -> Result<(), CatalogError> {
         self.run(move |s| s.user(user).set_state(id, DocumentState::Queued).map(|_| ())).await
+    }
+
+    async fn wanted(&self, user: UserId, id: DocumentId) -> Result<bool, CatalogError> {
+        self.run(move |s| s.user(user).is_processing(id)).await
     }
 
     async fn give_up(

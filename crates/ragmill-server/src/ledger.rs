@@ -108,6 +108,22 @@ impl Ledger {
         Ok(deleted)
     }
 
+    /// Cancels document `id`'s version waiting for or in processing: the store ends it failed
+    /// with `cancelled` (an older searchable version stays), then its queued job is dropped; a
+    /// worker processing it notices within half a second and drops the work. False if it was
+    /// neither waiting nor in processing.
+    pub async fn cancel(&self, user: UserId, id: DocumentId) -> Result<bool, ApiError> {
+        let store = Arc::clone(&self.store);
+        if !blocking(move || store.user(user).cancel_document(id)).await?? {
+            return Ok(false);
+        }
+        if let Err(e) = self.queue.cancel(user, id).await {
+            tracing::warn!(document = id.0, error = %e, "cancelled; its job stays until a worker drops it");
+        }
+        self.reporter.failed(user, id, "cancelled", "cancelled by the user");
+        Ok(true)
+    }
+
     /// Document `id`'s job was given up on with `code` and `message`: the document says so
     /// (an older searchable version stays ready and carries the error).
     pub async fn give_up(

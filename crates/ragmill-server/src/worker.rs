@@ -218,6 +218,9 @@ enum Outcome {
     Retry(IngestError),
     /// The vector index is down: wait for it (the attempt does not count).
     Wait(IngestError),
+    /// The document was cancelled, deleted or queued again while it was processed: the work
+    /// was dropped (nothing of it was written) and the job ends.
+    Unwanted,
     /// Failed for good; already recorded on the document.
     Failed(IngestError),
     /// Processing panicked; not yet recorded.
@@ -257,6 +260,9 @@ async fn process(state: &WorkerContext, lease: &Lease) {
         state.reporter.progress(user, id, Live { stage: Stage::Waiting, done: 0, total: 1 });
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
+        if let Ok(false) = state.jobs.wanted(user, id).await {
+            break Outcome::Unwanted;
+        }
     };
     drop(heartbeat);
 
@@ -273,6 +279,14 @@ async fn process(state: &WorkerContext, lease: &Lease) {
         }
         Outcome::Gone => {
             reporter.forget(user, id);
+            state.queue.complete(lease).await
+        }
+        Outcome::Unwanted => {
+            tracing::info!(document = id.0, "document no longer wanted; its work was dropped");
+            state.queue.complete(lease).await
+        }
+        // Cancelled (or deleted) while it failed: not worth another attempt.
+        Outcome::Retry(_) if matches!(state.jobs.wanted(user, id).await, Ok(false)) => {
             state.queue.complete(lease).await
         }
         Outcome::Failed(e) => {
@@ -332,6 +346,43 @@ async fn work(state: &WorkerContext, lease: &Lease) -> Outcome {
         Ok(None) => return Outcome::Gone,
         Err(e) => return Outcome::Retry(e.into()),
     };
+    until_unwanted(state, user, id, process_begun(state, user, id, begun)).await
+}
+
+/// How often a worker asks whether its document is still wanted.
+const WANTED_EVERY: Duration = Duration::from_millis(400);
+
+/// Runs `job` until it ends, or until its document is no longer wanted (cancelled, deleted,
+/// queued again): then the job is dropped, which stops it at once (its texts still queued for
+/// embedding are dropped by the batcher, and nothing of it was written: a version is stored
+/// in one transaction at the end).
+async fn until_unwanted(
+    state: &WorkerContext,
+    user: ragmill_core::UserId,
+    id: ragmill_core::DocumentId,
+    job: impl Future<Output = Outcome>,
+) -> Outcome {
+    let unwanted = async {
+        loop {
+            tokio::time::sleep(WANTED_EVERY).await;
+            if let Ok(false) = state.jobs.wanted(user, id).await {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        outcome = job => outcome,
+        () = unwanted => Outcome::Unwanted,
+    }
+}
+
+/// The work on a begun document.
+async fn process_begun(
+    state: &WorkerContext,
+    user: ragmill_core::UserId,
+    id: ragmill_core::DocumentId,
+    begun: ragmill_core::Begun,
+) -> Outcome {
     let reporter = &state.reporter;
     reporter.progress(user, id, Live { stage: Stage::Extracting, done: 0, total: 1 });
     let limit = state.pipeline.max_input_bytes();

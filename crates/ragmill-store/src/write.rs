@@ -1,7 +1,7 @@
 //! Storing a processed document version: its row, chunks, vectors and keyword rows in one
 //! transaction, then its block of vectors in the live index, in commit order.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::codec::vector_to_blob;
 use crate::{DocumentId, NewChunk, NewDocument, StoreError, UserStore, keyword, vectors};
@@ -126,5 +126,42 @@ impl UserStore<'_> {
             keyword::add_chunk(tx, self.user, row, &c.chunk.text)?;
         }
         Ok(id)
+    }
+}
+
+impl UserStore<'_> {
+    /// Cancels the version of document `id` waiting for or in processing: it ends failed with
+    /// code `cancelled` (an older searchable version stays ready and carries the error), and a
+    /// generation staged for it in an external index becomes garbage. `false` if the user has
+    /// no such document waiting or in processing (already ready, failed, or gone).
+    pub fn cancel_document(&self, id: DocumentId) -> Result<bool, StoreError> {
+        let mut conn = self.store.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE documents SET
+                 state = CASE WHEN chunk_count > 0 THEN 'ready' ELSE 'failed' END,
+                 error_code = 'cancelled', error_message = 'cancelled by the user', updated_at = ?1
+             WHERE id = ?2 AND user_id = ?3 AND state IN ('queued', 'processing')",
+            params![crate::codec::now_ms(), id.0, self.user.0],
+        )?;
+        if n > 0 {
+            vectors::unstage(&tx, self.user, id.0)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// Whether document `id` is being processed now (its state is `processing`): a worker
+    /// whose document was cancelled, deleted or uploaded again meanwhile stops.
+    pub fn is_processing(&self, id: DocumentId) -> Result<bool, StoreError> {
+        let conn = self.store.reader()?;
+        let state: Option<String> = conn
+            .query_row(
+                "SELECT state FROM documents WHERE id = ?1 AND user_id = ?2",
+                params![id.0, self.user.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(state.as_deref() == Some("processing"))
     }
 }

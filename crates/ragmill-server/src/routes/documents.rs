@@ -395,7 +395,7 @@ pub(crate) async fn find(
 const PENDING_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The user's documents queued or processing.
-async fn pending(state: &AppState, user: UserId) -> Result<u64, ApiError> {
+pub(crate) async fn pending(state: &AppState, user: UserId) -> Result<u64, ApiError> {
     let store = Arc::clone(&state.store);
     let totals = blocking(move || store.user(user).totals()).await??;
     Ok(totals.queued + totals.processing)
@@ -403,7 +403,7 @@ async fn pending(state: &AppState, user: UserId) -> Result<u64, ApiError> {
 
 /// 429 `too_many_pending` if `more` documents on top of the user's `pending` ones would pass
 /// the limit. (A soft limit: requests checked at the same moment may pass it together.)
-fn check_pending(state: &AppState, pending: u64, more: u64) -> Result<(), ApiError> {
+pub(crate) fn check_pending(state: &AppState, pending: u64, more: u64) -> Result<(), ApiError> {
     let max = state.config.max_pending_per_user;
     if pending.saturating_add(more) <= max {
         return Ok(());

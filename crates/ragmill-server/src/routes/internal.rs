@@ -162,6 +162,15 @@ pub async fn requeued(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /internal/v1/wanted`: whether the document is still to be processed (`true`/`false`).
+pub async fn wanted(
+    State(state): State<AppState>,
+    _: WorkerAuth,
+    Json(r): Json<DocumentRequest>,
+) -> Result<Json<bool>, ApiError> {
+    Ok(Json(state.jobs.wanted(r.user, r.document).await.map_err(catalog_error)?))
+}
+
 /// `POST /internal/v1/give-up`.
 pub async fn give_up(
     State(state): State<AppState>,

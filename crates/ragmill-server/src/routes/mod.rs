@@ -1,5 +1,6 @@
 //! The router: one module per resource; the embedding API (`crate::embeddings`) is merged in.
 
+pub mod batch;
 pub mod chat;
 pub mod chunked;
 pub mod documents;
@@ -47,6 +48,9 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/documents/{id}", get(documents::get).delete(documents::delete))
         .route("/v1/documents/{id}/reprocess", post(documents::reprocess))
+        .route("/v1/documents/{id}/cancel", post(batch::cancel_one))
+        .route("/v1/documents/cancel", post(batch::cancel_many))
+        .route("/v1/documents/retry", post(batch::retry_many))
         .route("/v1/documents/{id}/file", get(original::file))
         .route("/v1/search", post(search::search))
         .route("/v1/rag/status", get(search::rag_status))
@@ -66,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/internal/v1/fail", post(internal::fail))
         .route("/internal/v1/begin", post(internal::begin))
         .route("/internal/v1/requeued", post(internal::requeued))
+        .route("/internal/v1/wanted", post(internal::wanted))
         .route("/internal/v1/give-up", post(internal::give_up))
         .route("/internal/v1/originals/{hash}", get(internal::original))
         .layer(DefaultBodyLimit::max(upload_limit.max(512 << 20)));

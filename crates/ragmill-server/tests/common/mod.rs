@@ -33,6 +33,10 @@ pub struct WordHashEmbedder {
     info: Option<ModelInfo>,
     /// Makes `info()` panic (the pipeline calls it inside a worker's job).
     pub panic_on_info: AtomicBool,
+    /// Milliseconds each batch takes (0: none), to catch a document mid-embedding.
+    pub delay_ms: std::sync::atomic::AtomicU64,
+    /// Batches embedded so far.
+    pub batches: std::sync::atomic::AtomicUsize,
 }
 
 impl WordHashEmbedder {
@@ -47,6 +51,8 @@ impl WordHashEmbedder {
                 preferred_batch: 16,
             }),
             panic_on_info: AtomicBool::new(false),
+            delay_ms: std::sync::atomic::AtomicU64::new(0),
+            batches: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -71,6 +77,11 @@ impl Embedder for WordHashEmbedder {
     }
 
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        self.batches.fetch_add(1, Ordering::SeqCst);
         Ok(texts.iter().map(|t| Self::vector(t)).collect())
     }
 }
