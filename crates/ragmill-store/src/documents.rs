@@ -25,7 +25,8 @@ pub enum DocumentState {
 }
 
 impl DocumentState {
-    fn as_str(self) -> &'static str {
+    /// The stable lower-case name (`queued`, `processing`, `ready`, `failed`).
+    pub fn as_str(self) -> &'static str {
         match self {
             DocumentState::Queued => "queued",
             DocumentState::Processing => "processing",
@@ -168,10 +169,10 @@ pub struct NewChunk<'a> {
     pub vector: &'a [f32],
 }
 
-const DOC_COLUMNS: &str = "id, name, content_hash, kind, size, state, error_code, error_message, \
+pub(crate) const DOC_COLUMNS: &str = "id, name, content_hash, kind, size, state, error_code, error_message, \
                            chunk_count, model, timings, created_at, updated_at";
 
-fn document_from_row(row: &Row<'_>) -> rusqlite::Result<DocumentRecord> {
+pub(crate) fn document_from_row(row: &Row<'_>) -> rusqlite::Result<DocumentRecord> {
     let kind: Option<String> = row.get(3)?;
     let state: String = row.get(5)?;
     let code: Option<String> = row.get(6)?;

@@ -28,6 +28,7 @@ mod error;
 mod indexes;
 mod keys;
 mod keyword;
+mod listing;
 mod live;
 mod schema;
 mod search;
@@ -46,6 +47,7 @@ pub use documents::{
 pub use error::StoreError;
 pub use indexes::{IndexSettings, IndexStats};
 pub use keys::{Account, UserSummary};
+pub use listing::{DocumentQuery, SortBy};
 pub use ragmill_core::{DocumentId, UserId};
 pub use search::{Nearest, Scores, SearchHit};
 pub use vectors::{Garbage, VectorGarbage, VectorState};

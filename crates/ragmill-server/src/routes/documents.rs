@@ -19,6 +19,8 @@ use crate::error::{ApiError, ErrorResponse, blocking};
 use crate::openapi::{DocumentKindSchema, DocumentStateSchema, StageSchema};
 use crate::state::AppState;
 
+pub use super::listing::{__path_list, list};
+
 /// A document as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DocumentView {
@@ -108,11 +110,13 @@ impl DocumentView {
     }
 }
 
-/// `GET /v1/documents`: the user's documents, newest first.
+/// `GET /v1/documents`: a page of the user's documents.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DocumentList {
-    /// Newest first.
+    /// The page asked for (by default every document, newest first).
     pub documents: Vec<DocumentView>,
+    /// How many documents match the filters, over all pages.
+    pub total: u64,
 }
 
 /// A document version accepted for processing.
@@ -269,29 +273,6 @@ pub async fn upload(
         documents.push(AcceptedDocument { id, name, state: doc_state });
     }
     Ok((StatusCode::ACCEPTED, Json(UploadResponse { documents })))
-}
-
-/// `GET /v1/documents`: the user's documents, newest first.
-#[utoipa::path(
-    get,
-    path = "/v1/documents",
-    operation_id = "listDocuments",
-    summary = "List the user's documents, newest first",
-    tag = "documents",
-    responses(
-        (status = 200, description = "The user's documents, newest first", body = DocumentList),
-        (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
-        (status = 500, description = "Internal error", body = ErrorResponse),
-    ),
-    security(("bearer" = [])),
-)]
-pub async fn list(
-    State(state): State<AppState>,
-    Auth(user): Auth,
-) -> Result<Json<DocumentList>, ApiError> {
-    let store = Arc::clone(&state.store);
-    let docs = blocking(move || store.user(user).documents()).await??;
-    Ok(Json(DocumentList { documents: DocumentView::all(&state, user, &docs).await }))
 }
 
 /// `GET /v1/documents/{id}`.

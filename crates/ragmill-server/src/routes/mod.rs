@@ -6,6 +6,7 @@ pub mod chunked;
 pub mod documents;
 pub mod events;
 pub mod internal;
+pub mod listing;
 pub mod original;
 pub mod search;
 pub mod stats;
