@@ -23,6 +23,7 @@
 mod ann;
 mod cache;
 mod codec;
+mod conversations;
 mod documents;
 mod error;
 mod indexes;
@@ -40,6 +41,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use conversations::{ConversationSummary, NewMessage, SavedMessage, clean_title};
 pub use documents::{
     Accepted, DocumentRecord, DocumentState, DocumentTotals, NewChunk, NewDocument, RagStatus,
     Timings,

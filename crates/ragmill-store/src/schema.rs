@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE users (
@@ -96,6 +96,28 @@ INSERT INTO meta (key, value) VALUES
     ('last_generation', 0);
 ";
 
+/// Version 6: saved chat conversations, per user, with each answer's sources.
+const CONVERSATIONS: &str = "
+CREATE TABLE conversations (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    title       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX conversations_by_user ON conversations(user_id, updated_at);
+CREATE TABLE conversation_messages (
+    id              INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    role            TEXT NOT NULL,
+    content         TEXT NOT NULL,
+    sources         TEXT,
+    stopped         INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX conversation_messages_in_order ON conversation_messages(conversation_id, id);
+";
+
 /// Sets WAL mode and the pragmas every connection needs, and creates the schema if new.
 pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -110,7 +132,7 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
         // Version 4 (keyword tables) needs no statement for a new store: each user's table is
         // created with their first chunks.
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} {VECTOR_BOOKKEEPING} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} {VECTOR_BOOKKEEPING} {CONVERSATIONS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
         return Ok(());
     }
@@ -134,6 +156,9 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(&format!(
             "BEGIN; {VECTOR_BOOKKEEPING} PRAGMA user_version = 5; COMMIT;"
         ))?;
+    }
+    if version <= 5 {
+        conn.execute_batch(&format!("BEGIN; {CONVERSATIONS} PRAGMA user_version = 6; COMMIT;"))?;
     }
     Ok(())
 }

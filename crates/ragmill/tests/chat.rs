@@ -412,3 +412,99 @@ async fn chat_settings_layer_file_env_flags_and_bad_ones_are_one_line_errors() {
         assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
     }
 }
+
+/// `method path` with `key` and a JSON body: the status and the JSON answer.
+async fn call(server: &Serve, key: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let r = http()
+        .request(method, server.url(path))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conversations_keep_each_turn_with_its_sources_even_a_stopped_one() {
+    let data = tempfile::tempdir().expect("tmp");
+    let key = api_key(data.path(), "alice");
+    let other = api_key(data.path(), "bob");
+    let fake = FakeOllama::start(8).await.expect("stand-in");
+    let server = Serve::with_chat(data.path(), "ollama", &fake);
+    ready_document(&server, &key).await;
+
+    let (status, created) = call(&server, &key, "POST", "/v1/conversations", json!({})).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().expect("id");
+    let path = format!("/v1/conversations/{id}");
+    let body = json!({"messages": [{"role": "user", "content": QUESTION}], "rag": true, "top_k": 2, "conversation": id});
+    let events = Events::new(chat(&server, &key, &body).await).all().await;
+    let (sources, text, _) = answer(&events);
+
+    // The turn is saved once the answer ends: the question, then the answer and its sources.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let saved = loop {
+        let (_, saved) = get(&server, &key, &path).await;
+        if saved["history"].as_array().is_some_and(|h| h.len() == 2) {
+            break saved;
+        }
+        assert!(Instant::now() < deadline, "never saved: {saved}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(saved["title"], QUESTION, "named after its first question");
+    let history = saved["history"].as_array().expect("history");
+    assert_eq!(
+        (history[0]["role"].as_str(), history[0]["content"].as_str()),
+        (Some("user"), Some(QUESTION))
+    );
+    assert_eq!(history[1]["content"].as_str(), Some(text.as_str()));
+    assert_eq!(history[1]["sources"], Value::Array(sources));
+    assert_eq!(history[1]["stopped"], false);
+
+    // Stopped mid-answer (the client goes away): what came is kept, marked stopped.
+    fake.set_token_delay(Duration::from_millis(100));
+    let body =
+        json!({"messages": [{"role": "user", "content": "Tell me more"}], "conversation": id});
+    let mut events = Events::new(chat(&server, &key, &body).await);
+    for _ in 0..3 {
+        events.next().await.expect("an event");
+    }
+    drop(events);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let history = loop {
+        let (_, saved) = get(&server, &key, &path).await;
+        let history = saved["history"].as_array().cloned().unwrap_or_default();
+        if history.len() == 4 {
+            break history;
+        }
+        assert!(Instant::now() < deadline, "the stopped turn was never saved: {saved}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(history[3]["stopped"], true, "{history:?}");
+    let partial = history[3]["content"].as_str().expect("content");
+    assert!(
+        !partial.is_empty() && "Stand-in answer to: Tell me more.".starts_with(partial),
+        "{partial:?}"
+    );
+
+    // Another user's conversation does not exist for them, nor can they chat into it.
+    assert_eq!(get(&server, &other, &path).await.0, 404);
+    let body = json!({"messages": [{"role": "user", "content": "hi"}], "conversation": id});
+    assert_eq!(refused(&server, &other, &body).await.0, 404);
+
+    // Rename, list, delete.
+    let (status, renamed) =
+        call(&server, &key, "PATCH", &path, json!({"title": "Starter care"})).await;
+    assert_eq!(
+        (status, renamed["title"].as_str(), renamed["messages"].as_u64()),
+        (200, Some("Starter care"), Some(4))
+    );
+    assert_eq!(call(&server, &key, "PATCH", &path, json!({"title": "  "})).await.0, 400);
+    let (_, list) = get(&server, &key, "/v1/conversations").await;
+    assert_eq!(list["conversations"][0]["title"], "Starter care");
+    assert_eq!(get(&server, &other, "/v1/conversations").await.1["conversations"], json!([]));
+    assert_eq!(call(&server, &key, "DELETE", &path, Value::Null).await.0, 204);
+    assert_eq!(get(&server, &key, &path).await.0, 404);
+}

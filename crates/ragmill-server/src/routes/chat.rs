@@ -28,6 +28,7 @@ use crate::auth::Auth;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ErrorResponse, blocking};
 use crate::routes::ApiJson;
+use crate::routes::conversations::Recorder;
 use crate::state::AppState;
 
 /// Most messages in one request.
@@ -92,6 +93,9 @@ pub struct ChatRequest {
     /// `POST /v1/search`; default: the server's).
     #[schema(value_type = Option<String>, example = "hybrid")]
     pub mode: Option<String>,
+    /// Save this turn (the question, then the answer with its sources) into this conversation
+    /// of the user's (`POST /v1/conversations`); a stopped answer is saved as far as it came.
+    pub conversation: Option<i64>,
 }
 
 /// One message of the conversation.
@@ -245,6 +249,10 @@ pub async fn chat(
     let top_k = validate(&req)?;
     let started = Instant::now();
     let question = req.messages.last().map(|m| m.content.clone()).unwrap_or_default();
+    let mut recorder = match req.conversation {
+        Some(id) => Some(Recorder::open(&state, user, id, question.clone()).await?),
+        None => None,
+    };
     let mut sources = Vec::new();
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if req.rag {
@@ -271,14 +279,25 @@ pub async fn chat(
     })?;
 
     let model = client.model().to_owned();
+    if let Some(r) = recorder.as_mut() {
+        r.sources(&sources);
+    }
     let first = futures::stream::once(async move { ChatEvent::Sources(ChatSources { sources }) });
-    let rest = futures::stream::unfold(Some((upstream, 0usize)), move |state| {
+    // The recorder rides in the stream's state: finished at `done`, dropped (saved as
+    // stopped) when the client goes away or the model fails.
+    let rest = futures::stream::unfold(Some((upstream, 0usize, recorder)), move |state| {
         let model = model.clone();
         async move {
-            let (mut upstream, tokens) = state?;
+            let (mut upstream, tokens, mut recorder) = state?;
             Some(match upstream.next().await {
                 Some(Ok(content)) => {
-                    (ChatEvent::Token(ChatToken { content }), Some((upstream, tokens + 1)))
+                    if let Some(r) = recorder.as_mut() {
+                        r.push(&content);
+                    }
+                    (
+                        ChatEvent::Token(ChatToken { content }),
+                        Some((upstream, tokens + 1, recorder)),
+                    )
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, tokens, "chat model failed mid-answer");
@@ -286,6 +305,9 @@ pub async fn chat(
                     (ChatEvent::Error(ErrorBody { code, message: describe(&e) }), None)
                 }
                 None => {
+                    if let Some(r) = recorder {
+                        r.finish();
+                    }
                     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
                     (ChatEvent::Done(ChatDone { model, tokens, elapsed_ms }), None)
                 }
@@ -428,7 +450,7 @@ mod tests {
     }
 
     fn request(messages: Vec<ChatTurn>, top_k: Option<usize>) -> ChatRequest {
-        ChatRequest { messages, rag: true, top_k, documents: None, mode: None }
+        ChatRequest { messages, rag: true, top_k, documents: None, mode: None, conversation: None }
     }
 
     fn code(r: Result<usize, ApiError>) -> &'static str {

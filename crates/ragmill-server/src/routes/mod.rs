@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod chat;
 pub mod chunked;
+pub mod conversations;
 pub mod documents;
 pub mod events;
 pub mod internal;
@@ -56,6 +57,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/search", post(search::search))
         .route("/v1/rag/status", get(search::rag_status))
         .route("/v1/chat", get(chat::status).post(chat::chat))
+        .route("/v1/conversations", get(conversations::list).post(conversations::create))
+        .route(
+            "/v1/conversations/{id}",
+            get(conversations::get).patch(conversations::rename).delete(conversations::delete),
+        )
         .route("/v1/stats", get(stats::stats))
         .route("/v1/stats/history", get(stats::history))
         .route("/v1/me", get(stats::me))
