@@ -57,6 +57,7 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
         crate::routes::batch::cancel_many,
         crate::routes::batch::retry_many,
         crate::routes::original::file,
+        crate::routes::original::link,
         crate::routes::chunked::chunked,
         crate::routes::stats::stats,
         crate::routes::stats::me,
@@ -111,6 +112,7 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
         crate::routes::conversations::MessageView,
         crate::routes::conversations::TitleRequest,
         EventToken,
+        crate::routes::original::FileLink,
         StreamMessage,
         Snapshot,
         SnapshotType,
@@ -158,7 +160,8 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
 )]
 pub struct ApiDoc;
 
-/// The security schemes the paths refer to: `bearer` (an API key) and `event_token`.
+/// The security schemes the paths refer to: `bearer` (an API key), `event_token` and
+/// `file_link`.
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -180,6 +183,13 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
                 "token",
                 "A 60-second token from `POST /v1/events/token`, for browsers opening `GET /v1/events`",
+            ))),
+        );
+        components.add_security_scheme(
+            "file_link",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "token",
+                "A one-hour token from `POST /v1/documents/{id}/file/link`, for a browser tab opening that document's `GET /v1/documents/{id}/file`",
             ))),
         );
     }

@@ -307,6 +307,70 @@ async fn revoking_a_key_ends_its_open_streams_and_its_event_tokens() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_link_opens_that_original_by_name_without_the_key_until_the_key_is_revoked() {
+    let app = TestApp::new().await;
+    let (alice, bob) = (app.user("alice"), app.user("bob"));
+    let (_, up) = app.upload(&alice, &[("Tides and moon.md", TIDES), ("bread.txt", BREAD)]).await;
+    let (tides, bread) = (doc_id(&up, 0), doc_id(&up, 1));
+    let (status, link) =
+        app.send("POST", &alice, &format!("/v1/documents/{tides}/file/link"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+    assert_eq!(link["disposition"], "inline", "{link}");
+    assert_eq!(link["expires_in"], 3600, "{link}");
+    let url = link["url"].as_str().expect("url").to_owned();
+    assert!(url.starts_with(&format!("/v1/documents/{tides}/file?token=")), "{url}");
+
+    // Without any header, as a browser tab opens it, and again (a PDF viewer saving it).
+    let open = |path: String| {
+        let router = app.router();
+        async move {
+            let request =
+                axum::http::Request::get(path).body(axum::body::Body::empty()).expect("request");
+            let response = router.oneshot(request).await.expect("infallible");
+            let (status, headers) = (response.status(), response.headers().clone());
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+            (status, headers, body)
+        }
+    };
+    for _ in 0..2 {
+        let (status, headers, body) = open(url.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&body[..], TIDES);
+        assert_eq!(
+            headers[axum::http::header::CONTENT_DISPOSITION],
+            "inline; filename*=UTF-8''Tides%20and%20moon.md"
+        );
+        assert_eq!(headers[axum::http::header::REFERRER_POLICY], "no-referrer");
+    }
+
+    // Only that document: not another of hers, and a forged or missing token opens nothing.
+    let token = url.split_once("token=").expect("token").1.to_owned();
+    let other = format!("/v1/documents/{bread}/file?token={token}");
+    assert_eq!(open(other).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        open(format!("/v1/documents/{tides}/file?token=f1.1.x.1.2.00")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(open(format!("/v1/documents/{tides}/file")).await.0, StatusCode::UNAUTHORIZED);
+    // An event token is no link.
+    let (_, event) = app.send("POST", &alice, "/v1/events/token", json!({})).await;
+    let event = event["token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        open(format!("/v1/documents/{tides}/file?token={event}")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Bob gets no link to Alice's document: it does not exist for him.
+    let (status, _) =
+        app.send("POST", &bob, &format!("/v1/documents/{tides}/file/link"), json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The link dies with the key it was made with.
+    let user = app.state.store.find_user("alice").expect("store").expect("alice");
+    assert_eq!(app.state.store.revoke_api_keys(user).expect("revoke"), 1);
+    assert_eq!(open(url).await.0, StatusCode::UNAUTHORIZED);
+}
+
 /// Reverses whatever order it is given: a reranker whose effect cannot be mistaken.
 struct Reverse;
 

@@ -184,7 +184,7 @@ async fn authenticate(
     token: Option<&str>,
 ) -> Result<TokenClaims, ApiError> {
     if let Some(claims) = token.and_then(|t| state.tokens.redeem(t)) {
-        return if key_active(state, &claims).await {
+        return if crate::auth::key_active(state, claims.user, &claims.key_prefix).await {
             Ok(claims)
         } else {
             Err(ApiError::unauthorized())
@@ -196,11 +196,6 @@ async fn authenticate(
     Ok(TokenClaims { user, key_prefix })
 }
 
-async fn key_active(state: &AppState, claims: &TokenClaims) -> bool {
-    let (store, user, prefix) = (Arc::clone(&state.store), claims.user, claims.key_prefix.clone());
-    matches!(blocking(move || store.key_active(user, &prefix)).await, Ok(Ok(true)))
-}
-
 /// `events`, ended as soon as the key the stream was opened with is revoked (checked every
 /// [`REVOCATION_CHECK`]).
 fn until_revoked(state: &AppState, claims: &TokenClaims, events: EventStream) -> EventStream {
@@ -208,7 +203,7 @@ fn until_revoked(state: &AppState, claims: &TokenClaims, events: EventStream) ->
     let revoked = Box::pin(async move {
         loop {
             tokio::time::sleep(REVOCATION_CHECK).await;
-            if !key_active(&state, &claims).await {
+            if !crate::auth::key_active(&state, claims.user, &claims.key_prefix).await {
                 return;
             }
         }

@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/documents/cancel", post(batch::cancel_many))
         .route("/v1/documents/retry", post(batch::retry_many))
         .route("/v1/documents/{id}/file", get(original::file))
+        .route("/v1/documents/{id}/file/link", post(original::link))
         .route("/v1/search", post(search::search))
         .route("/v1/rag/status", get(search::rag_status))
         .route("/v1/chat", get(chat::status).post(chat::chat))
