@@ -55,6 +55,9 @@ pub struct ServerConfig {
     /// The URL browsers reach this server by, when it is not its own address (behind a proxy,
     /// or by a DNS name): its origin may open the event WebSocket.
     pub public_url: Option<String>,
+    /// A description of how the service was assembled, without secrets (the queue, the
+    /// embedding backend and pool), shown to administrators by `GET /v1/admin/settings`.
+    pub settings: serde_json::Value,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             rate_limit: 100.0,
             rate_burst: 500,
             public_url: None,
+            settings: serde_json::Value::Null,
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Account {
 /// A user as `ragmill users list` shows them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserSummary {
+    /// The user.
+    pub id: UserId,
     /// The name.
     pub name: String,
     /// Milliseconds since the epoch.
@@ -32,6 +34,10 @@ pub struct UserSummary {
     pub documents: u64,
     /// Keys not revoked.
     pub active_keys: u64,
+    /// Searchable chunks of their documents.
+    pub chunks: u64,
+    /// Bytes of their documents' current versions.
+    pub bytes: u64,
     /// Sees the whole service's figures, not only their own.
     pub admin: bool,
 }
@@ -132,15 +138,20 @@ impl Store {
             "SELECT u.name, u.created_at,
                     (SELECT COUNT(*) FROM documents d WHERE d.user_id = u.id),
                     (SELECT COUNT(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL),
-                    u.admin
+                    u.admin, u.id,
+                    (SELECT COALESCE(SUM(chunk_count), 0) FROM documents d WHERE d.user_id = u.id),
+                    (SELECT COALESCE(SUM(size), 0) FROM documents d WHERE d.user_id = u.id)
              FROM users u ORDER BY u.name",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(UserSummary {
+                id: UserId(r.get(5)?),
                 name: r.get(0)?,
                 created_at: r.get(1)?,
                 documents: r.get::<_, i64>(2)?.max(0) as u64,
                 active_keys: r.get::<_, i64>(3)?.max(0) as u64,
+                chunks: r.get::<_, i64>(6)?.max(0) as u64,
+                bytes: r.get::<_, i64>(7)?.max(0) as u64,
                 admin: r.get(4)?,
             })
         })?;

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{add_user, get_json, ragmill, search, upload, wait_all_ready};
+use common::{get_json, ragmill, search, upload, wait_all_ready};
 use ragmill_chroma::testing::ChromaProcess;
 use ragmill_chroma::{ChromaConfig, ChromaIndex};
 use ragmill_core::{UserId, VectorIndex};
@@ -139,12 +139,17 @@ fn serve_keeps_vectors_in_chroma_as_its_configuration_file_says() {
         ),
     )
     .expect("config");
-    let key = add_user(&data, "bob");
+    let key = common::add_admin(&data, "bob");
     let server = common::Server::start(&data, &["--config", config.to_str().expect("utf-8")]);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let (status, ready) = get_json(&server, &key, "/readyz").await;
         assert_eq!((status, ready["vectors"].as_str()), (200, Some("chroma")), "{ready}");
+        let (status, settings) = get_json(&server, &key, "/v1/admin/settings").await;
+        assert_eq!(status, 200, "{settings}");
+        assert_eq!(settings["vectors_store"]["backend"], "chroma", "{settings}");
+        assert_eq!(settings["vectors_store"]["database"], database.as_str(), "{settings}");
+        assert_eq!(settings["embedding"]["backend"], "local", "{settings}");
         let files =
             vec![("tides.md", TIDES.as_bytes().to_vec()), ("bikes.md", BIKES.as_bytes().to_vec())];
         assert_eq!(upload(&server, &key, &files).await.status(), 202);

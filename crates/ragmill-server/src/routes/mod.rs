@@ -1,5 +1,6 @@
 //! The router: one module per resource; the embedding API (`crate::embeddings`) is merged in.
 
+pub mod admin;
 pub mod batch;
 pub mod chat;
 pub mod chunked;
@@ -59,6 +60,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rag/status", get(search::rag_status))
         .route("/v1/chat", get(chat::status).post(chat::chat))
         .route("/v1/conversations", get(conversations::list).post(conversations::create))
+        .route("/v1/admin/users", get(admin::users).post(admin::create))
+        .route("/v1/admin/users/{id}", axum::routing::patch(admin::change))
+        .route("/v1/admin/users/{id}/keys", post(admin::new_key))
+        .route("/v1/admin/users/{id}/revoke", post(admin::revoke))
+        .route("/v1/admin/settings", get(admin::settings))
         .route(
             "/v1/conversations/{id}",
             get(conversations::get).patch(conversations::rename).delete(conversations::delete),

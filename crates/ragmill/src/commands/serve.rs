@@ -38,11 +38,13 @@ pub async fn run(g: &Global, args: ServeArgs) -> Result<Status> {
     .context("opening the job queue")?;
     let blobs = Blobs::new(&g.data_dir)
         .with_context(|| format!("preparing {}/blobs", g.data_dir.display()))?;
+    let described = settings(g, &args);
     let defaults = ServerConfig::default();
     let config = ServerConfig {
         max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
         allowed_origins: args.allowed_origins,
         public_url: args.public_url,
+        settings: described,
         max_files_per_upload: args.max_files_per_upload.max(1),
         max_pending_per_user: args.max_pending.max(1),
         rate_limit: args.rate_limit,
@@ -180,4 +182,60 @@ pub(crate) async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("shutting down: no new connections, workers finishing");
+}
+
+/// How this service is assembled, for administrators (`GET /v1/admin/settings`): no key, no
+/// token, no password in a URL.
+fn settings(g: &Global, args: &ServeArgs) -> serde_json::Value {
+    let queue = match &args.cluster.queue_url {
+        Some(url) => {
+            serde_json::json!({"kind": "redis", "url": redact(url), "prefix": args.cluster.redis_prefix})
+        }
+        None => serde_json::json!({"kind": "embedded (SQLite, in the data directory)"}),
+    };
+    let embedding = match g.embed_backend {
+        crate::cli::EmbedBackend::Local => serde_json::json!({
+            "backend": "local", "model_dir": g.model_dir, "precision": format!("{:?}", g.precision).to_lowercase(),
+            "engine": format!("{:?}", g.engine).to_lowercase(),
+        }),
+        backend => serde_json::json!({
+            "backend": format!("{backend:?}").to_lowercase(), "model": g.embed_model,
+            "endpoints": g.embed_endpoints.iter().map(|u| redact(u)).collect::<Vec<_>>(),
+        }),
+    };
+    let vectors = match args.vectors.vectors {
+        crate::cli::VectorBackend::Embedded => serde_json::json!({"backend": "embedded"}),
+        crate::cli::VectorBackend::Chroma => serde_json::json!({
+            "backend": "chroma", "url": redact(&args.vectors.chroma_url),
+            "tenant": args.vectors.chroma_tenant, "database": args.vectors.chroma_database,
+        }),
+    };
+    serde_json::json!({
+        "data_dir": g.data_dir, "queue": queue, "embedding": embedding, "vectors_store": vectors,
+        "lease_secs": args.lease_secs, "reconcile_secs": args.reconcile_secs,
+    })
+}
+
+/// `url` without the user and password it may carry (`redis://:secret@host` → `redis://***@host`).
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..host_end].rfind('@') {
+                Some(at) => format!("{scheme}://***{}", &rest[at..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(super::redact("redis://:s3cret@redis:6379/0"), "redis://***@redis:6379/0");
+        assert_eq!(super::redact("http://user:pw@h/p@x"), "http://***@h/p@x");
+        assert_eq!(super::redact("http://gpu-1:11434"), "http://gpu-1:11434");
+    }
 }
