@@ -37,6 +37,89 @@ async function waitFor(page, fn, arg, timeout = 120000) {
   await page.waitForFunction(fn, arg, { timeout, polling: 100 });
 }
 
+/**
+ * Runs in the page: from now on (and, as an init script, from the start of every later load)
+ * records what the page shows at each change: the line, bar and meta of field-notes.md's row
+ * (`__seen`), and the counts of the header, the chat and the list (`__counts`).
+ */
+function recorder() {
+  window.__seen = [];
+  window.__counts = [];
+  const start = () => {
+    const snap = () => {
+      const rows = [...document.querySelectorAll('#documents li')];
+      const li = rows.find((l) => l.querySelector('.doc-name')?.textContent === 'field-notes.md');
+      if (li) {
+        const e = {
+          t: performance.now(), state: li.dataset.state, id: li.dataset.id || null,
+          line: li.querySelector('.detail').textContent,
+          now: li.querySelector('.bar').getAttribute('aria-valuenow'),
+          meta: li.querySelector('.doc-meta').textContent,
+        };
+        const last = window.__seen.at(-1);
+        if (!last || ['state', 'id', 'line', 'now', 'meta'].some((k) => last[k] !== e[k])) window.__seen.push(e);
+      }
+      const c = {
+        pill: document.getElementById('rag-pill').textContent,
+        reason: document.getElementById('rag-reason').textContent,
+        ready: rows.filter((l) => l.dataset.id && l.dataset.state === 'ready').length,
+      };
+      const last = window.__counts.at(-1);
+      if (!last || last.pill !== c.pill || last.reason !== c.reason || last.ready !== c.ready) window.__counts.push(c);
+    };
+    new MutationObserver(snap).observe(document.getElementById('app'),
+      { subtree: true, childList: true, characterData: true, attributes: true });
+  };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+}
+
+/** Every bar shows its line's own figures: "Embedding 3 of 88 chunks" is 3 %, and no figure none. */
+function checkBars(seen, when) {
+  for (const r of seen) {
+    const m = r.line.match(/^Embedding (\d+) of (\d+) chunks/);
+    if (m) {
+      assert.equal(r.now, String(Math.round((100 * Number(m[1])) / Number(m[2]))),
+        `${when}: the bar shows the line's figures: ${JSON.stringify(r)}`);
+    } else if (r.state === 'queued' || r.state === 'processing') {
+      assert.equal(r.now, null, `${when}: a line without figures, a bar without a value: ${JSON.stringify(r)}`);
+    }
+  }
+}
+
+/** Rates and time left only once they rest on 2 s and 3 updates; "estimating…" before. */
+function checkRates(seen, when) {
+  const embedding = seen.filter((r) => /^Embedding \d+ of \d+ chunks/.test(r.line));
+  const first = embedding.findIndex((r) => /chunks\/s/.test(r.line));
+  for (const r of first < 0 ? embedding : embedding.slice(0, first)) {
+    const [, done, total] = r.line.match(/^Embedding (\d+) of (\d+)/);
+    if (done !== total) assert.match(r.line, /estimating…/, `${when}: ${JSON.stringify(r)}`);
+    assert.doesNotMatch(r.line, /left/, `${when}: no time left without a rate: ${JSON.stringify(r)}`);
+  }
+  if (first >= 0) {
+    const before = embedding.slice(0, first + 1);
+    const spent = before.at(-1).t - before[0].t;
+    assert.ok(spent >= 2000, `${when}: a rate ${Math.round(spent)} ms after embedding showed: ${JSON.stringify(before)}`);
+    const updates = new Set(before.map((r) => r.line.match(/\d+/)[0])).size;
+    assert.ok(updates >= 4, `${when}: a rate after ${updates - 1} updates: ${JSON.stringify(before)}`);
+  }
+  return first >= 0 ? embedding[first].line : null;
+}
+
+/** The header, the chat's RAG line and the list count the same ready documents, always. */
+function checkCounts(counts, when) {
+  for (const c of counts) {
+    const pill = Number(c.pill.match(/on · (\d+) ready/)?.[1] ?? 0);
+    const reason = Number(c.reason.match(/^Searching (\d+) ready/)?.[1] ?? 0);
+    assert.deepEqual([pill, reason], [c.ready, c.ready], `${when}: header, chat and list disagree: ${JSON.stringify(c)}`);
+  }
+}
+
+/** `n` bytes as the page writes them. */
+async function bytesOnPage(page, n) {
+  return page.evaluate(async (size) => (await import('/assets/util.js')).bytes(size), n);
+}
+
 /** Waits until the row of document `name` is in `state`. */
 async function waitState(page, name, state, timeout) {
   await waitFor(page, ([n, s]) => [...document.querySelectorAll('#documents li')]
@@ -61,6 +144,8 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     await page.waitForSelector('#live-pill.ok');
     errors.length = 0; // the refused key's 401 above was expected
     assert.ok(await page.isVisible('#documents-empty'), 'an empty state before any upload');
+    await page.evaluate(recorder);
+    await page.addInitScript(recorder);
 
     // Before any document, the RAG toggle is off and says why.
     assert.equal(await page.isDisabled('#rag-toggle'), true);
@@ -77,6 +162,19 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     await waitFor(page, () => document.querySelectorAll('#documents li').length === 3);
     await shot(page, '02-uploading');
 
+    // As soon as the server accepts it, a row shows the file's own size, its type and its date.
+    const bigSize = await bytesOnPage(page, big.bytes.length);
+    await waitFor(page, () => [...document.querySelectorAll('#documents li')]
+      .find((l) => l.querySelector('.doc-name').textContent === 'field-notes.md')?.dataset.id !== undefined);
+    await waitFor(page, ([size]) => {
+      const li = [...document.querySelectorAll('#documents li')].find((l) => l.querySelector('.doc-name').textContent === 'field-notes.md');
+      const meta = li.querySelector('.doc-meta').textContent;
+      return /^Markdown · /.test(meta) && meta.includes(size) && /added /.test(meta);
+    }, [bigSize], 5000);
+    assert.notEqual(await page.$$eval('#documents li', (lis) => lis
+      .find((l) => l.querySelector('.doc-name').textContent === 'field-notes.md').dataset.state), 'ready',
+    'shown before it is ready');
+
     // The two small ones become ready; the toggle switches on without a reload.
     for (const name of ['sourdough-starter.md', 'what-causes-tides.html']) {
       await waitState(page, name, 'ready');
@@ -92,6 +190,13 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
       return li && li.dataset.state === 'processing' && /Embedding \d+ of \d+ chunks/.test(li.textContent);
     });
     await shot(page, '03-processing');
+    const seenBefore = await page.evaluate(() => window.__seen);
+    checkBars(seenBefore, 'before the reload');
+    checkRates(seenBefore, 'before the reload');
+    checkCounts(await page.evaluate(() => window.__counts), 'before the reload');
+    for (const r of seenBefore.filter((x) => x.state !== 'uploading')) {
+      assert.ok(r.meta.includes(bigSize), `the file's size, not the request's: ${JSON.stringify(r)} (${bigSize})`);
+    }
     figures.firstEventMs = await page.$$eval('#documents li', (lis) =>
       Object.fromEntries(lis.map((li) => [li.querySelector('.doc-name').textContent, Number(li.dataset.firstEventMs)])));
     for (const [name, ms] of Object.entries(figures.firstEventMs)) {
@@ -112,6 +217,10 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     await shot(page, '04-restored-after-reload');
     await waitFor(page, () => [...document.querySelectorAll('#documents li')].every((li) => li.dataset.state === 'ready'), undefined, 240000);
     await shot(page, '05-all-ready');
+    const seenAfter = await page.evaluate(() => window.__seen);
+    checkBars(seenAfter, 'after the reload');
+    figures.firstRateLine = checkRates(seenAfter, 'after the reload');
+    checkCounts(await page.evaluate(() => window.__counts), 'after the reload');
 
     // Plain search finds the expected passage.
     await page.click('nav a[data-page=chat]');

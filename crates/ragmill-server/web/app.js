@@ -49,13 +49,19 @@ function signOut() {
 class Session {
   constructor(api) {
     this.api = api;
+    // The header and the chat both show the documents page's own counts, set together on
+    // every change of its list (an event, a load, an upload, a delete); until the list is
+    // loaded the header says "checking".
     this.documents = new Documents(api, {
-      onRemoved: () => this.refreshRag(), onError: (m) => alert(m),
+      onChange: (status) => this.setRag(status), onError: (m) => alert(m),
     });
-    this.chat = new Chat(api, { showDocument: (id) => this.showDocument(id) });
+    this.chat = new Chat(api, {
+      showDocument: (id) => this.showDocument(id),
+      onConfig: () => { this.setRag(this.rag); route(); },
+    });
     this.dashboard = new Dashboard(api);
     this.live = new LiveEvents(api, (m) => this.onMessage(m), (s) => this.onLiveState(s), () => signOut());
-    this.ragTimer = null;
+    this.rag = null;
   }
 
   start() {
@@ -65,25 +71,17 @@ class Session {
     this.live.start();
     this.documents.load().catch(() => {});
     this.chat.loadConfig();
-    this.refreshRag();
     this.dashboard.start();
   }
 
   stop() {
     this.live.stop();
     this.dashboard.stop();
-    clearTimeout(this.ragTimer);
   }
 
   onMessage(m) {
     this.documents.onMessage(m);
     this.dashboard.onMessage(m);
-    if (m.type === 'snapshot') this.setRag(m.rag);
-    else if (m.type === 'rag.available') {
-      this.setRag({ ...this.chat.rag, available: true, documents_ready: Math.max(1, this.chat.rag.documents_ready) });
-      this.refreshRag();
-    }
-    if (m.type === 'document.ready' || m.type === 'document.failed') this.refreshRag();
   }
 
   onLiveState(state) {
@@ -93,20 +91,16 @@ class Session {
     pill.title = state === 'live' ? 'Progress arrives as it happens' : 'Live updates paused; reconnecting';
   }
 
-  /** Re-reads the RAG status soon (several events may arrive together). */
-  refreshRag() {
-    clearTimeout(this.ragTimer);
-    this.ragTimer = setTimeout(async () => {
-      try { this.setRag(await this.api.get('/v1/rag/status')); } catch { /* next event */ }
-    }, 150);
-  }
-
   setRag(status) {
+    if (!status) return;
+    this.rag = status;
     this.chat.setRag(status);
     const pill = $('rag-pill');
+    // Without a chat model there is no RAG to speak of, only search.
+    const what = this.chat.configured === false ? 'Search' : 'RAG';
     pill.textContent = status.available
-      ? `RAG on · ${status.documents_ready} ready`
-      : status.documents_processing ? 'RAG: waiting for the first document' : 'RAG: no documents yet';
+      ? `${what} on · ${status.documents_ready} ready`
+      : status.documents_processing ? `${what}: waiting for the first document` : `${what}: no documents yet`;
     pill.className = `pill ${status.available ? 'ok' : 'warn'}`;
   }
 
@@ -138,7 +132,7 @@ function route() {
     if (p === current) link.setAttribute('aria-current', 'page'); else link.removeAttribute('aria-current');
   }
   session?.dashboard.show(current === 'dashboard');
-  document.title = `${{ documents: 'Documents', chat: 'Chat & search', dashboard: 'Dashboard' }[current]} · ragmill`;
+  document.title = `${document.querySelector(`nav a[data-page="${current}"]`).textContent} · ragmill`;
 }
 
 window.addEventListener('hashchange', () => { route(); $('main').focus({ preventScroll: true }); });

@@ -1,10 +1,9 @@
 // The documents page: drag-and-drop upload with a bar per file (upload, then processing as
 // the event stream reports it), states and errors in plain words, delete and re-process.
+// The page's list is also what the header and the chat's RAG status count (`status()`).
 
 import { el, bytes, seconds } from './util.js';
 
-// Where each stage sits on a document's one bar, in percent.
-const SPAN = { queued: [0, 0], extracting: [0, 10], chunking: [10, 15], embedding: [15, 95], storing: [95, 100], waiting: [95, 100] };
 const KIND = { text: 'Text', markdown: 'Markdown', html: 'HTML', pdf: 'PDF', docx: 'DOCX' };
 const UPLOADS_AT_ONCE = 3;
 const STATE_WORD = { uploading: 'Uploading', queued: 'Waiting', processing: 'Processing', ready: 'Ready', failed: 'Failed' };
@@ -12,7 +11,8 @@ const STATE_WORD = { uploading: 'Uploading', queued: 'Waiting', processing: 'Pro
 export class Documents {
   /**
    * @param {import('./api.js').Api} api
-   * @param {{ onRemoved: () => void, onError: (message: string) => void }} hooks
+   * @param {{ onChange: (status: RagCounts) => void, onError: (message: string) => void }} hooks
+   *   `onChange` after every change of the list
    */
   constructor(api, hooks) {
     this.api = api;
@@ -23,6 +23,7 @@ export class Documents {
     this.uploads = 0;
     this.waiting = [];          // files not sent yet
     this.sending = 0;           // uploads in flight
+    this.loaded = false;        // the whole list was read once
     this.list = document.getElementById('documents');
     this.empty = document.getElementById('documents-empty');
     this.wire();
@@ -56,6 +57,7 @@ export class Documents {
     for (const [key, doc] of this.docs) {
       if (typeof key === 'number' && !seen.has(key) && doc.state !== 'uploading') this.remove(key);
     }
+    this.loaded = true;
     this.render();
   }
 
@@ -64,7 +66,7 @@ export class Documents {
     for (const file of files) {
       const key = `u${++this.uploads}`;
       const dropped = performance.now();
-      this.upsert(key, { name: file.name, size: file.size, state: 'uploading', sent: 0, dropped });
+      this.upsert(key, { name: file.name, size: file.size, state: 'uploading', sent: 0, sendTotal: 0, dropped });
       this.waiting.push({ key, file });
     }
     this.render();
@@ -82,7 +84,8 @@ export class Documents {
       this.sending++;
       this.api.upload(file, (loaded, total) => {
         if (this.docs.get(key)?.state !== 'uploading') return; // answered or dismissed already
-        this.upsert(key, { sent: loaded, size: total });
+        // `total` is the whole request's (the form around the file): the row keeps the file's size.
+        this.upsert(key, { sent: loaded, sendTotal: total });
         this.renderRow(key);
       }).then((accepted) => this.claim(key, accepted), (err) => {
         if (!this.docs.has(key)) return;
@@ -100,14 +103,18 @@ export class Documents {
     const doc = this.docs.get(key);
     this.remove(key);
     const unchanged = accepted.state === 'ready';
+    // A name uploaded again keeps the row it had, and its chunks stay searchable meanwhile.
+    const before = this.docs.get(accepted.id);
     this.upsert(accepted.id, {
       ...doc, id: accepted.id, name: accepted.name, state: accepted.state, error: null,
-      stage: null, progress: { done: 0, total: 0 }, unchanged, sent: undefined,
+      stage: null, progress: { done: 0, total: 0 }, unchanged, sent: undefined, sendTotal: undefined,
+      chunks: before?.chunks, kind: before?.kind, created_at: before?.created_at,
     });
     const early = this.early.get(accepted.id);
     this.early.delete(accepted.id);
     if (early) early.forEach((m) => this.apply(m));
-    if (unchanged) this.refresh(accepted.id);
+    // Its type (detected by the server) and date, now rather than at the next reload.
+    if (unchanged) this.refresh(accepted.id); else this.refreshMeta(accepted.id);
     this.render();
     this.flash(accepted.id);
   }
@@ -141,12 +148,12 @@ export class Documents {
     }
     if (m.type === 'document.progress') {
       const stage = m.stage;
-      if (!doc.since || doc.since.stage !== stage) doc.since = { stage, t: now, done: m.done };
-      const dt = (now - doc.since.t) / 1000;
-      const rate = dt > 0.2 ? (m.done - doc.since.done) / dt : null;
+      if (stage !== 'embedding') doc.meter = null;
+      else if (!doc.meter || m.done < doc.meter.done) doc.meter = new RateMeter(now, m.done);
+      else doc.meter.update(now, m.done);
       this.upsert(m.id, {
         state: stage === 'queued' ? 'queued' : 'processing', stage,
-        progress: { done: m.done, total: m.total }, rate, error: null,
+        progress: { done: m.done, total: m.total }, error: null,
       });
     } else if (m.type === 'document.ready') {
       this.upsert(m.id, { state: 'ready', stage: null, chunks: m.chunks, progress: { done: m.chunks, total: m.chunks }, error: null });
@@ -155,6 +162,19 @@ export class Documents {
       this.upsert(m.id, { state: 'failed', stage: null, error: m.error });
     }
     this.renderRow(m.id);
+    this.changed();
+  }
+
+  /** Re-reads what the upload's answer does not say of a document: its kind, size and date. */
+  async refreshMeta(id) {
+    try {
+      const { kind, size, created_at, updated_at } = await this.api.get(`/v1/documents/${id}`);
+      if (!this.docs.has(id)) return;
+      this.upsert(id, { kind, size, created_at, updated_at });
+      this.render();
+    } catch (e) {
+      if (e.status === 404) { this.remove(id); this.render(); }
+    }
   }
 
   /** Re-reads one document (its timings, kind and chunk count). */
@@ -189,6 +209,27 @@ export class Documents {
     row.classList.add('flash');
   }
 
+  /**
+   * The user's documents as this page lists them: ready, on their way, and whether any chunk
+   * is searchable (a document being processed again keeps its previous chunks).
+   * @returns {RagCounts}
+   */
+  status() {
+    let ready = 0, processing = 0, available = false;
+    for (const [key, d] of this.docs) {
+      if (typeof key !== 'number') continue; // an upload, not a document yet
+      if (d.state === 'ready') ready++;
+      else if (d.state === 'queued' || d.state === 'processing') processing++;
+      if (d.chunks > 0) available = true;
+    }
+    return { available, documents_ready: ready, documents_processing: processing };
+  }
+
+  /** Tells the page the list changed, once it holds the whole list. */
+  changed() {
+    if (this.loaded) this.hooks.onChange(this.status());
+  }
+
   /** Puts the rows in order (uploads first, then newest first) and updates each. */
   render() {
     const order = [...this.docs.values()].sort((a, b) => {
@@ -202,6 +243,7 @@ export class Documents {
       if (this.list.children[i] !== row) this.list.insertBefore(row, this.list.children[i] || null);
     });
     this.empty.hidden = this.docs.size > 0;
+    this.changed();
   }
 
   renderRow(key) {
@@ -222,9 +264,11 @@ export class Documents {
       doc.created_at ? `added ${new Date(doc.created_at).toLocaleString()}` : null].filter(Boolean).join(' · ');
     const bar = row.querySelector('.bar');
     bar.className = `bar ${doc.state}${waiting ? ' waiting' : ''}`;
-    bar.setAttribute('aria-valuenow', String(Math.round(pct)));
+    // No figure on the line, none on the bar: it only says that something is going on.
+    if (pct === null) bar.removeAttribute('aria-valuenow');
+    else bar.setAttribute('aria-valuenow', String(Math.round(pct)));
     bar.setAttribute('aria-valuetext', line);
-    bar.firstChild.style.width = `${pct.toFixed(1)}%`;
+    bar.firstChild.style.width = `${(pct ?? 0).toFixed(1)}%`;
     const state = row.querySelector('.state');
     state.className = `state ${doc.state}`;
     state.textContent = STATE_WORD[doc.state] || doc.state;
@@ -267,13 +311,15 @@ export class Documents {
     const doc = this.docs.get(key);
     const before = { ...doc };
     // Queued before the request: its events may arrive before its answer does.
-    Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, since: null });
+    Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, meter: null });
     this.renderRow(key);
+    this.changed();
     try {
       await this.api.post(`/v1/documents/${key}/reprocess`);
     } catch (e) {
       Object.assign(doc, before);
       this.renderRow(key);
+      this.changed();
       this.hooks.onError(`Could not re-process ${doc.name}: ${e.message}`);
     }
   }
@@ -286,7 +332,6 @@ export class Documents {
       await this.api.delete(`/v1/documents/${key}`);
       this.remove(key);
       this.render();
-      this.hooks.onRemoved();
     } catch (e) {
       if (e.status === 404) { this.remove(key); this.render(); return; }
       this.hooks.onError(`Could not delete ${doc.name}: ${e.message}`);
@@ -297,21 +342,29 @@ export class Documents {
   byId(id) { return this.docs.get(id); }
 }
 
-/** Where a document stands: the bar's percentage, whether it waits, and a line of words. */
+/**
+ * Where a document stands: the bar's percentage (null when the line has no figure to show,
+ * and the bar only says that something is going on), whether it waits, and a line of words.
+ * The bar shows the line's own figures: bytes sent while uploading, chunks embedded while
+ * embedding.
+ */
 function describe(doc) {
   const p = doc.progress || { done: 0, total: 0 };
   switch (doc.state) {
     case 'uploading': {
-      if (!doc.sent) return { pct: 0, waiting: true, line: `Waiting to upload ${bytes(doc.size || 0)}` };
-      const pct = doc.size ? (100 * doc.sent) / doc.size : 0;
-      return { pct, waiting: false, line: `Uploading ${bytes(doc.sent || 0)} of ${bytes(doc.size || 0)}` };
+      const size = doc.size || 0;
+      if (!doc.sent) return { pct: null, waiting: true, line: `Waiting to upload ${bytes(size)}` };
+      const frac = doc.sendTotal ? Math.min(1, doc.sent / doc.sendTotal) : 0;
+      return { pct: 100 * frac, waiting: false, line: `Uploading ${bytes(Math.round(size * frac))} of ${bytes(size)}` };
     }
     case 'queued':
-      return { pct: 0, waiting: true, line: 'Waiting for a worker' };
+      return { pct: null, waiting: true, line: 'Waiting for a worker' };
     case 'processing': {
-      const [lo, hi] = SPAN[doc.stage] || [0, 0];
-      const frac = p.total ? Math.min(1, p.done / p.total) : 0;
-      return { pct: lo + (hi - lo) * frac, waiting: false, line: stageLine(doc.stage, p, doc.rate) };
+      if (doc.stage === 'embedding' && p.total > 0) {
+        const frac = Math.min(1, p.done / p.total);
+        return { pct: 100 * frac, waiting: false, line: embeddingLine(p, doc.meter?.rate() ?? null) };
+      }
+      return { pct: null, waiting: true, line: stageLine(doc.stage) };
     }
     case 'ready': {
       const total = doc.timings?.total;
@@ -322,24 +375,71 @@ function describe(doc) {
       if (typeof doc.key !== 'number') return { pct: 100, waiting: false, line: 'Upload refused; nothing was stored' };
       return { pct: 100, waiting: false, line: doc.chunks ? 'The new version failed; the previous one stays searchable' : 'Not searchable' };
     default:
-      return { pct: 0, waiting: true, line: '' };
+      return { pct: null, waiting: true, line: '' };
   }
 }
 
-function stageLine(stage, p, rate) {
+function stageLine(stage) {
   switch (stage) {
     case 'extracting': return 'Reading the text';
     case 'chunking': return 'Splitting into chunks';
+    case 'embedding': return 'Embedding';
     case 'storing': return 'Saving';
     case 'waiting': return 'Waiting for the vector store to come back (retrying)';
-    case 'embedding': {
-      const parts = [`Embedding ${p.done} of ${p.total} chunks`];
-      if (rate && rate > 0) {
-        parts.push(`${rate.toFixed(rate < 10 ? 1 : 0)} chunks/s`);
-        parts.push(`about ${seconds((p.total - p.done) / rate)} left`);
-      }
-      return parts.join(' · ');
-    }
     default: return 'Waiting for a worker';
   }
 }
+
+function embeddingLine(p, rate) {
+  const parts = [`Embedding ${p.done} of ${p.total} chunks`];
+  if (p.done < p.total) {
+    if (rate === null) parts.push('estimating…');
+    else parts.push(`${rate.toFixed(rate < 10 ? 1 : 0)} chunks/s`, `about ${seconds((p.total - p.done) / rate)} left`);
+  }
+  return parts.join(' · ');
+}
+
+/**
+ * Chunks per second over one document's progress events in a stage: the units and the seconds
+ * between events, each an exponentially weighted moving average (weight SMOOTHING for the
+ * newest interval), divided. `rate()` says nothing (null) until it rests on MIN_UPDATES
+ * intervals spanning MIN_SECONDS: the first interval alone (a cold model, the cache lookup)
+ * says little about the rest.
+ */
+export class RateMeter {
+  static SMOOTHING = 0.3;
+  static MIN_SECONDS = 2;
+  static MIN_UPDATES = 3;
+
+  /** Starts at `done` units at `now` (milliseconds). */
+  constructor(now, done) {
+    this.start = now;
+    this.t = now;
+    this.done = done;
+    this.units = 0;     // average units per interval
+    this.seconds = 0;   // average seconds per interval
+    this.updates = 0;
+  }
+
+  /** `done` units at `now` (milliseconds). */
+  update(now, done) {
+    const dt = (now - this.t) / 1000;
+    if (dt <= 0 || done < this.done) return;
+    const a = this.updates ? RateMeter.SMOOTHING : 1;
+    this.units += a * (done - this.done - this.units);
+    this.seconds += a * (dt - this.seconds);
+    this.t = now;
+    this.done = done;
+    this.updates++;
+  }
+
+  /** Units per second, or null while there is too little to go on. */
+  rate() {
+    const enough = this.updates >= RateMeter.MIN_UPDATES && this.t - this.start >= RateMeter.MIN_SECONDS * 1000;
+    return enough && this.units > 0 ? this.units / this.seconds : null;
+  }
+}
+
+/**
+ * @typedef {{ available: boolean, documents_ready: number, documents_processing: number }} RagCounts
+ */
