@@ -230,6 +230,26 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     const first = await page.textContent('#search-results li:first-child .where');
     assert.match(first, /sourdough-starter\.md/);
 
+    // A passage opens formatted from its Markdown, numbered as the API numbers chunks.
+    const [tidesAnswer] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/v1/search') && r.request().postDataJSON().query === 'What causes tides?'),
+      page.fill('#search-input', 'What causes tides?').then(() => page.press('#search-input', 'Enter')),
+    ]);
+    const heading = (await tidesAnswer.json()).results.find((r) => r.text.startsWith('# What Causes Tides?'));
+    assert.ok(heading, 'the page with the title is found');
+    await page.waitForFunction(() => [...document.querySelectorAll('#search-results .snippet')].some((s) => s.textContent.startsWith('What Causes Tides?')));
+    await page.evaluate(() => [...document.querySelectorAll('#search-results .result')]
+      .find((b) => b.querySelector('.snippet').textContent.startsWith('What Causes Tides?')).click());
+    await page.waitForSelector('#passage[open]');
+    assert.equal(await page.textContent('#passage-text strong'), 'What Causes Tides?', 'the heading, formatted');
+    assert.doesNotMatch(await page.textContent('#passage-text'), /# What|^\s*#/m, 'no Markdown marks');
+    assert.equal(await page.$$eval('#passage-text script, #passage-text [onerror]', (n) => n.length), 0);
+    assert.match(await page.textContent('#passage-meta'), new RegExp(`(^| · )chunk ${heading.chunk}( · |$)`),
+      `chunk ${heading.chunk}, as the API says`);
+    await shot(page, '05a-passage-formatted');
+    await page.keyboard.press('Escape');
+    await page.fill('#search-input', 'how do I keep a sourdough starter alive');
+
     // The mode control beside the box: "Exact words" searches the keyword index (BM25) only,
     // the request says so, and each score's tooltip says which retriever scored it.
     const [keywordAnswer] = await Promise.all([
@@ -282,17 +302,20 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     await page.waitForSelector('#passage[open]');
     assert.match(await page.textContent('#passage-text'), /tide/i);
     await shot(page, '07-passage');
-    // The original opens in a new tab, as plain text (the HTML's markup shows, nothing runs).
+    // The original opens in a new tab, from the server under its name, as plain text (the
+    // HTML's markup shows, nothing runs).
     const [tab] = await Promise.all([page.context().waitForEvent('page'), page.click('#passage-open')]);
     await tab.waitForLoadState();
-    assert.match(tab.url(), /^blob:http:\/\/127\.0\.0\.1/);
+    assert.match(tab.url(), new RegExp(`^${server.origin}/v1/documents/\\d+/file\\?token=`));
     assert.match(await tab.textContent('body'), /<h1>What Causes Tides\?<\/h1>|<title>/i);
     await tab.close();
     await page.keyboard.press('Escape');
     // Each [n] in the answer opens passage n.
     await page.click('#chat-log .msg.assistant .cite >> nth=1');
     await page.waitForSelector('#passage[open]');
-    assert.equal(norm(await page.textContent('#passage-text')), sent[1].text, '[2] opens the second passage sent');
+    // (Formatted: its heading marks and emphasis become formatting.)
+    assert.equal(norm(await page.innerText('#passage-text')),
+      norm(sent[1].raw.replace(/^#{1,6}\s+/gm, '').replace(/\*\*/g, '')), '[2] opens the second passage sent');
     await page.keyboard.press('Escape');
 
     // The dashboard draws its charts with real, non-zero data.
@@ -342,6 +365,17 @@ test('without a chat model the page says so, search still works, and a narrow sc
     await dropFiles(page, '#dropzone', [sample('home-espresso.txt', 'text/plain')]);
     await waitFor(page, () => document.querySelector('#documents li')?.dataset.state === 'ready');
     assert.equal(await page.textContent('#whoami'), 'alice (administrator)');
+    // Without a chat model, the header speaks of search, not RAG.
+    assert.equal(await page.textContent('#rag-pill'), 'Search on · 1 ready');
+
+    // An empty file: its row says 0 B (not the size of the request carrying it), then why not.
+    await dropFiles(page, '#dropzone', [{ name: 'empty.txt', type: 'text/plain', bytes: Buffer.alloc(0) }]);
+    await waitState(page, 'empty.txt', 'failed');
+    const emptyRow = '#documents li[data-state=failed]';
+    assert.equal(await page.textContent(`${emptyRow} .doc-meta`), '0 B');
+    assert.match(await page.textContent(`${emptyRow} .doc-error`), /empty_file/);
+    await page.click(`${emptyRow} button.delete`); // dismissed
+    await waitFor(page, () => !document.querySelector('#documents li[data-state=failed]'));
 
     // A file that lies about its type is refused in plain words; the good one is unaffected.
     const junk = Buffer.alloc(4096, 0x9c);
@@ -361,14 +395,49 @@ test('without a chat model the page says so, search still works, and a narrow sc
     await dropFiles(page, '#dropzone', many);
     await waitFor(page, () => document.querySelectorAll('#documents li[data-state=ready]').length === 8);
 
+    // Without a chat model the page is search: no dead chat panel, no RAG toggle, and one
+    // small line on how to turn chat on.
     await page.click('nav a[data-page=chat]');
     await page.waitForSelector('#chat-unconfigured:not([hidden])');
     assert.match(await page.textContent('#chat-unconfigured'), /No chat model is configured/);
+    assert.equal(await page.isVisible('#chat-card'), false, 'no chat panel');
+    assert.equal(await page.isVisible('#rag-toggle'), false, 'no RAG toggle');
     assert.equal(await page.isDisabled('#chat-input'), true);
+    const shown = await page.innerText('body');
+    assert.equal(shown.split('--chat-backend').length - 1, 1, 'how to enable chat, said once');
+    assert.equal(await page.textContent('nav a[data-page=chat]'), 'Search');
+    assert.equal(await page.title(), 'Search · ragmill');
+
+    // Search hides what is far below the best, behind a toggle that says how many.
     await page.fill('#search-input', 'espresso grind');
     await page.press('#search-input', 'Enter');
     await page.waitForSelector('#search-results li');
     assert.match(await page.textContent('#search-results li:first-child'), /home-espresso\.txt/);
+    const kept = await page.$$eval('#search-results li .where', (w) => w.map((x) => x.textContent));
+    assert.ok(kept.every((w) => /home-espresso\.txt/.test(w)), `only the espresso guide is near the question: ${kept}`);
+    const toggle = '#search-weaker-toggle';
+    await page.waitForSelector(`${toggle}:not([hidden])`);
+    const hiddenCount = await page.$$eval('#search-weaker li', (l) => l.length);
+    assert.equal(kept.length + hiddenCount, 8, 'top_k results in all');
+    assert.equal(await page.textContent(toggle), `${hiddenCount} weaker result${hiddenCount === 1 ? '' : 's'} hidden — show`);
+    assert.equal(await page.isVisible('#search-weaker'), false);
+    assert.equal(await page.getAttribute(toggle, 'aria-expanded'), 'false');
+    await page.focus(toggle);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#search-weaker:not([hidden])');
+    assert.equal(await page.getAttribute(toggle, 'aria-expanded'), 'true');
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await shot(page, '10a-narrow-search-weaker-shown');
+    assert.match(await page.textContent('#search-weaker'), /note-\d\.txt/, 'the unrelated notes are the weaker ones');
+    assert.match(await page.textContent('#search-status'), new RegExp(`^${kept.length} passages? in \\d+ ms`));
+    // By meaning alone, nothing under a cosine of 0.2 shows.
+    await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/v1/search') && r.request().postDataJSON().mode === 'vector'),
+      page.selectOption('#search-mode', 'vector'),
+    ]);
+    await page.waitForFunction(() => document.getElementById('search-weaker').hidden);
+    const cosines = await page.$$eval('#search-results .score', (s) => s.map((x) => Number(x.textContent)));
+    assert.ok(cosines.length > 0 && cosines.every((c) => c >= 0.2), `${cosines}`);
     await shot(page, '10-narrow-chat-unconfigured');
 
     const foreign = requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith(server.origin.replace('http', 'ws')));
@@ -405,6 +474,10 @@ test('every page passes axe\'s WCAG 2 A/AA checks; re-process, delete and sign-o
       await page.click(`nav a[data-page=${p}]`);
       await page.waitForSelector(`#page-${p}:not([hidden])`);
       if (p === 'dashboard') await page.waitForSelector('#tiles .tile');
+      if (p === 'chat') {
+        await page.waitForSelector('#chat-unconfigured:not([hidden])');
+        await shot(page, '11-search-only-without-a-chat-model');
+      }
       await audit(p);
     }
 
@@ -424,6 +497,41 @@ test('every page passes axe\'s WCAG 2 A/AA checks; re-process, delete and sign-o
     assert.match(formatted.text, /<script>alert\(1\)<\/script>/, 'markup stays text');
     assert.match(formatted.text, /\[9\]/, 'a citation with no passage stays text');
 
+    // Chunks per second: nothing until 2 s and 3 updates, then a smoothed figure that a slow
+    // first batch and uneven batches do not throw far off.
+    const rates = await page.evaluate(async () => {
+      const { RateMeter } = await import('/assets/documents.js');
+      const m = new RateMeter(0, 0);
+      const out = [];
+      let t = 0, done = 0;
+      for (const [dt, n] of [[900, 32], [300, 32], [700, 32], [300, 32], [700, 32], [300, 32], [700, 32], [300, 32], [700, 32]]) {
+        t += dt; done += n;
+        m.update(t, done);
+        out.push(m.rate());
+      }
+      return out;
+    });
+    assert.deepEqual(rates.slice(0, 3), [null, null, null], `estimating at first: ${rates}`);
+    assert.ok(rates.slice(3).every((r) => r > 40 && r < 90), `near 64 chunks/s once estimated: ${rates}`);
+
+    // Which search results count as near the best (cosine and BM25 as the API gives them).
+    const split = await page.evaluate(async () => {
+      const { relevant } = await import('/assets/chat.js');
+      const hit = (n, vector, keyword) => ({ n, scores: { vector, keyword } });
+      const names = ({ kept, hidden }) => [kept.map((h) => h.n), hidden.map((h) => h.n)];
+      const results = [hit(1, 0.75, 11.4), hit(2, 0.6, 7.4), hit(3, 0.39, 2.1), hit(4, 0.21, 1.1), hit(5, 0.1, 9), hit(6, 0.08)];
+      return {
+        hybrid: names(relevant(results, 'hybrid')),
+        vector: names(relevant(results.map((h) => ({ ...h, scores: { vector: h.scores.vector } })), 'vector')),
+        keyword: names(relevant(results, 'keyword')),
+        nothingClose: names(relevant([hit(1, 0.15), hit(2, 0.12)], 'vector')),
+      };
+    });
+    assert.deepEqual(split.hybrid, [[1, 2, 3, 5], [4, 6]], 'hybrid: near the best meaning or the best words');
+    assert.deepEqual(split.vector, [[1, 2, 3], [4, 5, 6]], 'vector: within half the best cosine, and over 0.2');
+    assert.deepEqual(split.keyword, [[1, 2, 3, 4, 5, 6], []], 'exact words: every hit has the words');
+    assert.deepEqual(split.nothingClose, [[], [1, 2]]);
+
     // Re-process: back through the queue to ready.
     await page.click('nav a[data-page=documents]');
     const row = '#documents li[data-state]';
@@ -442,6 +550,32 @@ test('every page passes axe\'s WCAG 2 A/AA checks; re-process, delete and sign-o
     await waitFor(page, () => document.querySelectorAll('#documents li').length === 0);
     await waitFor(page, () => document.getElementById('rag-toggle').disabled);
     assert.ok(await page.isVisible('#documents-empty'));
+
+    // "Open" on a PDF opens the server's file in a tab titled with the document's name (this
+    // PDF has no title of its own), not a nameless blob.
+    const pdf = readFileSync(join(root, 'samples', 'printing-press.pdf'));
+    const untitled = Buffer.from(pdf.toString('latin1').replace('/Title (', '/Xitle ('), 'latin1');
+    await dropFiles(page, '#dropzone', [{ name: 'ledger scan.pdf', type: 'application/pdf', bytes: untitled },
+      sample('bicycle-tyre-repair.docx', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document')]);
+    await waitState(page, 'ledger scan.pdf', 'ready');
+    await waitState(page, 'bicycle-tyre-repair.docx', 'ready');
+    const rowOf = (name) => `#documents li:has(.doc-name:text-is("${name}"))`;
+    const [tab] = await Promise.all([page.context().waitForEvent('page'), page.click(`${rowOf('ledger scan.pdf')} button.open`)]);
+    await tab.waitForLoadState();
+    assert.match(tab.url(), new RegExp(`^${server.origin}/v1/documents/\\d+/file\\?token=`));
+    const cdp = await page.context().newCDPSession(tab);
+    let title = '';
+    for (let i = 0; i < 100 && title !== 'ledger scan.pdf'; i++) {
+      ({ targetInfo: { title } } = await cdp.send('Target.getTargetInfo'));
+      if (title !== 'ledger scan.pdf') await new Promise((ok) => setTimeout(ok, 100));
+    }
+    assert.equal(title, 'ledger scan.pdf', 'the tab is titled with the name');
+    await shot(tab, '12-pdf-opened-under-its-name');
+    await tab.close();
+    // A DOCX is downloaded, under its name.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click(`${rowOf('bicycle-tyre-repair.docx')} button.open`)]);
+    assert.equal(download.suggestedFilename(), 'bicycle-tyre-repair.docx');
+    assert.equal(await download.failure(), null);
 
     // Sign-out forgets the key.
     await page.click('#signout');

@@ -75,30 +75,18 @@ export class Api {
   }
 
   /**
-   * Opens a document's original in a new tab (PDF at `page`), or downloads it (DOCX). The
-   * bytes are fetched with the key and shown from a blob: text formats always as plain text,
-   * so nothing uploaded runs on this origin.
+   * Opens a document's original in a new tab (PDF at `page`), or downloads it (DOCX). The tab
+   * opens the server's own URL, through a link token (a tab cannot send the key), so the file
+   * keeps its name in the tab's title and in a download; the server serves text formats as
+   * plain text in a sandbox and PDFs under a no-script policy, so nothing uploaded runs here.
    */
   async openOriginal(id, name, page) {
-    let response;
-    try {
-      response = await fetch(`/v1/documents/${id}/file`, { headers: this.headers() });
-    } catch {
-      throw new ApiError(0, 'network', 'The server cannot be reached.');
-    }
-    if (!response.ok) throw await errorOf(response);
-    const type = response.headers.get('Content-Type') || '';
-    const bytes = await response.blob();
-    const pdf = type.startsWith('application/pdf');
-    const shown = pdf || type.startsWith('text/');
-    const blob = new Blob([bytes], { type: pdf ? 'application/pdf' : shown ? 'text/plain;charset=utf-8' : 'application/octet-stream' });
-    const url = URL.createObjectURL(blob);
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
-    if (shown) {
-      window.open(pdf && page ? `${url}#page=${page}` : url, '_blank');
+    const link = await this.post(`/v1/documents/${id}/file/link`);
+    if (link.disposition === 'inline') {
+      window.open(page ? `${link.url}#page=${page}` : link.url, '_blank', 'noopener');
     } else {
       const a = document.createElement('a');
-      a.href = url;
+      a.href = link.url;
       a.download = name;
       a.click();
     }

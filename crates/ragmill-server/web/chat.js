@@ -1,5 +1,6 @@
 // The chat and search page: the RAG toggle, answers streamed token by token with their cited
-// passages, and plain search (no chat model needed). Passages open in a dialog.
+// passages, and plain search (no chat model needed; without one the page is search only).
+// Passages open in a dialog.
 
 import { renderMarkdown } from './markdown.js';
 import { el, snippet, where } from './util.js';
@@ -7,7 +8,8 @@ import { el, snippet, where } from './util.js';
 export class Chat {
   /**
    * @param {import('./api.js').Api} api
-   * @param {{ showDocument: (id: number) => void }} hooks
+   * @param {{ showDocument: (id: number) => void, onConfig: () => void }} hooks
+   *   `onConfig` once the server said whether a chat model is configured
    */
   constructor(api, hooks) {
     this.api = api;
@@ -30,6 +32,7 @@ export class Chat {
     });
     this.$('chat-clear').addEventListener('click', () => this.clear());
     this.$('search-form').addEventListener('submit', (e) => { e.preventDefault(); this.search(); });
+    this.$('search-weaker-toggle').addEventListener('click', () => this.showWeaker(this.$('search-weaker').hidden));
     // How passages are found (search and RAG chat alike), remembered on this browser.
     const mode = this.$('search-mode');
     const saved = localStorage.getItem('ragmill.searchMode');
@@ -63,19 +66,24 @@ export class Chat {
       this.configured = !!c.configured;
       this.model = c.model;
     } catch {
-      this.configured = false;
+      // Not known: the chat stays, and says so if a message is refused.
     }
     this.renderConfig();
+    this.hooks.onConfig();
   }
 
+  /**
+   * Without a chat model the chat panel (and its RAG toggle) is not shown at all: the page is
+   * search, with one line on how to turn chat on.
+   */
   renderConfig() {
-    const note = this.$('chat-unconfigured');
-    note.hidden = this.configured !== false;
-    note.textContent = 'No chat model is configured on this server, so chat is off. An operator ' +
-      'can start ragmill with --chat-backend ollama --chat-endpoint http://localhost:11434 ' +
-      '--chat-model llama3.2 (or an OpenAI-compatible server). Search on this page works without one.';
-    this.$('chat-input').disabled = this.configured === false;
-    this.$('chat-send').disabled = this.configured === false || !!this.abort;
+    const off = this.configured === false;
+    this.$('chat-unconfigured').hidden = !off;
+    this.$('chat-card').hidden = off;
+    this.$('chat-columns').classList.toggle('solo', off);
+    document.querySelector('nav a[data-page="chat"]').textContent = off ? 'Search' : 'Chat & search';
+    this.$('chat-input').disabled = off;
+    this.$('chat-send').disabled = off || !!this.abort;
     if (this.configured && this.model) this.$('chat-input').placeholder = `Ask ${this.model}…`;
   }
 
@@ -148,7 +156,7 @@ export class Chat {
     } catch (e) {
       bubble.classList.add('error');
       body.textContent = e.code === 'chat_unconfigured' ? 'No chat model is configured on this server.' : e.message;
-      if (e.code === 'chat_unconfigured') { this.configured = false; }
+      if (e.code === 'chat_unconfigured') { this.configured = false; this.hooks.onConfig(); }
       this.messages.pop();
     } finally {
       body.classList.remove('typing');
@@ -189,10 +197,12 @@ export class Chat {
   open(hit) {
     const d = this.$('passage');
     this.$('passage-title').textContent = hit.document;
+    // The chunk's ordinal as the API and the CLI give it (from 0).
     this.$('passage-meta').textContent = [hit.page ? `page ${hit.page}` : null,
-      (hit.heading_path || []).join(' › ') || null, `chunk ${hit.chunk + 1}`,
+      (hit.heading_path || []).join(' › ') || null, `chunk ${hit.chunk}`,
       hit.score !== undefined ? `score ${hit.score.toFixed(3)}` : null].filter(Boolean).join(' · ');
-    this.$('passage-text').textContent = hit.text;
+    // Its Markdown formatted, as DOM nodes (never HTML); a [n] in it stays text.
+    this.$('passage-text').replaceChildren(...renderMarkdown(hit.text, () => null));
     d.dataset.document = hit.document_id;
     d.dataset.name = hit.document;
     d.dataset.page = hit.page || '';
@@ -206,20 +216,72 @@ export class Chat {
     const status = this.$('search-status');
     const list = this.$('search-results');
     status.textContent = 'Searching…';
+    const weaker = this.$('search-weaker');
+    const toggle = this.$('search-weaker-toggle');
     try {
       const started = performance.now();
-      const mode = this.$('search-mode').value;
-      const { results } = await this.api.post('/v1/search', { query: q, top_k: 8, mode });
+      const { results, mode } = await this.api.post('/v1/search', { query: q, top_k: 8, mode: this.$('search-mode').value });
       const ms = Math.round(performance.now() - started);
-      list.replaceChildren(...results.map((r, i) => el('li', {}, this.passageButton(r, `${i + 1}. `, 'result'))));
-      status.textContent = results.length
-        ? `${results.length} passages in ${ms} ms`
-        : (this.rag.available ? 'Nothing found.' : 'Nothing is searchable yet: upload a document first.');
+      const { kept, hidden } = relevant(results, mode);
+      const item = (r, i) => el('li', {}, this.passageButton(r, `${i + 1}. `, 'result'));
+      list.replaceChildren(...kept.map(item));
+      weaker.replaceChildren(...hidden.map((r, i) => item(r, kept.length + i)));
+      toggle.hidden = !hidden.length;
+      toggle.title = `Far below the best: closeness in meaning under ${VECTOR_SHARE * 100} % of the best's ` +
+        `(or a cosine under ${MIN_COSINE})` + (mode === 'hybrid' ? `, and words scoring under ${KEYWORD_SHARE * 100} % of the best's` : '');
+      this.showWeaker(false);
+      if (kept.length) status.textContent = `${kept.length} passage${kept.length === 1 ? '' : 's'} in ${ms} ms`;
+      else if (hidden.length) status.textContent = `No passage is close to the question (${ms} ms).`;
+      else status.textContent = this.rag.available ? 'Nothing found.' : 'Nothing is searchable yet: upload a document first.';
     } catch (e) {
       list.replaceChildren();
+      weaker.replaceChildren();
+      toggle.hidden = true;
       status.textContent = e.message;
     }
   }
+
+  /** Shows or hides the results far below the best. */
+  showWeaker(show) {
+    const weaker = this.$('search-weaker');
+    const toggle = this.$('search-weaker-toggle');
+    const n = weaker.children.length;
+    weaker.hidden = !show;
+    toggle.setAttribute('aria-expanded', String(show));
+    toggle.textContent = show
+      ? `Hide the ${n} weaker result${n === 1 ? '' : 's'}`
+      : `${n} weaker result${n === 1 ? '' : 's'} hidden — show`;
+  }
+}
+
+// What counts as near the best of a search (see `relevant`): a chunk's meaning (cosine
+// similarity with the question) at least VECTOR_SHARE of the best chunk's and at least
+// MIN_COSINE, or, in hybrid search, its words (BM25) at least KEYWORD_SHARE of the best's.
+// Hybrid's fused score cannot tell: reciprocal rank fusion gives the 8th of 30 unrelated chunks
+// nearly the score of the 1st, and BM25 scores every chunk sharing a "how" or a "the".
+export const MIN_COSINE = 0.2;
+export const VECTOR_SHARE = 0.5;
+export const KEYWORD_SHARE = 0.7;
+
+/**
+ * Splits search results into those near the best (`kept`) and those far below it (`hidden`),
+ * each in the order given. Exact-words search keeps everything it found: every hit has the
+ * words.
+ */
+export function relevant(results, mode) {
+  if (mode === 'keyword') return { kept: results, hidden: [] };
+  const best = (side) => Math.max(0, ...results.map((r) => r.scores?.[side] ?? 0));
+  const bestVector = best('vector');
+  const bestKeyword = best('keyword');
+  const near = (r) => {
+    const v = r.scores?.vector;
+    const k = r.scores?.keyword;
+    if (v !== undefined && v >= MIN_COSINE && v >= VECTOR_SHARE * bestVector) return true;
+    return mode === 'hybrid' && k !== undefined && k > 0 && k >= KEYWORD_SHARE * bestKeyword;
+  };
+  const kept = [], hidden = [];
+  for (const r of results) (near(r) ? kept : hidden).push(r);
+  return { kept, hidden };
 }
 
 /** What each retriever made of a hit, for the score's tooltip. */
