@@ -42,6 +42,8 @@ static ASSETS: &[Asset] = &[
     asset!("util.js", JS),
     asset!("documents.js", JS),
     asset!("chat.js", JS),
+    asset!("conversations.js", JS),
+    asset!("admin.js", JS),
     asset!("markdown.js", JS),
     asset!("chart.js", JS),
     asset!("dashboard.js", JS),

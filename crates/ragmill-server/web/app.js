@@ -2,6 +2,7 @@
 // the HTTP API and the live event stream. Plain ES modules, no build step, nothing loaded
 // from outside this origin.
 
+import { Admin } from './admin.js';
 import { Api } from './api.js';
 import { Chat } from './chat.js';
 import { Dashboard } from './dashboard.js';
@@ -9,7 +10,7 @@ import { Documents } from './documents.js';
 import { LiveEvents } from './live.js';
 
 const KEY = 'ragmill.key';
-const PAGES = ['documents', 'chat', 'dashboard'];
+const PAGES = ['documents', 'chat', 'dashboard', 'admin'];
 const $ = (id) => document.getElementById(id);
 
 let session = null;
@@ -60,14 +61,15 @@ class Session {
       onConfig: () => { this.setRag(this.rag); route(); },
     });
     this.dashboard = new Dashboard(api);
+    this.admin = new Admin(api);
+    this.admin.onSelfDemoted = () => this.setMe({ ...this.me, admin: false });
+    this.me = null;
     this.live = new LiveEvents(api, (m) => this.onMessage(m), (s) => this.onLiveState(s), () => signOut());
     this.rag = null;
   }
 
   start() {
-    this.api.get('/v1/me').then((me) => {
-      $('whoami').textContent = me.admin ? `${me.user} (administrator)` : me.user;
-    }, () => {});
+    this.api.get('/v1/me').then((me) => this.setMe(me), () => {});
     this.live.start();
     this.documents.load().catch(() => {});
     this.chat.loadConfig();
@@ -77,6 +79,14 @@ class Session {
   stop() {
     this.live.stop();
     this.dashboard.stop();
+  }
+
+  /** Who is signed in: the administration page is there for administrators only. */
+  setMe(me) {
+    this.me = me;
+    $('whoami').textContent = me.admin ? `${me.user} (administrator)` : me.user;
+    document.querySelector('nav a[data-page="admin"]').hidden = !me.admin;
+    route();
   }
 
   onMessage(m) {
@@ -125,13 +135,17 @@ function start(api) {
 
 function route() {
   const page = (location.hash.match(/^#\/(\w+)/) || [])[1];
-  const current = PAGES.includes(page) ? page : 'documents';
+  // The administration page only once /v1/me said so (the API refuses others anyway).
+  const allowed = (p) => PAGES.includes(p) && (p !== 'admin' || !!session?.me?.admin);
+  const current = allowed(page) ? page : 'documents';
   for (const p of PAGES) {
     $(`page-${p}`).hidden = p !== current;
     const link = document.querySelector(`nav a[data-page="${p}"]`);
     if (p === current) link.setAttribute('aria-current', 'page'); else link.removeAttribute('aria-current');
   }
   session?.dashboard.show(current === 'dashboard');
+  if (current === 'admin' && session?.shown !== 'admin') session.admin.show(session.me);
+  if (session) session.shown = current;
   document.title = `${document.querySelector(`nav a[data-page="${current}"]`).textContent} · ragmill`;
 }
 

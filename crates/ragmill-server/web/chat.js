@@ -1,9 +1,14 @@
 // The chat and search page: the RAG toggle, answers streamed token by token with their cited
 // passages, and plain search (no chat model needed; without one the page is search only).
-// Passages open in a dialog.
+// Passages open in a dialog. Every chat turn is saved into a conversation on the server
+// (conversations.js lists them); an answer can be stopped (what came stays, marked stopped) and
+// copied; the retrieval settings (passages, mode, only some documents) sit above the log.
 
+import { Conversations } from './conversations.js';
 import { renderMarkdown } from './markdown.js';
 import { el, snippet, where } from './util.js';
+
+const MODES = { hybrid: 'words + meaning', vector: 'meaning', keyword: 'exact words' };
 
 export class Chat {
   /**
@@ -20,28 +25,52 @@ export class Chat {
     this.configured = null;     // whether a chat model is configured (null: not known yet)
     this.abort = null;
     this.$ = (id) => document.getElementById(id);
+    this.picked = new Map();    // "only these documents": id -> name
+    this.conversations = new Conversations(api, {
+      onOpen: (detail) => this.show(detail),
+      onNew: () => this.clear(),
+      onRenamed: () => this.showName(),
+    });
+    // The page's controls act for the latest session's chat only (a new one after each sign-in).
+    Chat.latest?.listeners.abort();
+    Chat.latest = this;
+    this.listeners = new AbortController();
     this.wire();
+    // Nothing of a previous sign-in's chat or search stays on the page.
+    this.clear();
+    for (const id of ['search-results', 'search-weaker']) this.$(id).replaceChildren();
+    this.$('search-status').textContent = '';
+    this.$('search-weaker-toggle').hidden = true;
+    this.$('doc-picker-list').replaceChildren();
+  }
+
+  on(node, type, fn) {
+    node.addEventListener(type, fn, { signal: this.listeners.signal });
   }
 
   wire() {
     const toggle = this.$('rag-toggle');
-    toggle.addEventListener('change', () => { this.touched = true; });
-    this.$('chat-form').addEventListener('submit', (e) => { e.preventDefault(); this.send(); });
-    this.$('chat-input').addEventListener('keydown', (e) => {
+    this.on(toggle, 'change', () => { this.touched = true; });
+    this.on(this.$('chat-form'), 'submit', (e) => { e.preventDefault(); this.send(); });
+    this.on(this.$('chat-input'), 'keydown', (e) => {
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.send(); }
     });
-    this.$('chat-clear').addEventListener('click', () => this.clear());
-    this.$('search-form').addEventListener('submit', (e) => { e.preventDefault(); this.search(); });
-    this.$('search-weaker-toggle').addEventListener('click', () => this.showWeaker(this.$('search-weaker').hidden));
+    this.on(this.$('chat-stop'), 'click', () => this.stop());
+    this.wireRetrieval();
+    this.on(this.$('search-form'), 'submit', (e) => { e.preventDefault(); this.search(); });
+    this.on(this.$('search-weaker-toggle'), 'click', () => this.showWeaker(this.$('search-weaker').hidden));
     // How passages are found (search and RAG chat alike), remembered on this browser.
     const mode = this.$('search-mode');
     const saved = localStorage.getItem('ragmill.searchMode');
     if (saved && [...mode.options].some((o) => o.value === saved)) mode.value = saved;
-    mode.addEventListener('change', () => {
+    this.on(mode, 'change', () => {
       localStorage.setItem('ragmill.searchMode', mode.value);
+      this.$('chat-mode').value = mode.value;
+      this.summarize();
       if (this.$('search-input').value.trim()) this.search();
     });
-    this.$('passage-open').addEventListener('click', async () => {
+    this.$('chat-mode').value = mode.value;
+    this.on(this.$('passage-open'), 'click', async () => {
       const d = this.$('passage');
       const err = this.$('passage-error');
       err.hidden = true;
@@ -52,11 +81,83 @@ export class Chat {
         err.hidden = false;
       }
     });
-    this.$('passage-doc').addEventListener('click', () => {
+    this.on(this.$('passage-doc'), 'click', () => {
       const id = Number(this.$('passage').dataset.document);
       this.$('passage').close();
       this.hooks.showDocument(id);
     });
+  }
+
+  /**
+   * The retrieval settings of RAG chat: passages to give the model (remembered on this
+   * browser), how they are found (the search's own mode control, mirrored), and only some
+   * ready documents (picked from `GET /v1/documents`).
+   */
+  wireRetrieval() {
+    const topK = this.$('chat-top-k');
+    const saved = Number(localStorage.getItem('ragmill.chatTopK'));
+    if (saved >= 1 && saved <= 20) topK.value = String(saved);
+    this.on(topK, 'change', () => {
+      const k = Math.min(20, Math.max(1, Math.round(Number(topK.value)) || 5));
+      topK.value = String(k);
+      localStorage.setItem('ragmill.chatTopK', String(k));
+      this.summarize();
+    });
+    this.on(this.$('chat-mode'), 'change', () => {
+      const mode = this.$('search-mode');
+      mode.value = this.$('chat-mode').value;
+      mode.dispatchEvent(new Event('change'));
+    });
+    this.on(this.$('retrieval'), 'toggle', () => { if (this.$('retrieval').open) this.loadPicker(); });
+    let timer = null;
+    this.on(this.$('doc-picker-filter'), 'input', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => this.loadPicker(), 200);
+    });
+    this.on(this.$('doc-picker-clear'), 'click', () => {
+      this.picked.clear();
+      for (const box of this.$('doc-picker-list').querySelectorAll('input')) box.checked = false;
+      this.summarize();
+    });
+    this.summarize();
+  }
+
+  topK() {
+    return Math.min(20, Math.max(1, Math.round(Number(this.$('chat-top-k').value)) || 5));
+  }
+
+  summarize() {
+    const k = this.topK();
+    const n = this.picked.size;
+    this.$('retrieval-summary').textContent = `${k} passage${k === 1 ? '' : 's'} · ${MODES[this.$('search-mode').value]} · ` +
+      (n ? `${n} document${n === 1 ? '' : 's'} only` : 'all documents');
+    this.$('doc-picker-count').textContent = n
+      ? `Only ${[...this.picked.values()].join(', ')}.`
+      : 'All ready documents are searched.';
+    this.$('doc-picker-clear').hidden = !n;
+  }
+
+  /** The ready documents whose name has the filter's text, each with its box. */
+  async loadPicker() {
+    const q = this.$('doc-picker-filter').value.trim();
+    const list = this.$('doc-picker-list');
+    try {
+      const { documents, total } = await this.api.get(`/v1/documents?state=ready&sort=name&order=asc&limit=50${q ? `&q=${encodeURIComponent(q)}` : ''}`);
+      const items = documents.map((d) => {
+        const id = `pick-${d.id}`;
+        const box = el('input', { type: 'checkbox', id, checked: this.picked.has(d.id) });
+        box.addEventListener('change', () => {
+          if (box.checked) this.picked.set(d.id, d.name); else this.picked.delete(d.id);
+          this.summarize();
+        });
+        return el('li', {}, box, el('label', { for: id }, d.name));
+      });
+      if (total > documents.length) items.push(el('li', { class: 'muted small' }, `${total - documents.length} more: filter by name to find them.`));
+      if (!documents.length) items.push(el('li', { class: 'muted small' }, q ? 'No ready document has that in its name.' : 'No document is ready yet.'));
+      list.replaceChildren(...items);
+    } catch (e) {
+      list.replaceChildren(el('li', { class: 'error small' }, e.message));
+    }
   }
 
   /** Asks the server whether a chat model is configured. */
@@ -65,11 +166,13 @@ export class Chat {
       const c = await this.api.get('/v1/chat');
       this.configured = !!c.configured;
       this.model = c.model;
+      this.backend = c.backend;
     } catch {
       // Not known: the chat stays, and says so if a message is refused.
     }
     this.renderConfig();
     this.hooks.onConfig();
+    if (this.configured) this.conversations.load();
   }
 
   /**
@@ -84,7 +187,12 @@ export class Chat {
     document.querySelector('nav a[data-page="chat"]').textContent = off ? 'Search' : 'Chat & search';
     this.$('chat-input').disabled = off;
     this.$('chat-send').disabled = off || !!this.abort;
+    this.$('chat-stop').hidden = !this.abort;
     if (this.configured && this.model) this.$('chat-input').placeholder = `Ask ${this.model}…`;
+    // The server offers one chat model (GET /v1/chat names it): shown, not picked.
+    const model = this.$('chat-model');
+    model.hidden = !(this.configured && this.model);
+    model.textContent = this.model ? `Model: ${this.model}${this.backend ? ` (${this.backend})` : ''}` : '';
   }
 
   /** The RAG status changed (snapshot, `rag.available`, or a re-read). */
@@ -110,12 +218,51 @@ export class Chat {
     }
   }
 
+  /** An empty log: a new conversation, made on the server with its first question. */
   clear() {
     this.abort?.abort();
     this.messages = [];
+    this.conversations.current = null;
+    this.conversations.render();
     const log = this.$('chat-log');
     log.replaceChildren(this.$('chat-empty') || el('p', { class: 'empty', id: 'chat-empty' }));
     this.$('chat-empty').hidden = false;
+    this.showName();
+  }
+
+  showName() {
+    this.$('chat-conversation-name').textContent = this.conversations.current
+      ? `In “${this.conversations.currentTitle()}”` : 'A new conversation';
+  }
+
+  /** A saved conversation, reopened: its messages, each answer with its sources. */
+  show(detail) {
+    this.abort?.abort();
+    const log = this.$('chat-log');
+    log.replaceChildren(this.$('chat-empty'));
+    this.$('chat-empty').hidden = detail.history.length > 0;
+    this.messages = [];
+    for (const m of detail.history) {
+      if (m.role === 'user') {
+        log.append(el('div', { class: 'msg user' }, m.content));
+      } else {
+        const body = el('div', { class: 'answer' });
+        const bubble = el('div', { class: 'msg assistant' }, body);
+        log.append(bubble);
+        this.finish(bubble, body, m.content, m.sources || [], m.stopped);
+      }
+      if (m.content.trim()) this.messages.push({ role: m.role, content: m.content });
+    }
+    log.scrollTop = log.scrollHeight;
+    this.showName();
+    this.$('chat-input').focus();
+  }
+
+  /** Stops the answer being written: what came stays, marked stopped (and is saved so). */
+  stop() {
+    if (!this.abort) return;
+    this.stopping = true;
+    this.abort.abort();
   }
 
   async send() {
@@ -134,37 +281,90 @@ export class Chat {
     log.scrollTop = log.scrollHeight;
     let answer = '';
     let sources = [];
-    this.abort = new AbortController();
+    let failed = false;
+    const abort = new AbortController();
+    this.abort = abort;
+    this.stopping = false;
     this.renderConfig();
+    let conversation = this.conversations.current;
     try {
+      if (!conversation) {
+        try {
+          conversation = await this.conversations.create(text);
+          this.showName();
+        } catch (e) {
+          conversation = null;
+          this.conversations.say(`This conversation is not being saved: ${e.message}`);
+        }
+      }
       const mode = this.$('search-mode').value;
-      await this.api.chat({ messages: this.messages, rag, mode }, (name, data) => {
+      const request = { messages: this.messages, rag, mode, top_k: this.topK() };
+      if (this.picked.size) request.documents = [...this.picked.keys()];
+      if (conversation) request.conversation = conversation;
+      if (abort.signal.aborted) throw new DOMException('stopped', 'AbortError');
+      await this.api.chat(request, (name, data) => {
         if (name === 'sources') sources = data.sources || [];
         else if (name === 'token') {
           answer += data.content;
           body.textContent = answer;
           log.scrollTop = log.scrollHeight;
         } else if (name === 'error') {
+          failed = true;
           bubble.append(el('p', { class: 'error' }, `The chat model failed: ${data.message}`));
         }
-      }, this.abort.signal);
-      if (answer) {
-        this.messages.push({ role: 'assistant', content: answer });
-        this.format(body, answer, sources);
-      }
-      if (sources.length) bubble.append(this.sourceList(sources));
+      }, abort.signal);
+      if (abort.signal.aborted) throw new DOMException('stopped', 'AbortError');
+      if (answer) this.messages.push({ role: 'assistant', content: answer });
+      this.finish(bubble, body, answer, sources, failed);
+      if (conversation) this.conversations.touched(conversation, 2);
     } catch (e) {
-      bubble.classList.add('error');
-      body.textContent = e.code === 'chat_unconfigured' ? 'No chat model is configured on this server.' : e.message;
-      if (e.code === 'chat_unconfigured') { this.configured = false; this.hooks.onConfig(); }
-      this.messages.pop();
+      if (e.name === 'AbortError' || abort.signal.aborted) {
+        if (this.stopping && bubble.isConnected) {
+          // Stopped by the user: the partial answer stays, marked, as the server saved it.
+          if (answer) this.messages.push({ role: 'assistant', content: answer });
+          this.finish(bubble, body, answer, sources, true);
+          if (conversation) this.conversations.touched(conversation, 2);
+        }
+      } else {
+        bubble.classList.add('error');
+        body.textContent = e.code === 'chat_unconfigured' ? 'No chat model is configured on this server.' : e.message;
+        if (e.code === 'chat_unconfigured') { this.configured = false; this.hooks.onConfig(); }
+        this.messages.pop();
+      }
     } finally {
       body.classList.remove('typing');
       bubble.removeAttribute('aria-busy');
-      this.abort = null;
+      if (this.abort === abort) this.abort = null;
+      this.stopping = false;
       this.renderConfig();
       input.focus();
     }
+  }
+
+  /**
+   * An answer as it ended (live or reopened alike): formatted, its sources, a copy button, and
+   * a note when it was stopped before its end.
+   */
+  finish(bubble, body, answer, sources, stopped) {
+    if (answer) this.format(body, answer, sources);
+    else body.textContent = stopped ? '' : '(no answer)';
+    if (stopped) {
+      bubble.classList.add('stopped');
+      bubble.dataset.stopped = 'true';
+      bubble.append(el('p', { class: 'stopped-note small' }, 'Stopped: the answer ends here.'));
+    }
+    if (sources.length) bubble.append(this.sourceList(sources));
+    if (answer) bubble.append(this.copyButton(answer));
+  }
+
+  copyButton(text) {
+    const status = el('span', { class: 'copy-status small', role: 'status' });
+    const button = el('button', { type: 'button', class: 'link small copy', 'aria-label': 'Copy answer' }, 'Copy');
+    button.addEventListener('click', async () => {
+      status.textContent = (await copyText(text)) ? 'Copied.' : 'Cannot copy here: select the text instead.';
+      setTimeout(() => { status.textContent = ''; }, 2500);
+    });
+    return el('div', { class: 'msg-actions' }, button, status);
   }
 
   /** A finished answer, formatted: its Markdown, and each `[n]` a button opening passage n. */
@@ -290,4 +490,21 @@ function scoreTitle(hit) {
   return [s.vector !== undefined ? `meaning ${s.vector.toFixed(3)}` : null,
     s.keyword !== undefined ? `words (BM25) ${s.keyword.toFixed(2)}` : null,
     s.rerank !== undefined ? `reranker ${s.rerank.toFixed(3)}` : null].filter(Boolean).join(' · ') || 'score';
+}
+
+/** Puts `text` on the clipboard; whether it worked. */
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // No clipboard API (or no permission): the old way, through a selected text area.
+    const area = el('textarea', { value: text, readOnly: true, class: 'sr-only' });
+    document.body.append(area);
+    area.select();
+    let ok = false;
+    try { ok = document.execCommand('copy'); } catch { ok = false; }
+    area.remove();
+    return ok;
+  }
 }
