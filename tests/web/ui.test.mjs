@@ -3,7 +3,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
@@ -346,7 +346,8 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
     assert.deepEqual(foreign, []);
     assert.deepEqual(errors, [], 'no script errors');
   } finally {
-    writeFileSync(join(artifacts, 'figures.json'), JSON.stringify(figures, null, 2));
+    const kept = existsSync(join(artifacts, 'figures.json')) ? JSON.parse(readFileSync(join(artifacts, 'figures.json'), 'utf8')) : {};
+    writeFileSync(join(artifacts, 'figures.json'), JSON.stringify({ ...kept, ...figures }, null, 2));
     console.log('time from drop to first progress event on the page (ms):', JSON.stringify(figures.firstEventMs));
     await page.context().close();
     await server.stop();

@@ -2,11 +2,16 @@
 // the event stream reports it), states and errors in plain words, delete and re-process.
 // The page's list is also what the header and the chat's RAG status count (`status()`).
 
-import { el, bytes, seconds } from './util.js';
+import { el, bytes, number, seconds } from './util.js';
+import { Batch, filesOfDrop, filesOfFolderInput } from './batch.js';
 
 const KIND = { text: 'Text', markdown: 'Markdown', html: 'HTML', pdf: 'PDF', docx: 'DOCX' };
 const UPLOADS_AT_ONCE = 3;
 const STATE_WORD = { uploading: 'Uploading', queued: 'Waiting', processing: 'Processing', ready: 'Ready', failed: 'Failed' };
+/** Rows per page of the list: the API pages it (limit/offset/total), the page holds no more. */
+const PAGE_SIZE = 100;
+/** The list's filter chips, as the API's `state` parameter(s). */
+const FILTER_STATES = { all: [null], progress: ['processing', 'queued'], ready: ['ready'], failed: ['failed'] };
 
 export class Documents {
   /**
@@ -26,49 +31,174 @@ export class Documents {
     this.loaded = false;        // the whole list was read once
     this.list = document.getElementById('documents');
     this.empty = document.getElementById('documents-empty');
+    // What the list shows: a page of the documents matching the chip and the name, in an order.
+    this.view = { filter: 'all', q: '', sort: 'created', order: 'desc', offset: 0 };
+    this.total = 0;             // documents matching the view, as the API counts them
+    this.fresh = 0;             // documents accepted since the list was read (shown first)
+    this.seq = 0;               // their order
+    this.loading = 0;           // the generation of the latest read of the list
+    this.serverRag = null;      // the server's counts, when the page lists only part
+    this.batch = new Batch({
+      cancel: (ids, keys) => this.cancelMany(ids, keys),
+      retry: (ids) => this.retry(ids),
+    }, RateMeter);
     this.wire();
+    // A document in a stage with no event for longer than the stage should take says so.
+    setInterval(() => this.checkStalls(), 1000);
   }
 
   wire() {
     const zone = document.getElementById('dropzone');
     const input = document.getElementById('file-input');
-    input.addEventListener('change', () => { this.addFiles([...input.files]); input.value = ''; });
+    input.addEventListener('change', () => { this.batch.begin(); this.addFiles([...input.files]); input.value = ''; });
+    const folder = document.getElementById('folder-input');
+    folder.addEventListener('change', () => {
+      this.batch.begin();
+      this.addFiles(filesOfFolderInput(folder.files));
+      folder.value = '';
+    });
     const over = (on) => (e) => { e.preventDefault(); zone.classList.toggle('over', on); };
     zone.addEventListener('dragenter', over(true));
     zone.addEventListener('dragover', over(true));
     zone.addEventListener('dragleave', over(false));
     zone.addEventListener('drop', (e) => {
       over(false)(e);
-      this.addFiles([...(e.dataTransfer?.files || [])]);
+      this.batch.begin();
+      filesOfDrop(e.dataTransfer).then((files) => this.addFiles(files),
+        (err) => { this.addFiles([]); this.hooks.onError(`Could not read the folder: ${err.message}`); });
     });
     // Dropping a file anywhere else must not navigate away from the page.
     window.addEventListener('dragover', (e) => e.preventDefault());
     window.addEventListener('drop', (e) => e.preventDefault());
+
+    for (const chip of document.querySelectorAll('#list-tools .chip')) {
+      chip.addEventListener('click', () => {
+        for (const c of document.querySelectorAll('#list-tools .chip')) c.setAttribute('aria-pressed', String(c === chip));
+        this.setView({ filter: chip.dataset.filter });
+      });
+    }
+    const search = document.getElementById('list-search');
+    let timer = null;
+    search.addEventListener('input', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => this.setView({ q: search.value.trim() }), 250);
+    });
+    const sort = document.getElementById('list-sort');
+    sort.addEventListener('change', () => {
+      const [by, order] = sort.value.split(':');
+      this.setView({ sort: by, order });
+    });
+    document.getElementById('list-prev').addEventListener('click', () =>
+      this.setView({ offset: Math.max(0, this.view.offset - PAGE_SIZE) }, true));
+    document.getElementById('list-next').addEventListener('click', () =>
+      this.setView({ offset: this.view.offset + PAGE_SIZE }, true));
+    document.getElementById('list-retry-all').addEventListener('click', () => this.retryAll());
   }
 
-  /** Loads the whole list (on sign-in and after every reconnection). */
-  async load() {
-    const { documents } = await this.api.get('/v1/documents');
-    const seen = new Set();
-    for (const d of documents) {
-      seen.add(d.id);
-      this.upsert(d.id, { ...d, state: d.state });
+  /** Shows another part of the list (back to its first page unless `keepPage`). */
+  setView(change, keepPage = false) {
+    Object.assign(this.view, change);
+    if (!keepPage) this.view.offset = 0;
+    this.load().catch((e) => this.hooks.onError(`Could not read the documents: ${e.message}`));
+  }
+
+  /** Whether the view is the whole list's first page, newest first, unfiltered. */
+  isDefaultView() {
+    const v = this.view;
+    return v.filter === 'all' && !v.q && v.offset === 0 && v.sort === 'created' && v.order === 'desc';
+  }
+
+  /** Whether `doc` belongs to the view's filter and name (an upload always does). */
+  fits(doc) {
+    if (doc.state === 'uploading') return true;
+    const v = this.view;
+    if (v.q && !String(doc.name).toLowerCase().includes(v.q.toLowerCase())) return false;
+    const states = FILTER_STATES[v.filter];
+    return states[0] === null || states.includes(doc.state);
+  }
+
+  /** One page of the view: the API's page of one state, or of several one after another. */
+  async fetchPage() {
+    const v = this.view;
+    const states = FILTER_STATES[v.filter];
+    const documents = [];
+    let total = 0, skip = v.offset;
+    for (const state of states) {
+      const want = PAGE_SIZE - documents.length;
+      const params = new URLSearchParams({ sort: v.sort, order: v.order, limit: String(Math.max(1, want)), offset: String(skip) });
+      if (state) params.set('state', state);
+      if (v.q) params.set('q', v.q);
+      const page = await this.api.get(`/v1/documents?${params}`);
+      if (want > 0) documents.push(...page.documents.slice(0, want));
+      total += page.total;
+      skip = Math.max(0, skip - page.total);
     }
+    return { documents, total };
+  }
+
+  /** Loads the view's page of the list (on sign-in, after every reconnection, on a change of view). */
+  async load() {
+    const generation = ++this.loading;
+    const { documents, total } = await this.fetchPage();
+    if (generation !== this.loading) return; // a later read answers for a later view
+    const partial = !(this.view.filter === 'all' && !this.view.q && total <= documents.length);
+    if (partial) await this.readRag();
+    if (generation !== this.loading) return;
+    const seen = new Set();
+    documents.forEach((d, i) => {
+      seen.add(d.id);
+      const known = this.docs.get(d.id);
+      this.upsert(d.id, { ...d, state: d.state, pos: i });
+      if (!known && (d.state === 'processing' || d.state === 'queued')) this.docs.get(d.id).lastEvent = performance.now();
+    });
     for (const [key, doc] of this.docs) {
       if (typeof key === 'number' && !seen.has(key) && doc.state !== 'uploading') this.remove(key);
     }
+    this.total = total;
+    this.fresh = 0;
+    this.partial = partial;
     this.loaded = true;
     this.render();
   }
 
+  /** The server's counts (the header's), when this page lists only part of the documents. */
+  async readRag() {
+    try { this.serverRag = await this.api.get('/v1/rag/status'); } catch { /* keep the last */ }
+  }
+
+  /** Re-reads the server's counts soon, once for many events. */
+  ragSoon() {
+    if (!this.partial || this.ragTimer) return;
+    this.ragTimer = setTimeout(async () => { this.ragTimer = null; await this.readRag(); this.changed(); }, 1000);
+  }
+
+  /** The pager's line and buttons. */
+  renderPager() {
+    const pages = document.getElementById('list-pages');
+    const v = this.view;
+    const shown = [...this.docs.keys()].filter((k) => typeof k === 'number').length;
+    const total = this.total + this.fresh;
+    pages.hidden = total <= PAGE_SIZE && v.offset === 0;
+    const first = total ? v.offset + 1 : 0;
+    document.getElementById('list-range').textContent =
+      `${number(first)}–${number(Math.min(total, v.offset + Math.max(shown, 1)))} of ${number(total)}`;
+    document.getElementById('list-prev').disabled = v.offset === 0;
+    document.getElementById('list-next').disabled = v.offset + PAGE_SIZE >= this.total;
+    document.getElementById('list-retry-all').hidden = v.filter !== 'failed' || !this.total;
+  }
+
   /** Starts uploading `files`, each with its own bar. */
   addFiles(files) {
+    const keys = [];
     for (const file of files) {
       const key = `u${++this.uploads}`;
       const dropped = performance.now();
       this.upsert(key, { name: file.name, size: file.size, state: 'uploading', sent: 0, sendTotal: 0, dropped });
       this.waiting.push({ key, file });
+      keys.push(key);
     }
+    this.batch.add(keys);
+    this.batch.render(true);
     this.render();
     this.pump();
   }
@@ -88,6 +218,7 @@ export class Documents {
         this.upsert(key, { sent: loaded, sendTotal: total });
         this.renderRow(key);
       }).then((accepted) => this.claim(key, accepted), (err) => {
+        this.batch.refuse(key);
         if (!this.docs.has(key)) return;
         this.upsert(key, { state: 'failed', error: { code: err.code, message: err.message } });
         this.renderRow(key);
@@ -101,39 +232,65 @@ export class Documents {
   /** An upload was accepted as document `accepted.id`: its row now follows that document. */
   claim(key, accepted) {
     const doc = this.docs.get(key);
+    const isNew = !this.docs.has(accepted.id);
+    if (isNew) this.fresh++;
+    const cancelWanted = doc?.cancelWanted;
     this.remove(key);
+    this.batch.accept(key, accepted.id, accepted.state);
     const unchanged = accepted.state === 'ready';
     // A name uploaded again keeps the row it had, and its chunks stay searchable meanwhile.
     const before = this.docs.get(accepted.id);
     this.upsert(accepted.id, {
-      ...doc, id: accepted.id, name: accepted.name, state: accepted.state, error: null,
+      ...doc, key: accepted.id, id: accepted.id, name: accepted.name, state: accepted.state, error: null,
       stage: null, progress: { done: 0, total: 0 }, unchanged, sent: undefined, sendTotal: undefined,
       chunks: before?.chunks, kind: before?.kind, created_at: before?.created_at,
+      pos: before ? before.pos : -(++this.seq), lastEvent: performance.now(), cancelWanted: undefined,
     });
     const early = this.early.get(accepted.id);
     this.early.delete(accepted.id);
     if (early) early.forEach((m) => this.apply(m));
     // Its type (detected by the server) and date, now rather than at the next reload.
     if (unchanged) this.refresh(accepted.id); else this.refreshMeta(accepted.id);
-    this.render();
+    // Cancelled while it was going up: cancel it now that it is a document.
+    if (cancelWanted && !unchanged) this.cancel(accepted.id);
+    // Not of the view (another filter, name or page): the batch still counts it, the list does not.
+    if (!this.fits(this.docs.get(accepted.id)) || (!before && this.view.offset > 0)) {
+      this.remove(accepted.id);
+      this.fresh = Math.max(0, this.fresh - 1);
+    }
+    this.renderRow(accepted.id);
+    this.changed();
+    this.renderSoon();
     this.flash(accepted.id);
   }
 
   /** A snapshot or an event from the live stream. */
   onMessage(m) {
     if (m.type === 'snapshot') {
-      for (const d of m.documents) this.upsert(d.id, d);
+      // Only the rows already listed: the list reads its own page below.
+      for (const d of m.documents) if (this.docs.has(d.id)) this.upsert(d.id, d);
+      if (m.rag) this.serverRag = m.rag;
       this.render();
       this.load().catch(() => {});
       return;
     }
     if (!m.type.startsWith('document.')) return;
+    if (m.type !== 'document.progress') this.ragSoon();
+    if (!this.docs.has(m.id) && this.batch.has(m.id)) {
+      this.batch.onEvent(m); // of the batch, but not on this page of the list
+      return;
+    }
     if (!this.docs.has(m.id)) {
       // Its upload's answer may still be on its way; otherwise it came from elsewhere.
       const list = this.early.get(m.id) || [];
       list.push(m);
       this.early.set(m.id, list);
-      setTimeout(() => { if (this.early.has(m.id)) { this.early.delete(m.id); this.refresh(m.id); } }, 1500);
+      // A document from elsewhere shows up if it belongs at the top of the list as shown.
+      setTimeout(() => {
+        if (!this.early.has(m.id)) return;
+        this.early.delete(m.id);
+        if (this.isDefaultView()) this.refresh(m.id, true);
+      }, 1500);
       return;
     }
     this.apply(m);
@@ -143,6 +300,8 @@ export class Documents {
     const doc = this.docs.get(m.id);
     if (!doc) return;
     const now = performance.now();
+    this.batch.onEvent(m);
+    doc.lastEvent = now;
     if (doc.dropped !== undefined && doc.firstEventMs === undefined) {
       doc.firstEventMs = Math.round(now - doc.dropped);
     }
@@ -171,16 +330,18 @@ export class Documents {
       const { kind, size, created_at, updated_at } = await this.api.get(`/v1/documents/${id}`);
       if (!this.docs.has(id)) return;
       this.upsert(id, { kind, size, created_at, updated_at });
-      this.render();
+      this.renderRow(id);
     } catch (e) {
       if (e.status === 404) { this.remove(id); this.render(); }
     }
   }
 
-  /** Re-reads one document (its timings, kind and chunk count). */
-  async refresh(id) {
+  /** Re-reads one document (its timings, kind and chunk count); `add`s it at the top if not listed. */
+  async refresh(id, add = false) {
     try {
       const d = await this.api.get(`/v1/documents/${id}`);
+      if (!this.docs.has(id) && !add) return;
+      if (!this.docs.has(id)) { this.fresh++; d.pos = -(++this.seq); d.lastEvent = performance.now(); }
       this.upsert(id, d);
       this.render();
     } catch (e) {
@@ -225,24 +386,47 @@ export class Documents {
     return { available, documents_ready: ready, documents_processing: processing };
   }
 
-  /** Tells the page the list changed, once it holds the whole list. */
-  changed() {
-    if (this.loaded) this.hooks.onChange(this.status());
+  /**
+   * The counts the header and the chat show: the list's own while it holds every document,
+   * the server's while it shows part of them (a page, a filter, a name).
+   */
+  counts() {
+    if (!this.partial || !this.serverRag) return this.status();
+    const { available, documents_ready, documents_processing } = this.serverRag;
+    return { available, documents_ready, documents_processing };
   }
 
-  /** Puts the rows in order (uploads first, then newest first) and updates each. */
+  /** Tells the page the list changed, once it holds the whole list. */
+  changed() {
+    if (this.loaded) this.hooks.onChange(this.counts());
+  }
+
+  /** render() at the next frame, once for many changes (a big batch's uploads). */
+  renderSoon() {
+    if (this.renderQueued) return;
+    this.renderQueued = true;
+    requestAnimationFrame(() => { this.renderQueued = false; this.render(); });
+  }
+
+  /**
+   * Puts the rows in order (uploads first, then those accepted since the list was read, newest
+   * first, then the list's page in the API's order) and updates each.
+   */
   render() {
     const order = [...this.docs.values()].sort((a, b) => {
       const ua = a.state === 'uploading', ub = b.state === 'uploading';
       if (ua !== ub) return ua ? -1 : 1;
-      return (b.created_at || Infinity) - (a.created_at || Infinity) || String(b.key).localeCompare(String(a.key));
+      if (ua) return Number(String(b.key).slice(1)) - Number(String(a.key).slice(1));
+      return (a.pos ?? -Infinity) - (b.pos ?? -Infinity);
     });
-    order.forEach((doc, i) => {
-      const row = this.renderRow(doc.key);
-      if (!row) return;
+    // Every row first (a new one is prepended), then each put in its place in order.
+    const rows = order.map((doc) => this.renderRow(doc.key)).filter(Boolean);
+    rows.forEach((row, i) => {
       if (this.list.children[i] !== row) this.list.insertBefore(row, this.list.children[i] || null);
     });
-    this.empty.hidden = this.docs.size > 0;
+    this.empty.hidden = this.docs.size > 0 || !this.isDefaultView();
+    this.list.dataset.total = String(this.total);
+    this.renderPager();
     this.changed();
   }
 
@@ -270,16 +454,26 @@ export class Documents {
     bar.setAttribute('aria-valuetext', line);
     bar.firstChild.style.width = `${(pct ?? 0).toFixed(1)}%`;
     const state = row.querySelector('.state');
-    state.className = `state ${doc.state}`;
-    state.textContent = STATE_WORD[doc.state] || doc.state;
+    const cancelled = doc.error?.code === 'cancelled';
+    if (cancelled) row.dataset.error = 'cancelled'; else delete row.dataset.error;
+    state.className = `state ${cancelled ? 'cancelled' : doc.state}`;
+    state.textContent = cancelled ? 'Cancelled' : STATE_WORD[doc.state] || doc.state;
     row.querySelector('.detail').textContent = line;
+    const stall = stalled(doc, performance.now());
+    row.querySelector('.stall').textContent = stall || '';
+    row.querySelector('.stall').hidden = !stall;
+    if (stall) row.dataset.stalled = 'true'; else delete row.dataset.stalled;
     const err = row.querySelector('.doc-error');
-    err.hidden = !doc.error;
-    err.textContent = doc.error ? `${doc.error.message} (${doc.error.code})` : '';
+    // A cancel the user asked for is said by the state and the line, not as an alert.
+    err.hidden = !doc.error || cancelled;
+    err.textContent = doc.error && !cancelled ? `${doc.error.message} (${doc.error.code})` : '';
     const busy = doc.state === 'uploading';
     row.querySelector('.reprocess').hidden = busy || typeof key !== 'number';
     row.querySelector('.open').hidden = busy || typeof key !== 'number';
     row.querySelector('.delete').hidden = busy;
+    const cancel = row.querySelector('.cancel');
+    cancel.hidden = typeof key !== 'number' || !(doc.state === 'queued' || doc.state === 'processing');
+    cancel.setAttribute('aria-label', `Cancel ${doc.name}`);
     row.querySelector('.delete').textContent = typeof key === 'number' ? 'Delete' : 'Dismiss';
     return row;
   }
@@ -292,26 +486,108 @@ export class Documents {
       this.api.openOriginal(key, doc.name).catch((e) => this.hooks.onError(`Could not open ${doc.name}: ${e.message}`));
     });
     const reprocess = el('button', { type: 'button', class: 'reprocess' }, 'Re-process');
+    const cancel = el('button', { type: 'button', class: 'cancel danger' }, 'Cancel');
+    cancel.addEventListener('click', () => this.cancel(key));
     const del = el('button', { type: 'button', class: 'delete danger' }, 'Delete');
     reprocess.addEventListener('click', () => this.reprocess(key));
     del.addEventListener('click', () => this.delete(key));
     const bar = el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100' }, el('span'));
     const row = el('li', { class: 'doc' },
       name,
-      el('div', { class: 'doc-actions' }, open, reprocess, del),
+      el('div', { class: 'doc-actions' }, cancel, open, reprocess, del),
       el('div', { class: 'doc-meta' }),
       el('div', { class: 'doc-progress' }, bar,
-        el('div', { class: 'doc-line' }, el('span', { class: 'state' }), el('span', { class: 'detail' }))),
+        el('div', { class: 'doc-line' }, el('span', { class: 'state' }), el('span', { class: 'detail' }),
+          el('span', { class: 'stall', hidden: true }))),
       el('div', { class: 'doc-error', role: 'alert' }));
     bar.setAttribute('aria-label', 'Progress');
     return row;
   }
 
+  /** Cancels document `key` (waiting or processing): it ends cancelled, the server says when. */
+  async cancel(key) {
+    const doc = this.docs.get(key);
+    try {
+      await this.api.post(`/v1/documents/${key}/cancel`);
+    } catch (e) {
+      if (e.status === 409 || e.status === 404) { this.refresh(key); return; } // it ended meanwhile
+      this.hooks.onError(`Could not cancel ${doc?.name ?? key}: ${e.message}`);
+    }
+  }
+
+  /**
+   * Cancels the batch: documents `ids` in one request, uploads `keys` not sent yet are dropped,
+   * and those going up are cancelled once the server accepts them.
+   */
+  async cancelMany(ids, keys) {
+    const unsent = new Set(this.waiting.map((w) => w.key));
+    for (const key of keys) {
+      const doc = this.docs.get(key);
+      if (unsent.has(key)) {
+        this.waiting = this.waiting.filter((w) => w.key !== key);
+        this.batch.refuse(key, true);
+        if (doc) {
+          this.upsert(key, { state: 'failed', error: { code: 'cancelled', message: 'Cancelled before it was uploaded' } });
+          this.renderRow(key);
+        }
+      } else if (doc) {
+        doc.cancelWanted = true;
+      }
+    }
+    if (!ids.length) return;
+    try {
+      await this.api.post('/v1/documents/cancel', { ids });
+    } catch (e) {
+      this.hooks.onError(`Could not cancel the batch: ${e.message}`);
+    }
+  }
+
+  /** Queues failed (and cancelled) documents `ids` again, in one request. */
+  async retry(ids) {
+    for (const id of ids) {
+      const doc = this.docs.get(id);
+      if (doc) {
+        Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, meter: null, lastEvent: performance.now() });
+        this.renderRow(id);
+      }
+      this.batch.set(id, 'queued');
+    }
+    this.changed();
+    try {
+      await this.api.post('/v1/documents/retry', { ids });
+    } catch (e) {
+      this.hooks.onError(`Could not retry: ${e.message}`);
+      this.load().catch(() => {});
+    }
+  }
+
+  /** Queues every failed document again (the "Failed" chip's button). */
+  async retryAll() {
+    try {
+      await this.api.post('/v1/documents/retry', { all: true });
+    } catch (e) {
+      this.hooks.onError(`Could not retry: ${e.message}`);
+    }
+    this.load().catch(() => {});
+  }
+
+  /** Rows whose stage has had no event for too long say so (and stop saying it at the next event). */
+  checkStalls() {
+    const now = performance.now();
+    for (const [key, doc] of this.docs) {
+      const row = this.rows.get(key);
+      if (!row) continue;
+      const stall = stalled(doc, now);
+      if ((stall || '') !== row.querySelector('.stall').textContent) this.renderRow(key);
+    }
+  }
+
   async reprocess(key) {
     const doc = this.docs.get(key);
+    this.batch.set(key, 'queued');
     const before = { ...doc };
     // Queued before the request: its events may arrive before its answer does.
-    Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, meter: null });
+    Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, meter: null, lastEvent: performance.now() });
     this.renderRow(key);
     this.changed();
     try {
@@ -372,11 +648,33 @@ function describe(doc) {
       return { pct: 100, waiting: false, line: [`${doc.chunks ?? p.total} chunks`, took].filter(Boolean).join(' · ') };
     }
     case 'failed':
+      if (doc.error?.code === 'cancelled') {
+        if (typeof doc.key !== 'number') return { pct: 100, waiting: false, line: 'Not uploaded' };
+        return { pct: 100, waiting: false, line: doc.chunks ? 'Stopped; the previous version stays searchable' : 'Stopped; nothing of it was kept' };
+      }
       if (typeof doc.key !== 'number') return { pct: 100, waiting: false, line: 'Upload refused; nothing was stored' };
       return { pct: 100, waiting: false, line: doc.chunks ? 'The new version failed; the previous one stays searchable' : 'Not searchable' };
     default:
       return { pct: null, waiting: true, line: '' };
   }
+}
+
+/**
+ * How long each stage may go without an event before the row says so (milliseconds; none for
+ * a document waiting for a worker, or for the vector store, which say what they wait for).
+ * Embedding sends an event per batch of chunks, the other stages take seconds.
+ */
+export const STALL_MS = { extracting: 60000, chunking: 60000, embedding: 60000, storing: 60000, null: 60000 };
+
+/** "no progress for 2 min — still working?", when a processing document has been silent too long. */
+export function stalled(doc, now) {
+  if (doc.state !== 'processing' || doc.lastEvent === undefined) return null;
+  const limit = STALL_MS[doc.stage ?? 'null'];
+  if (!limit) return null;
+  const quiet = now - doc.lastEvent;
+  if (quiet < limit) return null;
+  const min = Math.floor(quiet / 60000);
+  return `no progress for ${min >= 1 ? `${min} min` : `${Math.round(quiet / 1000)} s`} — still working?`;
 }
 
 function stageLine(stage) {
