@@ -270,6 +270,7 @@ test('conversations are kept: saved turns with sources, reopened after a reload,
 
     // A phone's width: everything reachable, nothing wider than the screen.
     await page.setViewportSize({ width: 390, height: 844 });
+    await page.evaluate(() => window.scrollTo(0, 0));
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no sideways scrolling');
     await shot(page, '34-chat-phone');
     await page.setViewportSize({ width: 1280, height: 900 });
@@ -376,6 +377,8 @@ test('administration: only for administrators; users, keys shown once, revoke, m
     await audit(page, 'administration');
 
     await page.setViewportSize({ width: 390, height: 844 });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no sideways scrolling');
     await shot(page, '35-admin-phone');
     await page.setViewportSize({ width: 1280, height: 900 });
 

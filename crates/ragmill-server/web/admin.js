@@ -106,11 +106,12 @@ export class Admin {
         u.admin ? el('span', { class: 'pill admin-pill' }, 'administrator') : null,
         you ? el('span', { class: 'muted small' }, ' (you)') : null,
         el('span', { class: 'muted small user-since' }, `since ${new Date(u.created_at).toLocaleDateString()}`)),
-      el('td', { class: 'num' }, number(u.documents)),
-      el('td', { class: 'num' }, number(u.chunks)),
-      el('td', { class: 'num' }, bytes(u.bytes)),
-      el('td', { class: 'num keys' }, number(u.active_keys)),
-      el('td', { class: 'small' }, `${number(a.documents_ready ?? 0)} ready, ${number(a.documents_failed ?? 0)} failed, ` +
+      // Each cell names its column too, for a phone's width, where rows become cards.
+      el('td', { class: 'num', 'data-label': 'Documents' }, number(u.documents)),
+      el('td', { class: 'num', 'data-label': 'Chunks' }, number(u.chunks)),
+      el('td', { class: 'num', 'data-label': 'Size' }, bytes(u.bytes)),
+      el('td', { class: 'num keys', 'data-label': 'Active keys' }, number(u.active_keys)),
+      el('td', { class: 'small', 'data-label': 'Since start-up' }, `${number(a.documents_ready ?? 0)} ready, ${number(a.documents_failed ?? 0)} failed, ` +
         `${number(a.chunks_embedded ?? 0)} chunks embedded` + (a.workers_busy ? `, ${a.workers_busy} working now` : '')),
       el('td', {}, el('div', { class: 'user-actions' },
         action('New key', 'new-key', `New key for ${u.name}`, (b) => this.newKey(u, b)),
