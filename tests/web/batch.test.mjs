@@ -137,6 +137,9 @@ test('a 300-file folder: one overall bar within a second, all ready; order, filt
     assert.match(line, /^300 of 300 documents done · in /);
     assert.deepEqual(await page.$$eval('#batch-counts li', (l) => l.map((x) => x.textContent)), ['300 ready']);
     assert.ok(await page.isVisible('#batch-clear') && !(await page.isVisible('#batch-cancel')));
+    // Over, the batch's 300 rows go back to a page of the list.
+    await page.waitForFunction(() => document.querySelectorAll('#documents li').length === 100);
+    assert.equal(await page.textContent('#list-range'), '1–100 of 300');
     const listed = await api(server, '/v1/documents?state=ready&limit=1');
     assert.equal(listed.total, 300, 'the hidden files were skipped, every other one is ready');
 

@@ -57,7 +57,7 @@ const ENDED = new Set(['ready', 'failed', 'cancelled']);
  */
 export class Batch {
   /**
-   * @param {{ cancel: (ids: number[], keys: string[]) => Promise<void>, retry: (ids: number[]) => Promise<void> }} actions
+   * @param {{ cancel: (ids: number[], keys: string[]) => Promise<void>, retry: (ids: number[]) => Promise<void>, finished?: () => void }} actions
    * @param {typeof import('./documents.js').RateMeter} Meter
    */
   constructor(actions, Meter) {
@@ -235,7 +235,10 @@ export class Batch {
     }
     if (this.firstDoneMs !== null) this.panel.dataset.firstDoneMs = String(this.firstDoneMs);
     const finished = this.finished();
-    if (finished && this.finishedAt === null) this.finishedAt = performance.now();
+    if (finished && this.finishedAt === null) {
+      this.finishedAt = performance.now();
+      this.actions.finished?.();
+    }
     this.panel.dataset.state = this.reading ? 'reading' : finished ? 'finished' : 'running';
     this.panel.dataset.done = String(t.ended);
     this.panel.dataset.total = String(t.total);

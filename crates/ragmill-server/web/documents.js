@@ -41,6 +41,8 @@ export class Documents {
     this.batch = new Batch({
       cancel: (ids, keys) => this.cancelMany(ids, keys),
       retry: (ids) => this.retry(ids),
+      // A big batch's rows go back to a page of the list once it is over.
+      finished: () => { if (this.fresh > PAGE_SIZE) this.load().catch(() => {}); },
     }, RateMeter);
     this.wire();
     // A document in a stage with no event for longer than the stage should take says so.
@@ -645,7 +647,7 @@ function describe(doc) {
     case 'ready': {
       const total = doc.timings?.total;
       const took = doc.unchanged ? 'unchanged, already searchable' : total ? `processed in ${seconds(total)}` : null;
-      return { pct: 100, waiting: false, line: [`${doc.chunks ?? p.total} chunks`, took].filter(Boolean).join(' · ') };
+      return { pct: 100, waiting: false, line: [plural(doc.chunks ?? p.total, 'chunk'), took].filter(Boolean).join(' · ') };
     }
     case 'failed':
       if (doc.error?.code === 'cancelled') {
@@ -675,6 +677,10 @@ export function stalled(doc, now) {
   if (quiet < limit) return null;
   const min = Math.floor(quiet / 60000);
   return `no progress for ${min >= 1 ? `${min} min` : `${Math.round(quiet / 1000)} s`} — still working?`;
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 function stageLine(stage) {
