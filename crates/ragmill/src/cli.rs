@@ -345,6 +345,33 @@ pub struct BenchSearchArgs {
     pub ann_candidates: usize,
 }
 
+/// `ragmill bench vectors`.
+#[derive(Debug, Args)]
+pub struct BenchVectorsArgs {
+    /// Collection sizes to measure, in chunks (comma-separated); the largest is also migrated.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    pub sizes: Vec<usize>,
+    /// Vector dimensions.
+    #[arg(long, default_value_t = 384)]
+    pub dims: usize,
+    /// Queries timed per backend and size (top 10 each).
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
+    /// Chunks per synthetic document.
+    #[arg(long, default_value_t = 50)]
+    pub chunks_per_document: usize,
+    /// Documents stored at once, like ingestion's parallel documents.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Seed of the synthetic vectors, texts and queries.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// The ChromaDB server (each run writes to fresh databases `ragmill_bench_<ms>_<size>`;
+    /// `--chroma-database` and `--vectors` are not used).
+    #[command(flatten)]
+    pub vectors: VectorArgs,
+}
+
 /// `ragmill bench ...`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -354,6 +381,10 @@ pub enum BenchCommand {
     /// same user's documents are written), recall@10, memory, index build, keyword latency,
     /// and the embedding of a short query when the model is present.
     Search(BenchSearchArgs),
+    /// The embedded vector index vs a ChromaDB server, side by side on synthetic vectors (no
+    /// model): ingest throughput of a finished document's storage path, search latency and
+    /// recall@10 against the exact top 10, and the time of `vectors migrate --to chroma`.
+    Vectors(BenchVectorsArgs),
     /// Load balancing of the remote embedding pool, against in-process stand-in endpoints.
     ///
     /// The endpoints are stand-ins, not real models: fake Ollama servers in this process, each

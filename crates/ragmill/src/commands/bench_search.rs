@@ -33,36 +33,36 @@ const PER_DOCUMENT: usize = 100;
 const MODEL: &str = "bench-synthetic";
 
 /// A small deterministic generator (xorshift64*), so runs are comparable.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn unit(&mut self) -> f32 {
+    pub(super) fn unit(&mut self) -> f32 {
         (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
     }
 }
 
 /// Unit vectors around `centers` cluster centres, like embeddings of texts on a few topics.
-struct Vectors {
+pub(super) struct Vectors {
     dims: usize,
     centers: Vec<Vec<f32>>,
     rng: Rng,
 }
 
 impl Vectors {
-    fn new(dims: usize, centers: usize, seed: u64) -> Self {
+    pub(super) fn new(dims: usize, centers: usize, seed: u64) -> Self {
         let mut rng = Rng(seed | 1);
         let centers = (0..centers).map(|_| (0..dims).map(|_| rng.unit()).collect()).collect();
         Self { dims, centers, rng }
     }
 
-    fn next(&mut self) -> Vec<f32> {
+    pub(super) fn next(&mut self) -> Vec<f32> {
         let c = (self.rng.next() % self.centers.len() as u64) as usize;
         let mut v: Vec<f32> =
             (0..self.dims).map(|i| self.centers[c][i] + 0.6 * self.rng.unit()).collect();
@@ -72,7 +72,7 @@ impl Vectors {
 }
 
 /// A text of `words` words from a vocabulary where word i is about 1/i as common.
-fn text(rng: &mut Rng, words: usize) -> String {
+pub(super) fn text(rng: &mut Rng, words: usize) -> String {
     (0..words)
         .map(|_| {
             let r = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;

@@ -4,6 +4,7 @@ mod bench;
 mod bench_pool;
 mod bench_search;
 mod bench_stand_in;
+mod bench_vectors;
 mod embed;
 mod embed_server;
 mod eval;
@@ -35,6 +36,7 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Bench(BenchCommand::Embed(args)) => bench::embed(g, args).await,
         Command::Bench(BenchCommand::Pool(args)) => bench_pool::run(g, args).await,
         Command::Bench(BenchCommand::Search(args)) => bench_search::run(g, args).await,
+        Command::Bench(BenchCommand::Vectors(args)) => bench_vectors::run(g, args).await,
         Command::Bench(BenchCommand::StandIn(args)) => bench_stand_in::run(args).await,
         Command::Models(cmd) => models::run(g, cmd).await,
         Command::Users(cmd) => users::run(g, cmd),
