@@ -9,7 +9,9 @@ const COLORS = ['--c1', '--c2', '--c3', '--c4', '--c5', '--c6'];
 export class LineChart {
   /**
    * @param {string} title
-   * @param {{ unit?: string, digits?: number, percent?: boolean, min?: number }} options
+   * @param {{ unit?: string, digits?: number, percent?: boolean, min?: number, integer?: boolean }} options
+   *   `integer`: the series counts things, so the axis steps by whole numbers; `percent`: a rate
+   *   of 0 to 1, whose axis ends at 100 % unless a value passes it
    */
   constructor(title, options = {}) {
     this.title = title;
@@ -49,7 +51,7 @@ export class LineChart {
     let max = 0;
     let points = 0;
     for (const s of series) for (const v of s.values) if (Number.isFinite(v)) { max = Math.max(max, v); points++; }
-    const top = 4 * niceTick(Math.max(max, this.options.min ?? 0) / 4);
+    const top = axisTop(max, this.options);
     const pad = { l: 44, r: 8, t: 6, b: 18 };
     const pw = w - pad.l - pad.r, ph = h - pad.t - pad.b;
     const t1 = times.length ? times[times.length - 1] : 0, t0 = t1 - span;
@@ -60,12 +62,15 @@ export class LineChart {
     ctx.fillStyle = muted;
     ctx.strokeStyle = line;
     ctx.lineWidth = 1;
+    const ticks = [];
     for (let i = 0; i <= 4; i++) {
       const v = (top * i) / 4, yy = Math.round(y(v)) + 0.5;
       ctx.beginPath(); ctx.moveTo(pad.l, yy); ctx.lineTo(w - pad.r, yy); ctx.stroke();
       ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
-      ctx.fillText(this.axis(v), pad.l - 4, yy);
+      ticks.push(this.axis(v));
+      ctx.fillText(ticks[i], pad.l - 4, yy);
     }
+    this.node.dataset.ticks = ticks.join(',');
     ctx.textAlign = 'left'; ctx.textBaseline = 'top';
     ctx.fillText(`−${Math.round(span / 60)} min`, pad.l, h - pad.b + 4);
     ctx.textAlign = 'right';
@@ -97,6 +102,7 @@ export class LineChart {
 
   axis(v) {
     if (this.options.percent) return `${Math.round(v * 100)}%`;
+    if (this.options.integer) return v >= 1000 ? `${(v / 1000).toFixed(1)}k` : String(Math.round(v));
     return v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v >= 10 || v === 0 ? String(Math.round(v)) : v.toFixed(1);
   }
 }
@@ -110,6 +116,17 @@ function swatch(color) {
 function lastFinite(values) {
   for (let i = values.length - 1; i >= 0; i--) if (Number.isFinite(values[i])) return values[i];
   return null;
+}
+
+/**
+ * The top of the y-axis for values up to `max`: four nice steps; whole steps for counts (no
+ * 0.3 of a document); for a rate, 100 % unless a value passes it (never 200 % for 80 %).
+ */
+export function axisTop(max, options = {}) {
+  if (options.percent && max <= 1) return 1;
+  let step = niceTick(Math.max(max, options.min ?? 0) / 4);
+  if (options.integer) step = Math.max(1, Math.ceil(step));
+  return 4 * step;
 }
 
 /** The smallest of 1, 2 or 5 times a power of ten that is at least `v` (one grid step). */

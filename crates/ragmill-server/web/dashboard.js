@@ -20,13 +20,13 @@ export class Dashboard {
     this.visible = false;
     this.charts = {
       chunks: new LineChart('Chunks per second', { digits: 1 }),
-      docs: new LineChart('Documents per minute', { digits: 0 }),
-      queue: new LineChart('Queue depth', { digits: 0 }),
-      workers: new LineChart('Workers busy', { digits: 0 }),
+      docs: new LineChart('Documents per minute', { digits: 0, integer: true }),
+      queue: new LineChart('Queue depth', { digits: 0, integer: true }),
+      workers: new LineChart('Workers busy', { digits: 0, integer: true }),
       time: new LineChart('Time per document', { unit: 's', digits: 2 }),
       latency: new LineChart('Embedding latency per endpoint', { unit: 'ms', digits: 0 }),
-      endpointErrors: new LineChart('Endpoint errors per minute', { digits: 0 }),
-      cache: new LineChart('Cache hit rate', { percent: true, digits: 0, min: 1 }),
+      endpointErrors: new LineChart('Endpoint errors per minute', { digits: 0, integer: true }),
+      cache: new LineChart('Cache hit rate', { percent: true, digits: 0 }),
       errors: new LineChart('Error rate', { percent: true, digits: 1 }),
     };
     document.getElementById('charts').replaceChildren(...Object.values(this.charts).map((c) => c.node));
