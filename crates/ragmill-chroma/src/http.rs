@@ -199,30 +199,14 @@ pub(crate) fn error_message(status: StatusCode, body: &[u8]) -> String {
     if text.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text }
 }
 
-/// `e` and its causes on one line, skipping causes the outer text already says.
+/// `e` and its causes on one line (see [`ragmill_core::error_chain`]).
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    one_line(&out)
+    ragmill_core::error_chain(e, MAX_MESSAGE)
 }
 
-/// `s` with line breaks folded to spaces, cut to [`MAX_MESSAGE`] characters.
+/// `s` on one line of at most [`MAX_MESSAGE`] characters.
 pub(crate) fn one_line(s: &str) -> String {
-    let folded = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if folded.chars().count() <= MAX_MESSAGE {
-        return folded;
-    }
-    let mut cut: String = folded.chars().take(MAX_MESSAGE).collect();
-    cut.push('…');
-    cut
+    ragmill_core::one_line(s, MAX_MESSAGE)
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ mod progress;
 mod queue;
 mod rerank;
 mod roster;
+mod text;
 mod vector;
 mod vectors;
 
@@ -50,5 +51,6 @@ pub use progress::{Progress, Stage};
 pub use queue::{Depth, Failed, JobId, JobQueue, JobState, Lease, QueueError};
 pub use rerank::{RerankError, Reranker};
 pub use roster::{Roster, WORKER_STALE_MS, WorkerStatus};
+pub use text::{error_chain, one_line};
 pub use vector::{cosine, dot, normalize};
 pub use vectors::{IndexError, IndexedChunk, IndexedVersion, Retire, VectorHit, VectorIndex};

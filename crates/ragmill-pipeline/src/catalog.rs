@@ -95,12 +95,7 @@ impl LocalCatalog {
         };
         let v = Arc::new(v);
         let cached = Arc::clone(&v);
-        self.run(move |s| {
-            let fresh: Vec<(ContentHash, &[f32])> =
-                cached.chunks.iter().filter(|c| c.fresh).map(|c| (c.hash, &c.vector[..])).collect();
-            s.cache_put(&cached.model, &fresh)
-        })
-        .await?;
+        self.run(move |s| cache_fresh(s, &cached)).await?;
         let Some(id) = known else {
             let stored = Arc::clone(&v);
             let id = self.run(move |s| store_version(s, user, &stored, None)).await?;
@@ -121,6 +116,13 @@ impl LocalCatalog {
             })
             .await
     }
+}
+
+/// Caches the vectors `v` embedded afresh (so a retry of a failed store embeds nothing).
+fn cache_fresh(s: &Store, v: &Finished) -> Result<(), StoreError> {
+    let fresh: Vec<(ContentHash, &[f32])> =
+        v.chunks.iter().filter(|c| c.fresh).map(|c| (c.hash, &c.vector[..])).collect();
+    s.cache_put(&v.model, &fresh)
 }
 
 /// Stores version `v` of `user`'s document with its chunks, its vectors current in an external
@@ -179,20 +181,8 @@ impl Catalog for LocalCatalog {
             return self.finish_external(vectors, user, v).await;
         }
         self.run(move |s| {
-            let fresh: Vec<(ContentHash, &[f32])> =
-                v.chunks.iter().filter(|c| c.fresh).map(|c| (c.hash, &c.vector[..])).collect();
-            s.cache_put(&v.model, &fresh)?;
-            let chunks: Vec<NewChunk<'_>> = v
-                .chunks
-                .iter()
-                .map(|c| NewChunk { chunk: &c.chunk, hash: c.hash, vector: &c.vector })
-                .collect();
-            s.user(user).replace_document(
-                &new_document(&v.version),
-                &chunks,
-                &v.space,
-                v.dimensions,
-            )
+            cache_fresh(s, &v)?;
+            store_version(s, user, &v, None)
         })
         .await
     }

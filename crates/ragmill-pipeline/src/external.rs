@@ -188,10 +188,8 @@ impl Vectors {
     /// collection).
     pub async fn sync_user(&self, user: UserId) -> Result<SyncReport, IndexError> {
         let mut report = SyncReport::default();
-        let exists = self
-            .on_store(move |s| Ok(s.user_ids()?.contains(&user)))
-            .await
-            .map_err(store_failed)?;
+        let exists =
+            self.on_store(move |s| Ok(s.account(user)?.is_some())).await.map_err(store_failed)?;
         if !exists {
             self.index.remove_user(user).await?;
             report.retired += 1;

@@ -1,57 +1,26 @@
 //! The pipeline end to end with the real model, a real SQLite file and in-process extraction.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use ragmill_chunk::{Chunker, ChunkerConfig};
+use common::{BIKES, BREAD, TIDES, pipeline_over};
 use ragmill_core::{Progress, Stage};
-use ragmill_embed::{LocalEmbedder, LocalOptions, ModelDir};
-use ragmill_extract::{Extractor, Limits};
-use ragmill_pipeline::{
-    BatchConfig, Input, Pipeline, PipelineConfig, ProgressFn, SearchOptions, Source,
-};
+use ragmill_extract::Limits;
+use ragmill_pipeline::{Input, Pipeline, ProgressFn, SearchOptions, Source};
 use ragmill_store::Store;
-
-fn model_dir() -> ModelDir {
-    let path = std::env::var_os("RAGMILL_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
-    });
-    ModelDir::open(&path).unwrap_or_else(|e| panic!("{e}"))
-}
 
 fn pipeline(dir: &std::path::Path) -> Pipeline {
     pipeline_with(dir, Limits::default())
 }
 
 fn pipeline_with(dir: &std::path::Path, limits: Limits) -> Pipeline {
-    let model = model_dir();
-    let embedder = Arc::new(LocalEmbedder::load(&model, LocalOptions::default()).expect("model"));
-    // Small chunks so a few paragraphs make several of them.
-    let config = ChunkerConfig { max_tokens: 40, target_tokens: 32, overlap_tokens: 0 };
-    let chunker = Arc::new(Chunker::from_file(&model.tokenizer(), config).expect("tokenizer"));
-    let store = Arc::new(Store::open(dir).expect("store"));
-    Pipeline::new(
-        store,
-        Extractor::in_process(limits),
-        chunker,
-        embedder,
-        BatchConfig::default(),
-        PipelineConfig { parallel_documents: 4 },
-    )
+    pipeline_over(Arc::new(Store::open(dir).expect("store")), limits)
 }
 
 fn text(name: &str, body: &str) -> Input {
     Input { name: name.into(), source: Source::Bytes(body.as_bytes().to_vec()), document: None }
 }
-
-const TIDES: &str = "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans. \
-    The Moon's pull is stronger because it is closer.\n\nSpring tides happen at new and full moon, \
-    when Sun and Moon line up. Neap tides happen at the quarter moons.";
-const BREAD: &str = "A sourdough starter is a culture of wild yeast and lactic acid bacteria. \
-    Feed it flour and water every day to keep it alive.\n\nKeep the starter in a warm place and \
-    discard half before each feeding.";
-const BIKES: &str = "To fix a flat bicycle tyre, remove the wheel, lever the tyre off the rim, \
-    find the puncture and patch the inner tube.\n\nInflate it to the pressure written on the tyre wall.";
 
 /// A search for the best `k`, in the default mode.
 fn top(k: usize) -> SearchOptions {

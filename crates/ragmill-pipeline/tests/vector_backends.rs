@@ -2,19 +2,17 @@
 //! store's SQLite file) and a real ChromaDB server. Documents go through the real pipeline
 //! (the real model, a real SQLite file); search answers the same shape from either.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
+use common::{BIKES, BREAD, TIDES, pipeline_over};
 use ragmill_chroma::testing::ChromaProcess;
 use ragmill_chroma::{ChromaConfig, ChromaIndex};
-use ragmill_chunk::{Chunker, ChunkerConfig};
 use ragmill_core::{DocumentId, UserId, VectorIndex};
-use ragmill_embed::{LocalEmbedder, LocalOptions, ModelDir};
-use ragmill_extract::{Extractor, Limits};
-use ragmill_pipeline::{
-    BatchConfig, Input, Pipeline, PipelineConfig, SearchMode, SearchOptions, Source,
-};
+use ragmill_extract::Limits;
+use ragmill_pipeline::{Input, Pipeline, SearchMode, SearchOptions, Source};
 use ragmill_store::{SearchHit, Store};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,13 +31,6 @@ struct Rig {
     chroma: Option<Arc<ChromaIndex>>,
 }
 
-fn model_dir() -> ModelDir {
-    let path = std::env::var_os("RAGMILL_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
-    });
-    ModelDir::open(&path).unwrap_or_else(|e| panic!("{e}"))
-}
-
 /// A ChromaDB index on a fresh database of the test binary's shared server.
 async fn chroma() -> Arc<ChromaIndex> {
     let mut config = ChromaConfig::new(ChromaProcess::shared().url());
@@ -49,19 +40,8 @@ async fn chroma() -> Arc<ChromaIndex> {
 
 async fn rig(backend: Backend) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
-    let model = model_dir();
-    let embedder = Arc::new(LocalEmbedder::load(&model, LocalOptions::default()).expect("model"));
-    let config = ChunkerConfig { max_tokens: 40, target_tokens: 32, overlap_tokens: 0 };
-    let chunker = Arc::new(Chunker::from_file(&model.tokenizer(), config).expect("tokenizer"));
     let store = Arc::new(Store::open(dir.path()).expect("store"));
-    let pipeline = Pipeline::new(
-        Arc::clone(&store),
-        Extractor::in_process(Limits::default()),
-        chunker,
-        embedder,
-        BatchConfig::default(),
-        PipelineConfig { parallel_documents: 4 },
-    );
+    let pipeline = pipeline_over(Arc::clone(&store), Limits::default());
     let (pipeline, chroma) = match backend {
         Backend::Embedded => (pipeline, None),
         Backend::Chroma => {
@@ -71,15 +51,6 @@ async fn rig(backend: Backend) -> Rig {
     };
     Rig { _dir: dir, store, pipeline, chroma }
 }
-
-const TIDES: &str = "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans. \
-    The Moon's pull is stronger because it is closer.\n\nSpring tides happen at new and full moon, \
-    when Sun and Moon line up. Neap tides happen at the quarter moons.";
-const BREAD: &str = "A sourdough starter is a culture of wild yeast and lactic acid bacteria. \
-    Feed it flour and water every day to keep it alive.\n\nKeep the starter in a warm place and \
-    discard half before each feeding.";
-const BIKES: &str = "To fix a flat bicycle tyre, remove the wheel, lever the tyre off the rim, \
-    find the puncture and patch the inner tube.\n\nInflate it to the pressure written on the tyre wall.";
 
 impl Rig {
     async fn ingest(&self, user: UserId, name: &str, body: &str) -> DocumentId {

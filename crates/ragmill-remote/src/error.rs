@@ -117,33 +117,12 @@ impl From<RemoteError> for RerankError {
     }
 }
 
-/// `e` and its causes on one line, `outer: inner: innermost`, skipping causes whose text the
-/// outer message already contains (reqwest and hyper repeat themselves).
+/// `e` and its causes on one line (see [`ragmill_core::error_chain`]).
 pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    one_line(&out, 300)
+    ragmill_core::error_chain(e, 300)
 }
 
-/// `s` with line breaks folded to spaces, cut to at most `max` characters.
-pub(crate) fn one_line(s: &str, max: usize) -> String {
-    let folded: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if folded.chars().count() <= max {
-        folded
-    } else {
-        let mut cut: String = folded.chars().take(max).collect();
-        cut.push('…');
-        cut
-    }
-}
+pub(crate) use ragmill_core::one_line;
 
 #[cfg(test)]
 mod tests {

@@ -133,6 +133,15 @@ impl Store {
 
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<UserSummary>, StoreError> {
+        self.summaries(None)
+    }
+
+    /// One user's summary, if they exist.
+    pub fn user_summary(&self, user: UserId) -> Result<Option<UserSummary>, StoreError> {
+        Ok(self.summaries(Some(user))?.pop())
+    }
+
+    fn summaries(&self, only: Option<UserId>) -> Result<Vec<UserSummary>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
             "SELECT u.name, u.created_at,
@@ -141,9 +150,9 @@ impl Store {
                     u.admin, u.id,
                     (SELECT COALESCE(SUM(chunk_count), 0) FROM documents d WHERE d.user_id = u.id),
                     (SELECT COALESCE(SUM(size), 0) FROM documents d WHERE d.user_id = u.id)
-             FROM users u ORDER BY u.name",
+             FROM users u WHERE ?1 IS NULL OR u.id = ?1 ORDER BY u.name",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([only.map(|u| u.0)], |r| {
             Ok(UserSummary {
                 id: UserId(r.get(5)?),
                 name: r.get(0)?,

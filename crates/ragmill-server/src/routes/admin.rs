@@ -126,10 +126,8 @@ fn view(state: &AppState, u: UserSummary) -> AdminUser {
 async fn user(state: &AppState, raw: &str) -> Result<AdminUser, ApiError> {
     let id: i64 = raw.parse().map_err(|_| ApiError::not_found("user"))?;
     let store = Arc::clone(&state.store);
-    let all = blocking(move || store.users()).await??;
-    let found =
-        all.into_iter().find(|u| u.id.0 == id).ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(view(state, found))
+    let found = blocking(move || store.user_summary(UserId(id))).await??;
+    Ok(view(state, found.ok_or_else(|| ApiError::not_found("user"))?))
 }
 
 /// `GET /v1/admin/users`: every user with their usage.
