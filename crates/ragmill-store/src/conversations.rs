@@ -128,6 +128,16 @@ impl UserStore<'_> {
         Ok(Some((summary, messages)))
     }
 
+    /// Whether the user has a conversation `id` (without reading its messages).
+    pub fn has_conversation(&self, id: i64) -> Result<bool, StoreError> {
+        let conn = self.store.reader()?;
+        Ok(conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = ?1 AND user_id = ?2)",
+            params![id, self.user.0],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Renames the user's conversation `id`; false if they have none.
     pub fn rename_conversation(&self, id: i64, title: &str) -> Result<bool, StoreError> {
         let n = self.store.conn()?.execute(

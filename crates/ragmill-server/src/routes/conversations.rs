@@ -228,8 +228,9 @@ impl Recorder {
         question: String,
     ) -> Result<Self, ApiError> {
         let store = Arc::clone(&state.store);
-        let found = blocking(move || store.user(user).conversation(conversation)).await??;
-        found.ok_or_else(not_found)?;
+        if !blocking(move || store.user(user).has_conversation(conversation)).await?? {
+            return Err(not_found());
+        }
         let store = Arc::clone(&state.store);
         Ok(Self {
             store,
