@@ -53,6 +53,13 @@ pub enum Event {
         /// Why.
         error: Failure,
     },
+    /// A document was paused by its user (resuming it sends a `document.progress` in stage
+    /// `queued`).
+    #[serde(rename = "document.paused")]
+    Paused {
+        /// The document.
+        id: DocumentId,
+    },
     /// The user's first document became searchable.
     #[serde(rename = "rag.available")]
     RagAvailable,
@@ -132,6 +139,7 @@ mod tests {
                 id: DocumentId(2),
                 error: Failure { code: "empty_file".into(), message: "empty".into() },
             },
+            Event::Paused { id: DocumentId(3) },
             Event::RagAvailable,
         ];
         for e in events {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ragmill_core::{
     BusError, DocumentId, Event, EventBus, EventStream, Failure, Live, LiveProgress, Received,
-    UserId,
+    Stage, UserId,
 };
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
@@ -145,6 +145,19 @@ impl Reporter {
         self.bus.publish(user, Event::Failed { id: document, error });
     }
 
+    /// `document` was paused by its user.
+    pub fn paused(&self, user: UserId, document: DocumentId) {
+        self.forget(user, document);
+        self.bus.publish(user, Event::Paused { id: document });
+    }
+
+    /// `document` was queued again (resumed, retried or re-processed).
+    pub fn queued(&self, user: UserId, document: DocumentId) {
+        self.forget(user, document);
+        let id = document;
+        self.bus.publish(user, Event::Progress { id, stage: Stage::Queued, done: 0, total: 0 });
+    }
+
     /// The user's first document became searchable.
     pub fn rag_available(&self, user: UserId) {
         self.bus.publish(user, Event::RagAvailable);
@@ -161,7 +174,6 @@ impl Reporter {
 mod tests {
     use super::*;
     use futures::{FutureExt, StreamExt};
-    use ragmill_core::Stage;
 
     fn drain(rx: &mut EventStream) -> Vec<Event> {
         let mut got = Vec::new();

@@ -12,8 +12,8 @@
 //! durable, even while the queue is unreachable, and nothing accepted is lost or stuck.
 //!
 //! Invariant: no route or worker writes a document's state and its job separately; only this
-//! module calls both `UserStore::accept_upload`/`set_state`/`delete_document`/`mark_failed` and
-//! the queue's `enqueue`/`cancel`.
+//! module calls both `UserStore::accept_upload`/`set_state`/`delete_document`/`mark_failed`/
+//! `cancel_document`/`pause_document`/`resume_document` and the queue's `enqueue`/`cancel`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,6 +121,32 @@ impl Ledger {
             tracing::warn!(document = id.0, error = %e, "cancelled; its job stays until a worker drops it");
         }
         self.reporter.failed(user, id, "cancelled", "cancelled by the user");
+        Ok(true)
+    }
+
+    /// Pauses document `id`'s version waiting for or in processing: the store holds it as
+    /// `paused`, then its queued job is dropped; a worker processing it lets go within half a
+    /// second and drops what it had done. False if it was neither waiting nor in processing.
+    pub async fn pause(&self, user: UserId, id: DocumentId) -> Result<bool, ApiError> {
+        let store = Arc::clone(&self.store);
+        if !blocking(move || store.user(user).pause_document(id)).await?? {
+            return Ok(false);
+        }
+        if let Err(e) = self.queue.cancel(user, id).await {
+            tracing::warn!(document = id.0, error = %e, "paused; its job stays until a worker drops it");
+        }
+        self.reporter.paused(user, id);
+        Ok(true)
+    }
+
+    /// Queues paused document `id` (`size` bytes) again. False if it was not paused.
+    pub async fn resume(&self, user: UserId, id: DocumentId, size: u64) -> Result<bool, ApiError> {
+        let store = Arc::clone(&self.store);
+        if !blocking(move || store.user(user).resume_document(id)).await?? {
+            return Ok(false);
+        }
+        self.enqueue(user, id, size).await;
+        self.reporter.queued(user, id);
         Ok(true)
     }
 

@@ -22,7 +22,7 @@ use ragmill_pipeline::{BatchObserver, Ingested};
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Document states, always exported (0 when none) so a dashboard sees every series.
-const DOCUMENT_STATES: [&str; 4] = ["queued", "processing", "ready", "failed"];
+const DOCUMENT_STATES: [&str; 5] = ["queued", "processing", "ready", "failed", "paused"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
@@ -176,7 +176,7 @@ impl Metrics {
         let documents = Family::<StateLabel, Gauge>::default();
         registry.register(
             "documents",
-            "Documents by state (queued, processing, ready, failed), all users, read at scrape time",
+            "Documents by state (queued, processing, ready, failed, paused), all users, read at scrape time",
             documents.clone(),
         );
         let queue_jobs = Family::<StateLabel, Gauge>::default();

@@ -55,6 +55,10 @@ The `embeddings` routes speak Ollama's and OpenAI's wire formats instead, errors
         crate::routes::documents::reprocess,
         crate::routes::batch::cancel_one,
         crate::routes::batch::cancel_many,
+        crate::routes::batch::pause_one,
+        crate::routes::batch::pause_many,
+        crate::routes::batch::resume_one,
+        crate::routes::batch::resume_many,
         crate::routes::batch::retry_many,
         crate::routes::original::file,
         crate::routes::original::link,
@@ -235,6 +239,8 @@ pub enum DocumentStateSchema {
     Ready,
     /// Its last version could not be processed; `error` says why.
     Failed,
+    /// Held by its user before it was processed; resuming queues it again.
+    Paused,
 }
 
 impl From<DocumentState> for DocumentStateSchema {
@@ -244,6 +250,7 @@ impl From<DocumentState> for DocumentStateSchema {
             DocumentState::Processing => Self::Processing,
             DocumentState::Ready => Self::Ready,
             DocumentState::Failed => Self::Failed,
+            DocumentState::Paused => Self::Paused,
         }
     }
 }
@@ -348,6 +355,12 @@ pub enum EventSchema {
         /// `{code, message}`.
         error: ErrorBody,
     },
+    /// A document was paused by its user.
+    #[serde(rename = "document.paused")]
+    Paused {
+        /// The document.
+        id: i64,
+    },
     /// The user's first document became searchable.
     #[serde(rename = "rag.available")]
     RagAvailable,
@@ -361,6 +374,7 @@ impl From<Event> for EventSchema {
             }
             Event::Ready { id, chunks } => Self::Ready { id: id.0, chunks },
             Event::Failed { id, error } => Self::Failed { id: id.0, error: error.into() },
+            Event::Paused { id } => Self::Paused { id: id.0 },
             Event::RagAvailable => Self::RagAvailable,
         }
     }
@@ -380,6 +394,7 @@ mod tests {
                 id: DocumentId(3),
                 error: Failure { code: "no_text".into(), message: "none".into() },
             },
+            Event::Paused { id: DocumentId(4) },
             Event::RagAvailable,
         ];
         for e in events {
@@ -406,7 +421,7 @@ mod tests {
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
         use DocumentState as D;
         same::<_, DocumentStateSchema>(
-            &[D::Queued, D::Processing, D::Ready, D::Failed],
+            &[D::Queued, D::Processing, D::Ready, D::Failed, D::Paused],
             &enum_values(&doc, "DocumentState"),
         );
         use Stage as S;

@@ -185,9 +185,10 @@ async fn run(ops: Vec<Op>, chroma: Option<String>) {
     for (u, stream) in streams.iter_mut().enumerate() {
         while let Some(Some(Received::Event(e))) = stream.next().now_or_never() {
             let id = match &e {
-                Event::Progress { id, .. } | Event::Ready { id, .. } | Event::Failed { id, .. } => {
-                    id.0
-                }
+                Event::Progress { id, .. }
+                | Event::Ready { id, .. }
+                | Event::Failed { id, .. }
+                | Event::Paused { id } => id.0,
                 Event::RagAvailable => continue,
             };
             assert!(ever[u].contains(&id), "user {u} heard {e:?}, not theirs");

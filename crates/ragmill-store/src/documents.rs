@@ -22,16 +22,20 @@ pub enum DocumentState {
     Ready,
     /// Its last version could not be processed; `error` says why.
     Failed,
+    /// Held by its user before it was processed (an older searchable version stays
+    /// searchable); resuming queues it again.
+    Paused,
 }
 
 impl DocumentState {
-    /// The stable lower-case name (`queued`, `processing`, `ready`, `failed`).
+    /// The stable lower-case name (`queued`, `processing`, `ready`, `failed`, `paused`).
     pub fn as_str(self) -> &'static str {
         match self {
             DocumentState::Queued => "queued",
             DocumentState::Processing => "processing",
             DocumentState::Ready => "ready",
             DocumentState::Failed => "failed",
+            DocumentState::Paused => "paused",
         }
     }
 
@@ -40,6 +44,7 @@ impl DocumentState {
             "queued" => DocumentState::Queued,
             "processing" => DocumentState::Processing,
             "ready" => DocumentState::Ready,
+            "paused" => DocumentState::Paused,
             _ => DocumentState::Failed,
         }
     }
@@ -77,6 +82,8 @@ pub struct DocumentTotals {
     pub ready: u64,
     /// Failed (their error is recorded).
     pub failed: u64,
+    /// Paused by their user.
+    pub paused: u64,
     /// Chunks stored for the documents.
     pub chunks: u64,
 }
@@ -88,20 +95,21 @@ impl DocumentTotals {
         user: Option<UserId>,
     ) -> Result<Self, StoreError> {
         let n = |v: i64| v.max(0) as u64;
-        let row: (i64, i64, i64, i64, i64) = conn.query_row(
+        let row: (i64, i64, i64, i64, i64, i64) = conn.query_row(
             "SELECT COALESCE(SUM(state = 'queued'), 0), COALESCE(SUM(state = 'processing'), 0),
                     COALESCE(SUM(state = 'ready'), 0), COALESCE(SUM(state = 'failed'), 0),
-                    COALESCE(SUM(chunk_count), 0)
+                    COALESCE(SUM(state = 'paused'), 0), COALESCE(SUM(chunk_count), 0)
              FROM documents WHERE ?1 IS NULL OR user_id = ?1",
             [user.map(|u| u.0)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )?;
         Ok(Self {
             queued: n(row.0),
             processing: n(row.1),
             ready: n(row.2),
             failed: n(row.3),
-            chunks: n(row.4),
+            paused: n(row.4),
+            chunks: n(row.5),
         })
     }
 }

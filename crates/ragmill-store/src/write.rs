@@ -151,6 +151,37 @@ impl UserStore<'_> {
         Ok(n > 0)
     }
 
+    /// Pauses the version of document `id` waiting for or in processing: it becomes `paused`
+    /// (an older searchable version stays searchable), and a generation staged for it in an
+    /// external index becomes garbage, as for a cancel: what a worker had done of it is dropped,
+    /// and resuming starts the document over. `false` if the user has no such document waiting
+    /// or in processing.
+    pub fn pause_document(&self, id: DocumentId) -> Result<bool, StoreError> {
+        let mut conn = self.store.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE documents SET state = 'paused', updated_at = ?1
+             WHERE id = ?2 AND user_id = ?3 AND state IN ('queued', 'processing')",
+            params![crate::codec::now_ms(), id.0, self.user.0],
+        )?;
+        if n > 0 {
+            vectors::unstage(&tx, self.user, id.0)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// Resumes paused document `id`: it is `queued` again. `false` if the user has no such
+    /// paused document.
+    pub fn resume_document(&self, id: DocumentId) -> Result<bool, StoreError> {
+        let n = self.store.conn()?.execute(
+            "UPDATE documents SET state = 'queued', updated_at = ?1
+             WHERE id = ?2 AND user_id = ?3 AND state = 'paused'",
+            params![crate::codec::now_ms(), id.0, self.user.0],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Whether document `id` is being processed now (its state is `processing`): a worker
     /// whose document was cancelled, deleted or uploaded again meanwhile stops.
     pub fn is_processing(&self, id: DocumentId) -> Result<bool, StoreError> {

@@ -297,7 +297,14 @@ fn totals_count_one_users_documents_or_everyones() {
     let mine = store.user(alice).totals().expect("totals");
     assert_eq!(
         mine,
-        ragmill_store::DocumentTotals { queued: 1, processing: 0, ready: 1, failed: 0, chunks: 2 }
+        ragmill_store::DocumentTotals {
+            queued: 1,
+            processing: 0,
+            ready: 1,
+            failed: 0,
+            paused: 0,
+            chunks: 2
+        }
     );
     let bob = store.ensure_user("bob").expect("user");
     assert_eq!(store.user(bob).totals().expect("totals").chunks, 1, "bob sees only his own");
@@ -310,4 +317,40 @@ fn alice_queues(store: &Store, alice: ragmill_store::UserId) {
         .user(alice)
         .accept_upload("new.txt", ContentHash::of(b"new"), 3, Some(DocumentKind::Text))
         .expect("accept");
+}
+
+#[test]
+fn a_paused_version_waits_while_the_old_one_stays_searchable_and_resumes_queued() {
+    let (_dir, store) = open();
+    let uid = store.ensure_user("alice").expect("user");
+    let alice = store.user(uid);
+    put(&store, "alice", "a.txt", &["version one"], &[unit([1.0, 0.0, 0.0])]);
+    let id = alice.document_by_name("a.txt").expect("get").expect("row").id;
+    assert!(!alice.pause_document(id).expect("pause"), "a ready document has nothing to pause");
+
+    let next = alice.accept_upload("a.txt", ContentHash::of(b"v2"), 2, None).expect("accept");
+    assert_eq!(next, ragmill_store::Accepted::Queued(id));
+    let bob = store.ensure_user("bob").expect("bob");
+    assert!(!store.user(bob).pause_document(id).expect("pause"), "not bob's");
+    assert!(alice.pause_document(id).expect("pause"));
+    assert!(!alice.pause_document(id).expect("pause"), "already paused");
+    let rec = alice.document(id).expect("get").expect("row");
+    assert_eq!((rec.state, rec.error.is_none()), (DocumentState::Paused, true));
+    assert_eq!(alice.totals().expect("totals").paused, 1);
+    assert_eq!(
+        alice.search(&unit([1.0, 0.0, 0.0]), 1, None).expect("search")[0].text,
+        "version one",
+        "the older version stays searchable while the new one is paused"
+    );
+    assert!(
+        store.in_flight().expect("in flight").is_empty(),
+        "a paused document is not waiting for a job"
+    );
+    assert!(!alice.is_processing(id).expect("processing"), "a worker on it lets go");
+
+    assert!(!store.user(bob).resume_document(id).expect("resume"), "not bob's");
+    assert!(alice.resume_document(id).expect("resume"));
+    assert!(!alice.resume_document(id).expect("resume"), "no longer paused");
+    assert_eq!(alice.document(id).expect("get").expect("row").state, DocumentState::Queued);
+    assert_eq!(store.in_flight().expect("in flight").len(), 1);
 }

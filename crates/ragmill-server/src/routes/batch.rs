@@ -1,16 +1,21 @@
-//! Stopping and retrying documents, one or many: `POST /v1/documents/{id}/cancel`,
-//! `POST /v1/documents/cancel` and `POST /v1/documents/retry`.
+//! Stopping, pausing, resuming and retrying documents, one or many:
+//! `POST /v1/documents/{id}/{cancel,pause,resume}`, `POST /v1/documents/{cancel,pause,resume}`
+//! and `POST /v1/documents/retry`.
 //!
 //! Cancelling really stops the work: the document ends failed with `cancelled` (an older
 //! searchable version stays), its queued job is dropped, and a worker processing it notices
 //! within half a second and drops the work (nothing of the version is written: a version is
 //! stored in one transaction at its end; texts still queued for embedding are dropped).
+//! Pausing stops it the same way but holds the document as `paused` instead of ending it, and
+//! resuming queues it again: a document that was being processed starts over (its vectors
+//! reach the embedding cache only when a version is stored), one that was waiting loses nothing.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use ragmill_core::UserId;
 use ragmill_store::{DocumentRecord, DocumentState};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -28,8 +33,8 @@ pub struct Selection {
     /// These documents (others' ids are skipped, as if they did not exist).
     #[serde(default)]
     pub ids: Option<Vec<i64>>,
-    /// Every document the operation applies to (waiting or in processing for cancel, failed
-    /// for retry).
+    /// Every document the operation applies to (waiting or in processing for cancel and
+    /// pause, paused for resume, failed for retry).
     #[serde(default)]
     pub all: bool,
 }
@@ -41,6 +46,95 @@ pub struct BulkResult {
     pub done: u64,
     /// Selected documents it did not apply to (already ended, or not failed).
     pub skipped: u64,
+}
+
+/// What one per-document operation does, and to which documents it applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Cancel,
+    Pause,
+    Resume,
+}
+
+impl Op {
+    /// Whether `doc` is in a state this operation applies to.
+    fn applies(self, doc: &DocumentRecord) -> bool {
+        match self {
+            Op::Cancel | Op::Pause => {
+                matches!(doc.state, DocumentState::Queued | DocumentState::Processing)
+            }
+            Op::Resume => doc.state == DocumentState::Paused,
+        }
+    }
+
+    /// Applies it to `doc` through the ledger; false if the document had moved on meanwhile.
+    async fn apply(
+        self,
+        state: &AppState,
+        user: UserId,
+        doc: &DocumentRecord,
+    ) -> Result<bool, ApiError> {
+        match self {
+            Op::Cancel => state.ledger.cancel(user, doc.id).await,
+            Op::Pause => state.ledger.pause(user, doc.id).await,
+            Op::Resume => state.ledger.resume(user, doc.id, doc.size).await,
+        }
+    }
+
+    /// 409 for a document this operation does not apply to.
+    fn conflict(self, doc: &DocumentRecord) -> ApiError {
+        let (code, wants) = match self {
+            Op::Cancel => {
+                ("not_in_progress", "only a waiting or processing document can be cancelled")
+            }
+            Op::Pause => ("not_in_progress", "only a waiting or processing document can be paused"),
+            Op::Resume => ("not_paused", "only a paused document can be resumed"),
+        };
+        ApiError::new(
+            StatusCode::CONFLICT,
+            code,
+            format!("{} is {}: {wants}", doc.name, doc.state.as_str()),
+        )
+    }
+}
+
+/// One document: 204, or 409 when it is in no state `op` applies to.
+async fn one(state: &AppState, user: UserId, id: &str, op: Op) -> Result<StatusCode, ApiError> {
+    let doc = find(state, user, id).await?;
+    if op == Op::Resume {
+        check_pending(state, pending(state, user).await?, 1)?;
+    }
+    if op.applies(&doc) && op.apply(state, user, &doc).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(op.conflict(&doc))
+    }
+}
+
+/// The documents `selection` names that `op` applies to, each in turn.
+async fn many(
+    state: &AppState,
+    user: UserId,
+    selection: &Selection,
+    op: Op,
+) -> Result<BulkResult, ApiError> {
+    let (hit, others): (Vec<_>, Vec<_>) =
+        selected(state, user, selection).await?.into_iter().partition(|d| op.applies(d));
+    if op == Op::Resume {
+        check_pending(state, pending(state, user).await?, hit.len() as u64)?;
+    }
+    let mut result = BulkResult {
+        done: 0,
+        skipped: if selection.ids.is_some() { others.len() as u64 } else { 0 },
+    };
+    for doc in &hit {
+        if op.apply(state, user, doc).await? {
+            result.done += 1;
+        } else {
+            result.skipped += 1;
+        }
+    }
+    Ok(result)
 }
 
 /// `POST /v1/documents/{id}/cancel`: stop one document.
@@ -56,7 +150,7 @@ pub struct BulkResult {
         (status = 204, description = "Cancelled"),
         (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorResponse),
         (status = 404, description = "`not_found`: no such document (or another user's)", body = crate::error::ErrorResponse),
-        (status = 409, description = "`not_in_progress`: the document is already ready or failed", body = crate::error::ErrorResponse),
+        (status = 409, description = "`not_in_progress`: the document is already ready, failed or paused", body = crate::error::ErrorResponse),
     ),
     security(("bearer" = [])),
 )]
@@ -65,26 +159,63 @@ pub async fn cancel_one(
     Auth(user): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let doc = find(&state, user, &id).await?;
-    if state.ledger.cancel(user, doc.id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_in_progress",
-            format!(
-                "{} is {}: only a waiting or processing document can be cancelled",
-                doc.name,
-                format!("{:?}", doc.state).to_lowercase()
-            ),
-        ))
-    }
+    one(&state, user, &id, Op::Cancel).await
+}
+
+/// `POST /v1/documents/{id}/pause`: hold one document.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{id}/pause",
+    operation_id = "pauseDocument",
+    summary = "Hold a document waiting for or in processing",
+    description = "The document becomes `paused` (an older searchable version stays searchable); a worker processing it lets go within a second and drops what it had done (resuming starts that document over).",
+    tag = "documents",
+    params(("id" = i64, Path, description = "The document's id")),
+    responses(
+        (status = 204, description = "Paused"),
+        (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorResponse),
+        (status = 404, description = "`not_found`: no such document (or another user's)", body = crate::error::ErrorResponse),
+        (status = 409, description = "`not_in_progress`: the document is already ready, failed or paused", body = crate::error::ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn pause_one(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    one(&state, user, &id, Op::Pause).await
+}
+
+/// `POST /v1/documents/{id}/resume`: queue one paused document again.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{id}/resume",
+    operation_id = "resumeDocument",
+    summary = "Queue a paused document again",
+    tag = "documents",
+    params(("id" = i64, Path, description = "The document's id")),
+    responses(
+        (status = 204, description = "Queued again"),
+        (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorResponse),
+        (status = 404, description = "`not_found`: no such document (or another user's)", body = crate::error::ErrorResponse),
+        (status = 409, description = "`not_paused`: the document is not paused", body = crate::error::ErrorResponse),
+        (status = 429, description = "`too_many_pending`, with `Retry-After`", body = crate::error::ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn resume_one(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    one(&state, user, &id, Op::Resume).await
 }
 
 /// The user's documents `selection` names, or all of them.
 async fn selected(
     state: &AppState,
-    user: ragmill_core::UserId,
+    user: UserId,
     selection: &Selection,
 ) -> Result<Vec<DocumentRecord>, ApiError> {
     if selection.ids.is_none() && !selection.all {
@@ -121,16 +252,54 @@ pub async fn cancel_many(
     Auth(user): Auth,
     ApiJson(selection): ApiJson<Selection>,
 ) -> Result<Json<BulkResult>, ApiError> {
-    let mut result = BulkResult { done: 0, skipped: 0 };
-    for doc in selected(&state, user, &selection).await? {
-        let in_progress = matches!(doc.state, DocumentState::Queued | DocumentState::Processing);
-        if in_progress && state.ledger.cancel(user, doc.id).await? {
-            result.done += 1;
-        } else if selection.ids.is_some() {
-            result.skipped += 1;
-        }
-    }
-    Ok(Json(result))
+    Ok(Json(many(&state, user, &selection, Op::Cancel).await?))
+}
+
+/// `POST /v1/documents/pause`: hold many documents.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/pause",
+    operation_id = "pauseDocuments",
+    summary = "Hold many documents waiting for or in processing (a whole batch)",
+    tag = "documents",
+    request_body = Selection,
+    responses(
+        (status = 200, description = "How many were paused", body = BulkResult),
+        (status = 400, description = "`invalid_selection` or `invalid_json`", body = crate::error::ErrorResponse),
+        (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn pause_many(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    ApiJson(selection): ApiJson<Selection>,
+) -> Result<Json<BulkResult>, ApiError> {
+    Ok(Json(many(&state, user, &selection, Op::Pause).await?))
+}
+
+/// `POST /v1/documents/resume`: queue many paused documents again.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/resume",
+    operation_id = "resumeDocuments",
+    summary = "Queue many paused documents again",
+    tag = "documents",
+    request_body = Selection,
+    responses(
+        (status = 200, description = "How many were queued again", body = BulkResult),
+        (status = 400, description = "`invalid_selection` or `invalid_json`", body = crate::error::ErrorResponse),
+        (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorResponse),
+        (status = 429, description = "`too_many_pending`, with `Retry-After`", body = crate::error::ErrorResponse),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn resume_many(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    ApiJson(selection): ApiJson<Selection>,
+) -> Result<Json<BulkResult>, ApiError> {
+    Ok(Json(many(&state, user, &selection, Op::Resume).await?))
 }
 
 /// `POST /v1/documents/retry`: queue failed documents again.

@@ -98,7 +98,8 @@ pub struct Snapshot {
 pub enum StreamMessage {
     /// `type: snapshot`.
     Snapshot(Snapshot),
-    /// `type: document.progress`, `document.ready`, `document.failed` or `rag.available`.
+    /// `type: document.progress`, `document.ready`, `document.failed`, `document.paused` or
+    /// `rag.available`.
     Event(EventSchema),
 }
 
@@ -120,7 +121,8 @@ browser's `Origin` must be this server or an allowed origin), or as Server-Sent 
 `Accept: text/event-stream`. Authenticate with `Authorization: Bearer KEY`, or from a browser \
 with `?token=` from `POST /v1/events/token`. Every message is one JSON `StreamMessage`: first \
 a `snapshot`, then `document.progress` (throttled per document; stage changes and completion \
-always sent), `document.ready`, `document.failed` and `rag.available`, for this user only. A \
+always sent), `document.ready`, `document.failed`, `document.paused` and `rag.available`, \
+for this user only. A \
 client that falls behind is sent a fresh `snapshot` instead of the events it missed. Clients \
 send nothing; SSE carries a keep-alive comment every 15 seconds.",
     params(("token" = Option<String>, Query, description = "A token from `POST /v1/events/token`, instead of the Authorization header")),

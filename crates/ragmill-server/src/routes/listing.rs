@@ -23,7 +23,7 @@ const MAX_PAGE: usize = 1000;
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only documents in this state (`queued`, `processing`, `ready`, `failed`), or `error`:
+    /// Only documents in this state (`queued`, `processing`, `ready`, `failed`, `paused`), or `error`:
     /// those whose last version failed (failed, or ready with an older version).
     pub state: Option<String>,
     /// Only documents whose name contains this (case-insensitive).
@@ -51,10 +51,11 @@ impl ListParams {
             Some("processing") => q.state = Some(DocumentState::Processing),
             Some("ready") => q.state = Some(DocumentState::Ready),
             Some("failed") => q.state = Some(DocumentState::Failed),
+            Some("paused") => q.state = Some(DocumentState::Paused),
             Some("error") => q.with_error = true,
             Some(other) => {
                 return Err(invalid(format!(
-                    "state {other:?}: use queued, processing, ready, failed or error"
+                    "state {other:?}: use queued, processing, ready, failed, paused or error"
                 )));
             }
         }
