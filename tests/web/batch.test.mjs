@@ -1,5 +1,5 @@
 // Big batches in the web UI, end to end (headless Chromium against a real `ragmill serve`): a
-// 300-file folder with one overall bar, cancel mid-embedding, retry failed, and the list's
+// 300-file folder with one overall bar, cancel and pause mid-embedding, resume, retry failed, and the list's
 // order, filters, search and pages over a few hundred documents. Screenshots and figures land
 // in tests/web/artifacts/.
 
@@ -305,6 +305,65 @@ test('cancel mid-embedding stops within seconds; retry failed; cancel all; a sil
       ];
     });
     assert.deepEqual(said, [null, 'no progress for 1 min — still working?', 'no progress for 2 min — still working?', null, null]);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.context().close();
+    await server.stop();
+  }
+});
+
+test('pause a batch mid-embedding: it holds still; resume (the batch, then one row) runs it to ready', async () => {
+  const server = await startServer();
+  const { page, errors } = await openPage(chrome.browser, server.origin, undefined, { bypassCSP: true });
+  try {
+    await signIn(page, server.key);
+    await dropFiles(page, '#dropzone', [
+      { name: 'paused-ledger.md', type: 'text/markdown', bytes: Buffer.from(longText(120)) },
+      { name: 'tides.md', type: 'text/markdown', bytes: Buffer.from('# Tides\n\nThe moon pulls the sea.') },
+    ]);
+    await page.waitForSelector('#batch:not([hidden])[data-total="2"]', { timeout: 1000 });
+    const findRow = () => page.waitForFunction(() => [...document.querySelectorAll('#documents li[data-id]')]
+      .find((li) => li.querySelector('.doc-name').textContent === 'paused-ledger.md')?.dataset.id, null, { timeout: 30000 });
+    const id = Number(await (await findRow()).jsonValue());
+    const row = `#documents li[data-id="${id}"]`;
+    const embedding = () => page.waitForFunction((sel) => {
+      const m = document.querySelector(sel)?.querySelector('.detail').textContent.match(/^Embedding (\d+) of (\d+)/);
+      return m && Number(m[1]) > 0 && Number(m[1]) < Number(m[2]);
+    }, row, { timeout: 120000, polling: 50 });
+    await embedding();
+
+    // The whole batch: the row says Paused within seconds and stays still; the bar says paused.
+    const t0 = Date.now();
+    await page.click('#batch-pause');
+    await page.waitForSelector(`${row}[data-state="paused"]`, { timeout: 5000 });
+    const pauseMs = Date.now() - t0;
+    assert.equal(await page.textContent(`${row} .state`), 'Paused');
+    assert.equal((await api(server, `/v1/documents/${id}`)).state, 'paused');
+    await page.waitForSelector('#batch[data-paused="true"]');
+    assert.match(await page.textContent('#batch-line'), /paused/);
+    assert.match(await page.textContent('#batch-counts'), /1 paused/);
+    assert.ok(await page.isVisible('#batch-resume'));
+    assert.ok(await page.isHidden('#batch-pause'));
+    assert.ok(await page.isVisible(`${row} button.resume`));
+    const still = await page.textContent(`${row} .detail`);
+    await page.waitForTimeout(1500);
+    assert.equal(await page.textContent(`${row} .detail`), still, 'a paused document moves no further');
+    assert.equal((await api(server, `/v1/documents/${id}`)).state, 'paused');
+    assert.notEqual(await page.getAttribute('#batch', 'data-state'), 'finished', 'a paused batch is not over');
+    await shot(page, '24-batch-paused');
+    saveFigures({ pauseClickToRowPausedMs: pauseMs });
+
+    // Resume the batch; pause that one row while it embeds again, then resume the row.
+    await page.click('#batch-resume');
+    await page.waitForSelector('#batch[data-paused="false"]');
+    await embedding();
+    await page.click(`${row} button.pause`);
+    await page.waitForSelector(`${row}[data-state="paused"]`, { timeout: 5000 });
+    await page.click(`${row} button.resume`);
+    await page.waitForSelector(`${row}[data-state="ready"]`, { timeout: 180000 });
+    await page.waitForSelector('#batch[data-state="finished"]', { timeout: 10000 });
+    assert.match(await page.textContent('#batch-counts'), /2 ready/);
+    assert.equal((await api(server, `/v1/documents/${id}`)).state, 'ready');
     assert.deepEqual(errors, []);
   } finally {
     await page.context().close();

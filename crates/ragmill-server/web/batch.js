@@ -57,7 +57,7 @@ const ENDED = new Set(['ready', 'failed', 'cancelled']);
  */
 export class Batch {
   /**
-   * @param {{ cancel: (ids: number[], keys: string[]) => Promise<void>, retry: (ids: number[]) => Promise<void>, finished?: () => void }} actions
+   * @param {{ cancel: (ids: number[], keys: string[]) => Promise<void>, pause: (ids: number[]) => Promise<void>, resume: (ids: number[]) => Promise<void>, retry: (ids: number[]) => Promise<void>, finished?: () => void }} actions
    * @param {typeof import('./documents.js').RateMeter} Meter
    */
   constructor(actions, Meter) {
@@ -70,6 +70,10 @@ export class Batch {
     this.counts = document.getElementById('batch-counts');
     this.spoken = document.getElementById('batch-spoken');
     this.cancelButton = document.getElementById('batch-cancel');
+    this.pauseButton = document.getElementById('batch-pause');
+    this.resumeButton = document.getElementById('batch-resume');
+    this.pauseButton.addEventListener('click', () => this.pauseAll());
+    this.resumeButton.addEventListener('click', () => this.resumeAll());
     this.retryButton = document.getElementById('batch-retry');
     this.clearButton = document.getElementById('batch-clear');
     this.cancelButton.addEventListener('click', () => this.cancelAll());
@@ -89,6 +93,7 @@ export class Batch {
     this.chunkMeter = null;  // chunks embedded, over the batch
     this.docMeter = null;    // documents ended, over the batch
     this.reading = false;
+    this.paused = false;     // the user paused the batch (its uploads wait, its documents are held)
   }
 
   /** A drop began (its files may still be being read from a folder). */
@@ -143,6 +148,8 @@ export class Batch {
       m.done = m.total = m.chunks = msg.chunks;
     } else if (msg.type === 'document.failed') {
       m.state = msg.error?.code === 'cancelled' ? 'cancelled' : 'failed';
+    } else if (msg.type === 'document.paused') {
+      Object.assign(m, { state: 'paused', done: 0, total: 0 });
     } else {
       return;
     }
@@ -157,6 +164,7 @@ export class Batch {
    */
   sample() {
     if (this.finished()) { clearInterval(this.sampler); this.sampler = null; return; }
+    if (this.paused) return; // nothing moves: a rate measured now would be of nothing
     const now = performance.now();
     const embedded = this.embedded();
     const ended = this.tally().ended;
@@ -193,7 +201,7 @@ export class Batch {
   }
 
   tally() {
-    const t = { total: 0, uploading: 0, waiting: 0, processing: 0, ready: 0, failed: 0, cancelled: 0, ended: 0 };
+    const t = { total: 0, uploading: 0, waiting: 0, processing: 0, paused: 0, ready: 0, failed: 0, cancelled: 0, ended: 0 };
     for (const m of this.members.values()) {
       t.total++;
       if (m.state === 'queued') t.waiting++; else t[m.state]++;
@@ -255,6 +263,9 @@ export class Batch {
       const parts = [`${t.ended} of ${t.total} documents done`];
       if (finished) {
         parts.push(`in ${seconds((this.finishedAt - this.started) / 1000)}`);
+      } else if (this.paused) {
+        parts.push('paused');
+        if (t.processing) parts.push(`${t.processing} stopping…`);
       } else {
         if (t.uploading) parts.push(`${t.total - t.uploading} of ${t.total} uploaded`);
         const rate = this.chunkMeter?.rate() ?? null;
@@ -269,11 +280,15 @@ export class Batch {
     const counts = [];
     if (t.processing) counts.push(`${t.processing} processing`);
     if (t.waiting) counts.push(`${t.waiting} waiting`);
+    if (t.paused) counts.push(`${t.paused} paused`);
     if (t.ready) counts.push(`${t.ready} ready`);
     if (t.failed) counts.push(`${t.failed} failed`);
     if (t.cancelled) counts.push(`${t.cancelled} cancelled`);
     this.counts.replaceChildren(...counts.map((c) => el('li', { class: `count ${c.split(' ')[1]}` }, c)));
     this.cancelButton.hidden = finished || t.ended === t.total;
+    this.pauseButton.hidden = finished || this.paused || t.ended === t.total;
+    this.resumeButton.hidden = finished || !this.paused;
+    this.panel.dataset.paused = String(this.paused);
     this.retryButton.hidden = !(t.failed + t.cancelled) || !this.failedIds().length;
     this.retryButton.textContent = `Retry failed (${t.failed + t.cancelled})`;
     this.clearButton.hidden = !finished;
@@ -300,6 +315,29 @@ export class Batch {
     }
     this.cancelButton.disabled = true;
     try { await this.actions.cancel(ids, keys); } finally { this.cancelButton.disabled = false; }
+  }
+
+  /** Pauses the batch: uploads not sent yet wait, documents waiting or processing are held. */
+  async pauseAll() {
+    const ids = [...this.members]
+      .filter(([k, m]) => typeof k === 'number' && (m.state === 'queued' || m.state === 'processing'))
+      .map(([k]) => k);
+    this.paused = true;
+    this.schedule();
+    this.pauseButton.disabled = true;
+    try { await this.actions.pause(ids); } finally { this.pauseButton.disabled = false; }
+  }
+
+  /** Resumes the batch: its uploads go on and its paused documents are queued again. */
+  async resumeAll() {
+    const ids = [...this.members].filter(([k, m]) => typeof k === 'number' && m.state === 'paused').map(([k]) => k);
+    this.paused = false;
+    this.finishedAt = null;
+    this.chunkMeter = this.docMeter = null; // measure afresh from now
+    if (!this.sampler) this.sampler = setInterval(() => this.sample(), 1000);
+    this.schedule();
+    this.resumeButton.disabled = true;
+    try { await this.actions.resume(ids); } finally { this.resumeButton.disabled = false; }
   }
 
   async retryFailed() {

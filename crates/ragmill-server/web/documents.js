@@ -7,11 +7,11 @@ import { Batch, filesOfDrop, filesOfFolderInput } from './batch.js';
 
 const KIND = { text: 'Text', markdown: 'Markdown', html: 'HTML', pdf: 'PDF', docx: 'DOCX' };
 const UPLOADS_AT_ONCE = 3;
-const STATE_WORD = { uploading: 'Uploading', queued: 'Waiting', processing: 'Processing', ready: 'Ready', failed: 'Failed' };
+const STATE_WORD = { uploading: 'Uploading', queued: 'Waiting', processing: 'Processing', ready: 'Ready', failed: 'Failed', paused: 'Paused' };
 /** Rows per page of the list: the API pages it (limit/offset/total), the page holds no more. */
 const PAGE_SIZE = 100;
 /** The list's filter chips, as the API's `state` parameter(s). */
-const FILTER_STATES = { all: [null], progress: ['processing', 'queued'], ready: ['ready'], failed: ['failed'] };
+const FILTER_STATES = { all: [null], progress: ['processing', 'queued', 'paused'], ready: ['ready'], failed: ['failed'] };
 
 export class Documents {
   /**
@@ -28,6 +28,7 @@ export class Documents {
     this.uploads = 0;
     this.waiting = [];          // files not sent yet
     this.sending = 0;           // uploads in flight
+    this.held = false;          // the batch is paused: uploads not sent yet wait
     this.loaded = false;        // the whole list was read once
     this.list = document.getElementById('documents');
     this.empty = document.getElementById('documents-empty');
@@ -40,6 +41,8 @@ export class Documents {
     this.serverRag = null;      // the server's counts, when the page lists only part
     this.batch = new Batch({
       cancel: (ids, keys) => this.cancelMany(ids, keys),
+      pause: (ids) => this.pauseMany(ids),
+      resume: (ids) => this.resumeMany(ids),
       retry: (ids) => this.retry(ids),
       // A big batch's rows go back to a page of the list once it is over.
       finished: () => { if (this.fresh > PAGE_SIZE) this.load().catch(() => {}); },
@@ -210,7 +213,7 @@ export class Documents {
    * the page needs some for its own requests while a hundred files go up.
    */
   pump() {
-    while (this.sending < UPLOADS_AT_ONCE && this.waiting.length) {
+    while (!this.held && this.sending < UPLOADS_AT_ONCE && this.waiting.length) {
       const { key, file } = this.waiting.shift();
       if (!this.docs.has(key)) continue; // dismissed while waiting
       this.sending++;
@@ -253,8 +256,10 @@ export class Documents {
     if (early) early.forEach((m) => this.apply(m));
     // Its type (detected by the server) and date, now rather than at the next reload.
     if (unchanged) this.refresh(accepted.id); else this.refreshMeta(accepted.id);
-    // Cancelled while it was going up: cancel it now that it is a document.
+    // Cancelled while it was going up: cancel it now that it is a document; the same for a
+    // batch paused while it was going up.
     if (cancelWanted && !unchanged) this.cancel(accepted.id);
+    else if (this.held && !unchanged && this.batch.has(accepted.id)) this.act(accepted.id, 'pause');
     // Not of the view (another filter, name or page): the batch still counts it, the list does not.
     if (!this.fits(this.docs.get(accepted.id)) || (!before && this.view.offset > 0)) {
       this.remove(accepted.id);
@@ -321,6 +326,9 @@ export class Documents {
       this.refresh(m.id);
     } else if (m.type === 'document.failed') {
       this.upsert(m.id, { state: 'failed', stage: null, error: m.error });
+    } else if (m.type === 'document.paused') {
+      doc.meter = null;
+      this.upsert(m.id, { state: 'paused', stage: null, progress: { done: 0, total: 0 }, error: null });
     }
     this.renderRow(m.id);
     this.changed();
@@ -473,9 +481,17 @@ export class Documents {
     row.querySelector('.reprocess').hidden = busy || typeof key !== 'number';
     row.querySelector('.open').hidden = busy || typeof key !== 'number';
     row.querySelector('.delete').hidden = busy;
+    const going = typeof key === 'number' && (doc.state === 'queued' || doc.state === 'processing');
     const cancel = row.querySelector('.cancel');
-    cancel.hidden = typeof key !== 'number' || !(doc.state === 'queued' || doc.state === 'processing');
+    cancel.hidden = !going && !(typeof key === 'number' && doc.state === 'paused');
     cancel.setAttribute('aria-label', `Cancel ${doc.name}`);
+    const pause = row.querySelector('.pause');
+    pause.hidden = !going;
+    pause.setAttribute('aria-label', `Pause ${doc.name}`);
+    const resume = row.querySelector('.resume');
+    resume.hidden = !(typeof key === 'number' && doc.state === 'paused');
+    resume.setAttribute('aria-label', `Resume ${doc.name}`);
+    row.querySelector('.reprocess').hidden ||= doc.state === 'paused';
     row.querySelector('.delete').textContent = typeof key === 'number' ? 'Delete' : 'Dismiss';
     return row;
   }
@@ -490,13 +506,17 @@ export class Documents {
     const reprocess = el('button', { type: 'button', class: 'reprocess' }, 'Re-process');
     const cancel = el('button', { type: 'button', class: 'cancel danger' }, 'Cancel');
     cancel.addEventListener('click', () => this.cancel(key));
+    const pause = el('button', { type: 'button', class: 'pause' }, 'Pause');
+    pause.addEventListener('click', () => this.act(key, 'pause'));
+    const resume = el('button', { type: 'button', class: 'resume' }, 'Resume');
+    resume.addEventListener('click', () => this.act(key, 'resume'));
     const del = el('button', { type: 'button', class: 'delete danger' }, 'Delete');
     reprocess.addEventListener('click', () => this.reprocess(key));
     del.addEventListener('click', () => this.delete(key));
     const bar = el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100' }, el('span'));
     const row = el('li', { class: 'doc' },
       name,
-      el('div', { class: 'doc-actions' }, cancel, open, reprocess, del),
+      el('div', { class: 'doc-actions' }, pause, resume, cancel, open, reprocess, del),
       el('div', { class: 'doc-meta' }),
       el('div', { class: 'doc-progress' }, bar,
         el('div', { class: 'doc-line' }, el('span', { class: 'state' }), el('span', { class: 'detail' }),
@@ -542,6 +562,59 @@ export class Documents {
     } catch (e) {
       this.hooks.onError(`Could not cancel the batch: ${e.message}`);
     }
+  }
+
+  /**
+   * Pauses (`op` 'pause') or resumes ('resume') document `key`; the server's event says when
+   * it is paused, and a resumed one is waiting again at once.
+   */
+  async act(key, op) {
+    const doc = this.docs.get(key);
+    try {
+      await this.api.post(`/v1/documents/${key}/${op}`);
+      if (op === 'resume') this.requeued([key]);
+    } catch (e) {
+      if (e.status === 409 || e.status === 404) { this.refresh(key); return; } // it moved on meanwhile
+      this.hooks.onError(`Could not ${op} ${doc?.name ?? key}: ${e.message}`);
+    }
+  }
+
+  /** Pauses the batch: uploads not sent yet wait, documents `ids` are paused in one request. */
+  async pauseMany(ids) {
+    this.held = true;
+    if (!ids.length) return;
+    try {
+      await this.api.post('/v1/documents/pause', { ids });
+    } catch (e) {
+      this.hooks.onError(`Could not pause the batch: ${e.message}`);
+    }
+  }
+
+  /** Resumes the batch: its waiting uploads go up again and paused documents `ids` are queued. */
+  async resumeMany(ids) {
+    this.held = false;
+    this.pump();
+    if (!ids.length) return;
+    try {
+      await this.api.post('/v1/documents/resume', { ids });
+      this.requeued(ids);
+    } catch (e) {
+      this.hooks.onError(`Could not resume the batch: ${e.message}`);
+      this.load().catch(() => {});
+    }
+  }
+
+  /** Documents `ids` were queued again (resumed): they wait for a worker. */
+  requeued(ids) {
+    for (const id of ids) {
+      const doc = this.docs.get(id);
+      if (doc?.state === 'paused') {
+        Object.assign(doc, { state: 'queued', stage: null, progress: { done: 0, total: 0 }, meter: null, lastEvent: performance.now() });
+        this.renderRow(id);
+      }
+      this.batch.set(id, 'queued');
+    }
+    this.changed();
   }
 
   /** Queues failed (and cancelled) documents `ids` again, in one request. */
@@ -637,6 +710,8 @@ function describe(doc) {
     }
     case 'queued':
       return { pct: null, waiting: true, line: 'Waiting for a worker' };
+    case 'paused':
+      return { pct: 0, waiting: false, line: doc.chunks ? 'Paused; the previous version stays searchable' : 'Paused; resume to process it' };
     case 'processing': {
       if (doc.stage === 'embedding' && p.total > 0) {
         const frac = Math.min(1, p.done / p.total);

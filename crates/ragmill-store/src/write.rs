@@ -130,10 +130,10 @@ impl UserStore<'_> {
 }
 
 impl UserStore<'_> {
-    /// Cancels the version of document `id` waiting for or in processing: it ends failed with
+    /// Cancels the version of document `id` waiting for, in processing or paused: it ends failed with
     /// code `cancelled` (an older searchable version stays ready and carries the error), and a
     /// generation staged for it in an external index becomes garbage. `false` if the user has
-    /// no such document waiting or in processing (already ready, failed, or gone).
+    /// no such document waiting, in processing or paused (already ready, failed, or gone).
     pub fn cancel_document(&self, id: DocumentId) -> Result<bool, StoreError> {
         let mut conn = self.store.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -141,7 +141,7 @@ impl UserStore<'_> {
             "UPDATE documents SET
                  state = CASE WHEN chunk_count > 0 THEN 'ready' ELSE 'failed' END,
                  error_code = 'cancelled', error_message = 'cancelled by the user', updated_at = ?1
-             WHERE id = ?2 AND user_id = ?3 AND state IN ('queued', 'processing')",
+             WHERE id = ?2 AND user_id = ?3 AND state IN ('queued', 'processing', 'paused')",
             params![crate::codec::now_ms(), id.0, self.user.0],
         )?;
         if n > 0 {

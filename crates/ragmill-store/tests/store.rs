@@ -353,4 +353,11 @@ fn a_paused_version_waits_while_the_old_one_stays_searchable_and_resumes_queued(
     assert!(!alice.resume_document(id).expect("resume"), "no longer paused");
     assert_eq!(alice.document(id).expect("get").expect("row").state, DocumentState::Queued);
     assert_eq!(store.in_flight().expect("in flight").len(), 1);
+
+    // A paused version can be cancelled: the older one stays, carrying why.
+    assert!(alice.pause_document(id).expect("pause"));
+    assert!(alice.cancel_document(id).expect("cancel"));
+    let rec = alice.document(id).expect("get").expect("row");
+    assert_eq!(rec.state, DocumentState::Ready);
+    assert_eq!(rec.error.map(|(code, _)| code).as_deref(), Some("cancelled"));
 }

@@ -33,8 +33,8 @@ pub struct Selection {
     /// These documents (others' ids are skipped, as if they did not exist).
     #[serde(default)]
     pub ids: Option<Vec<i64>>,
-    /// Every document the operation applies to (waiting or in processing for cancel and
-    /// pause, paused for resume, failed for retry).
+    /// Every document the operation applies to (waiting, in processing or paused for cancel;
+    /// waiting or in processing for pause; paused for resume; failed for retry).
     #[serde(default)]
     pub all: bool,
 }
@@ -60,9 +60,11 @@ impl Op {
     /// Whether `doc` is in a state this operation applies to.
     fn applies(self, doc: &DocumentRecord) -> bool {
         match self {
-            Op::Cancel | Op::Pause => {
-                matches!(doc.state, DocumentState::Queued | DocumentState::Processing)
-            }
+            Op::Cancel => matches!(
+                doc.state,
+                DocumentState::Queued | DocumentState::Processing | DocumentState::Paused
+            ),
+            Op::Pause => matches!(doc.state, DocumentState::Queued | DocumentState::Processing),
             Op::Resume => doc.state == DocumentState::Paused,
         }
     }
@@ -142,7 +144,7 @@ async fn many(
     post,
     path = "/v1/documents/{id}/cancel",
     operation_id = "cancelDocument",
-    summary = "Stop a document waiting for or in processing",
+    summary = "Stop a document waiting for, in processing or paused",
     description = "The document ends failed with `cancelled` (an older searchable version stays searchable); a worker processing it stops within a second and nothing of this version is kept.",
     tag = "documents",
     params(("id" = i64, Path, description = "The document's id")),
@@ -150,7 +152,7 @@ async fn many(
         (status = 204, description = "Cancelled"),
         (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorResponse),
         (status = 404, description = "`not_found`: no such document (or another user's)", body = crate::error::ErrorResponse),
-        (status = 409, description = "`not_in_progress`: the document is already ready, failed or paused", body = crate::error::ErrorResponse),
+        (status = 409, description = "`not_in_progress`: the document is already ready or failed", body = crate::error::ErrorResponse),
     ),
     security(("bearer" = [])),
 )]
@@ -237,7 +239,7 @@ async fn selected(
     post,
     path = "/v1/documents/cancel",
     operation_id = "cancelDocuments",
-    summary = "Stop many documents waiting for or in processing",
+    summary = "Stop many documents waiting for, in processing or paused",
     tag = "documents",
     request_body = Selection,
     responses(
