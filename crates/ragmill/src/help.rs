@@ -32,6 +32,7 @@ const PLACES: &[Place] = &[
     // No model at all.
     Place { path: &["users"], flags: &[LOCAL, REMOTE], hidden: true },
     Place { path: &["vectors"], flags: &[LOCAL, REMOTE], hidden: true },
+    Place { path: &["documents"], flags: &[LOCAL, REMOTE], hidden: true },
     Place { path: &["bench"], flags: &[LOCAL, REMOTE], hidden: true },
     // The local model only (remote backends are never used).
     Place { path: &["bench", "embed"], flags: &[LOCAL], hidden: false },

@@ -5,6 +5,7 @@ mod bench_pool;
 mod bench_search;
 mod bench_stand_in;
 mod bench_vectors;
+mod documents;
 mod embed;
 mod embed_server;
 mod eval;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Bench(BenchCommand::StandIn(args)) => bench_stand_in::run(args).await,
         Command::Models(cmd) => models::run(g, cmd).await,
         Command::Users(cmd) => users::run(g, cmd),
+        Command::Documents(cmd) => documents::run(g, cmd).await,
         Command::Vectors(cmd) => vectors::run(g, cmd).await,
         Command::Extract => unreachable!("handled before the runtime starts"),
     }
