@@ -18,7 +18,13 @@ fi
 scripts/ensure-cxx.sh
 # The vector-store tests run a real ChromaDB server (PyPI's chromadb, in .venv-chroma).
 scripts/ensure-chroma.sh
-cargo test --workspace --locked "$@"
+# The release profile: the same build `scripts/quickstart.sh` makes (and the binary users run),
+# so after it only the test targets compile, not the whole workspace a second time; it also
+# runs the model at full speed. The one crate with `unsafe` code (the SIMD kernels) is tested
+# once more in the dev profile, where debug assertions and the standard library's checks of
+# unsafe preconditions are on.
+cargo test --workspace --release --locked "$@"
+[ $# -gt 0 ] || cargo test -p ragmill-kernels --locked
 
 if [ "${RAGMILL_SKIP_BROWSER_TESTS:-}" = 1 ]; then
   echo "test: browser tests skipped (RAGMILL_SKIP_BROWSER_TESTS=1)"
@@ -37,5 +43,5 @@ if [ ! -x "$CHROMIUM" ] || ! command -v npm >/dev/null; then
        "install them, or set RAGMILL_SKIP_BROWSER_TESTS=1 to run the Rust tests only" >&2
   exit 1
 fi
-export RAGMILL_BIN=${RAGMILL_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/ragmill}
+export RAGMILL_BIN=${RAGMILL_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/ragmill}
 (cd tests/web && npm ci --no-audit --no-fund --loglevel=error && npm test)
