@@ -46,11 +46,12 @@ export class Api {
   delete(path) { return this.request('DELETE', path); }
 
   /**
-   * Uploads one file; `onProgress(loaded, total)` follows the bytes sent. Resolves to the
+   * Uploads one file under `name` (its path in a dropped folder, or its own name);
+   * `onProgress(loaded, total)` follows the bytes sent. Resolves to the
    * accepted document (`{id, name, state}`). XMLHttpRequest because fetch reports no upload
    * progress.
    */
-  upload(file, onProgress) {
+  upload(file, name, onProgress) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       xhr.open('POST', '/v1/documents');
@@ -69,7 +70,7 @@ export class Api {
         }
       };
       const form = new FormData();
-      form.append('file', file, file.name);
+      form.append('file', file, name);
       xhr.send(form);
     });
   }

@@ -9,6 +9,14 @@ import { el, seconds } from './util.js';
 const hidden = (name) => name.startsWith('.');
 
 /**
+ * The name a file is uploaded (and stored) under: its path inside the dropped or chosen folder,
+ * folder included ("docs/guide/index.md"), so that same-named files of different subfolders
+ * stay different documents; a file dropped on its own keeps its name.
+ * @param {File & { relativePath?: string }} file
+ */
+export const uploadName = (file) => file.relativePath || file.webkitRelativePath || file.name;
+
+/**
  * The files of a drop, folders walked recursively (hidden files and folders skipped). The
  * entries must be taken while the drop event is dispatched, so this reads them at once and
  * returns a promise of the files.
@@ -22,14 +30,14 @@ export function filesOfDrop(dt) {
   return (async () => {
     const out = [];
     for (const { entry, file } of taken) {
-      if (entry && entry.isDirectory) await walk(entry, out);
+      if (entry && entry.isDirectory) await walk(entry, out, entry.name);
       else if (file && !hidden(file.name)) out.push(file);
     }
     return out;
   })();
 }
 
-async function walk(dir, out) {
+async function walk(dir, out, path) {
   if (hidden(dir.name)) return;
   const reader = dir.createReader();
   for (;;) {
@@ -38,8 +46,10 @@ async function walk(dir, out) {
     if (!batch.length) break;
     for (const entry of batch) {
       if (hidden(entry.name)) continue;
-      if (entry.isDirectory) await walk(entry, out);
-      else out.push(await new Promise((ok, fail) => entry.file(ok, fail)));
+      if (entry.isDirectory) { await walk(entry, out, `${path}/${entry.name}`); continue; }
+      const file = await new Promise((ok, fail) => entry.file(ok, fail));
+      file.relativePath = `${path}/${entry.name}`;
+      out.push(file);
     }
   }
 }

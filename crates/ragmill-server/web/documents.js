@@ -3,7 +3,7 @@
 // The page's list is also what the header and the chat's RAG status count (`status()`).
 
 import { el, bytes, number, seconds } from './util.js';
-import { Batch, filesOfDrop, filesOfFolderInput } from './batch.js';
+import { Batch, filesOfDrop, filesOfFolderInput, uploadName } from './batch.js';
 
 const KIND = { text: 'Text', markdown: 'Markdown', html: 'HTML', pdf: 'PDF', docx: 'DOCX' };
 const UPLOADS_AT_ONCE = 3;
@@ -198,7 +198,7 @@ export class Documents {
     for (const file of files) {
       const key = `u${++this.uploads}`;
       const dropped = performance.now();
-      this.upsert(key, { name: file.name, size: file.size, state: 'uploading', sent: 0, sendTotal: 0, dropped });
+      this.upsert(key, { name: uploadName(file), size: file.size, state: 'uploading', sent: 0, sendTotal: 0, dropped });
       this.waiting.push({ key, file });
       keys.push(key);
     }
@@ -217,7 +217,7 @@ export class Documents {
       const { key, file } = this.waiting.shift();
       if (!this.docs.has(key)) continue; // dismissed while waiting
       this.sending++;
-      this.api.upload(file, (loaded, total) => {
+      this.api.upload(file, uploadName(file), (loaded, total) => {
         if (this.docs.get(key)?.state !== 'uploading') return; // answered or dismissed already
         // `total` is the whole request's (the form around the file): the row keeps the file's size.
         this.upsert(key, { sent: loaded, sendTotal: total });

@@ -410,12 +410,20 @@ fn multipart_error(rejection: MultipartRejection) -> ApiError {
     }
 }
 
-/// The file name to store: the last path component, printable, not empty.
+/// The name to store: the file part's name as a relative path ("docs/guide/index.md", as the
+/// web UI sends a dropped folder's files, so same-named files of different subfolders stay
+/// apart), or its last component when it is not a clean relative path (an absolute path, `.`
+/// or `..` parts, empty parts); printable, 1-1024 bytes, the last component 1-255.
 fn clean_name(raw: Option<&str>) -> Result<String, ApiError> {
-    let base = raw.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("").trim();
+    let raw = raw.unwrap_or("").trim().replace('\\', "/");
+    let relative = !raw.starts_with('/')
+        && raw.len() <= 1024
+        && raw.split('/').all(|part| !part.trim().is_empty() && part != "." && part != "..");
+    let name = if relative { raw.as_str() } else { raw.rsplit('/').next().unwrap_or("").trim() };
+    let base = name.rsplit('/').next().unwrap_or("");
     if base.is_empty()
         || base.len() > 255
-        || base.chars().any(char::is_control)
+        || name.chars().any(char::is_control)
         || base == "."
         || base == ".."
     {
@@ -424,7 +432,7 @@ fn clean_name(raw: Option<&str>) -> Result<String, ApiError> {
             "each file part needs a file name of 1-255 printable characters",
         ));
     }
-    Ok(base.to_owned())
+    Ok(name.to_owned())
 }
 
 fn type_error(name: &str, e: &ExtractError) -> ApiError {
@@ -434,4 +442,25 @@ fn type_error(name: &str, e: &ExtractError) -> ApiError {
         _ => StatusCode::UNSUPPORTED_MEDIA_TYPE,
     };
     ApiError::new(status, e.code(), format!("{name}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_name;
+
+    #[test]
+    fn a_relative_path_is_kept_and_anything_else_comes_down_to_its_file_name() {
+        let name = |raw: &str| clean_name(Some(raw)).ok();
+        assert_eq!(name("notes.md").as_deref(), Some("notes.md"));
+        assert_eq!(name("docs/a/index.md").as_deref(), Some("docs/a/index.md"));
+        assert_eq!(name("docs\\b\\index.md").as_deref(), Some("docs/b/index.md"));
+        assert_eq!(name("/etc/passwd").as_deref(), Some("passwd"));
+        assert_eq!(name("../../secret.txt").as_deref(), Some("secret.txt"));
+        assert_eq!(name("a//b.txt").as_deref(), Some("b.txt"));
+        assert_eq!(name(" spaced.txt ").as_deref(), Some("spaced.txt"));
+        for bad in ["", "docs/", "..", "a/..", "bell\u{7}.txt", &"x".repeat(256)] {
+            assert_eq!(name(bad), None, "{bad:?}");
+        }
+        assert_eq!(clean_name(None).ok(), None);
+    }
 }
