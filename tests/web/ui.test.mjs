@@ -320,7 +320,7 @@ test('upload, live progress, RAG toggle, reload, search, chat with sources, dash
 
     // The dashboard draws its charts with real, non-zero data.
     await page.click('nav a[data-page=dashboard]');
-    for (const chart of ['Chunks per second', 'Documents per minute', 'Workers busy', 'Time per document', 'Embedding latency per endpoint', 'Queue depth']) {
+    for (const chart of ['Chunks per second', 'Documents per minute', 'Workers busy', 'Time per document', 'Embedding time per batch', 'Queue depth']) {
       await waitFor(page, (title) => {
         const c = document.querySelector(`[data-chart="${title}"]`);
         return c && Number(c.dataset.points) > 0 && Number(c.dataset.max) > 0;

@@ -8,29 +8,46 @@ use ragmill_core::{
     Catalog, CatalogError, ContentHash, DocumentId, DocumentVersion, FailedVersion, Finished,
     IndexedChunk, StoredVersion, UserId,
 };
-use ragmill_store::{DocumentState, NewChunk, NewDocument, Store, StoreError};
+use ragmill_store::{Attempt, DocumentState, NewChunk, NewDocument, Store, StoreError};
 
 use crate::external::{Vectors, catalog_error};
 
 /// The embedded store as a [`Catalog`]: every call runs on tokio's blocking threads. With an
 /// external vector index ([`LocalCatalog::with_vectors`]), a version's vectors are written
-/// there first and switched to in the store's transaction ([`Vectors`]).
+/// there first and switched to in the store's transaction ([`Vectors`]). Every outcome it
+/// records goes to the store's processing log under its origin ([`LocalCatalog::by`]).
 #[derive(Clone)]
 pub struct LocalCatalog {
     store: Arc<Store>,
     vectors: Option<Vectors>,
+    origin: Arc<str>,
 }
+
+/// Who a catalog's outcomes are logged as unless told otherwise: a pipeline run by the
+/// `ragmill` command line (`ingest`, `eval`, benchmarks). The server names its own.
+pub const DEFAULT_ORIGIN: &str = "cli";
 
 impl LocalCatalog {
     /// A catalog over `store`, whose own vectors are the searchable ones.
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store, vectors: None }
+        Self::with_vectors(store, None)
     }
 
     /// A catalog over `store` that also keeps `vectors`' external index in step (nothing is
     /// kept for an embedded index).
     pub fn with_vectors(store: Arc<Store>, vectors: Option<Vectors>) -> Self {
-        Self { store, vectors: vectors.filter(|v| v.index().external()) }
+        Self {
+            store,
+            vectors: vectors.filter(|v| v.index().external()),
+            origin: DEFAULT_ORIGIN.into(),
+        }
+    }
+
+    /// Logs the outcomes this catalog records as done by `origin` (`server`, `remote worker`,
+    /// …; [`DEFAULT_ORIGIN`] unless told).
+    pub fn by(mut self, origin: &str) -> Self {
+        self.origin = origin.into();
+        self
     }
 
     async fn run<T: Send + 'static>(
@@ -97,8 +114,8 @@ impl LocalCatalog {
         let cached = Arc::clone(&v);
         self.run(move |s| cache_fresh(s, &cached)).await?;
         let Some(id) = known else {
-            let stored = Arc::clone(&v);
-            let id = self.run(move |s| store_version(s, user, &stored, None)).await?;
+            let (stored, origin) = (Arc::clone(&v), Arc::clone(&self.origin));
+            let id = self.run(move |s| store_version(s, user, &stored, None, &origin)).await?;
             vectors.copy_stored(user, id).await.map_err(catalog_error)?;
             return Ok(id);
         };
@@ -107,12 +124,12 @@ impl LocalCatalog {
             .iter()
             .map(|c| IndexedChunk { chunk: c.chunk.ordinal, vector: c.vector.clone() })
             .collect();
-        let hash = v.version.content_hash;
+        let (hash, origin) = (v.version.content_hash, Arc::clone(&self.origin));
         vectors
             .write_version(user, id, hash, chunks, move |s, generation| {
                 let mut v = Arc::unwrap_or_clone(v);
                 v.version.document = Some(id);
-                store_version(s, user, &v, Some(generation))
+                store_version(s, user, &v, Some(generation), &origin)
             })
             .await
     }
@@ -126,19 +143,28 @@ fn cache_fresh(s: &Store, v: &Finished) -> Result<(), StoreError> {
 }
 
 /// Stores version `v` of `user`'s document with its chunks, its vectors current in an external
-/// index under `generation` if given.
+/// index under `generation` if given, logged as done by `origin`.
 fn store_version(
     s: &Store,
     user: UserId,
     v: &Finished,
     generation: Option<u64>,
+    origin: &str,
 ) -> Result<DocumentId, StoreError> {
     let chunks: Vec<NewChunk<'_>> = v
         .chunks
         .iter()
         .map(|c| NewChunk { chunk: &c.chunk, hash: c.hash, vector: &c.vector })
         .collect();
-    let u = s.user(user);
+    // A fresh chunk is a distinct text embedded now; the others came from the cache (or from
+    // an earlier chunk of the same text): as `Ingested` counts them.
+    let embedded = v.chunks.iter().filter(|c| c.fresh).count() as u64;
+    let attempt = Attempt {
+        by: Some(origin.to_owned()),
+        embedded,
+        cache_hits: v.chunks.len() as u64 - embedded,
+    };
+    let u = s.user(user).with_attempt(attempt);
     let doc = new_document(&v.version);
     match generation {
         Some(g) => u.replace_document_at(&doc, &chunks, &v.space, v.dimensions, g),
@@ -180,16 +206,22 @@ impl Catalog for LocalCatalog {
         if let Some(vectors) = &self.vectors {
             return self.finish_external(vectors, user, v).await;
         }
+        let origin = Arc::clone(&self.origin);
         self.run(move |s| {
             cache_fresh(s, &v)?;
-            store_version(s, user, &v, None)
+            store_version(s, user, &v, None, &origin)
         })
         .await
     }
 
     async fn fail(&self, user: UserId, v: FailedVersion) -> Result<DocumentId, CatalogError> {
+        let origin = Arc::clone(&self.origin);
         self.run(move |s| {
-            s.user(user).record_failure(&new_document(&v.version), &v.code, &v.message)
+            s.user(user).with_attempt(Attempt::by(&origin)).record_failure(
+                &new_document(&v.version),
+                &v.code,
+                &v.message,
+            )
         })
         .await
     }

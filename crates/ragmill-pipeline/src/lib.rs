@@ -81,6 +81,8 @@ pub struct Pipeline {
     config: PipelineConfig,
     retrieval: RetrievalConfig,
     reranker: Option<Arc<dyn Reranker>>,
+    /// Who this pipeline's outcomes are logged as in the store's processing log.
+    origin: Arc<str>,
 }
 
 impl Pipeline {
@@ -123,6 +125,7 @@ impl Pipeline {
             config,
             retrieval: RetrievalConfig::default(),
             reranker: None,
+            origin: catalog::DEFAULT_ORIGIN.into(),
         }
     }
 
@@ -168,11 +171,22 @@ impl Pipeline {
     /// Searches `index` instead of the embedded one, and (with an external index) keeps it in
     /// step with the store on every version stored ([`Vectors`]).
     pub fn with_vector_index(mut self, index: Arc<dyn VectorIndex>) -> Self {
-        if let Some(store) = &self.store {
-            let vectors = Vectors::new(Arc::clone(store), Arc::clone(&index));
-            self.catalog = Arc::new(LocalCatalog::with_vectors(Arc::clone(store), Some(vectors)));
-        }
         self.index = Some(index);
+        if let Some(catalog) = self.local_catalog() {
+            self.catalog = Arc::new(catalog);
+        }
+        self
+    }
+
+    /// Logs the outcomes of this pipeline's ingestion as done by `origin` in the store's
+    /// processing log (`server` for the server's workers; `cli` unless told). A pipeline that
+    /// only ingests into another catalog ([`Pipeline::ingesting`]) has no store of its own:
+    /// there the catalog's owner names who did the work.
+    pub fn with_origin(mut self, origin: &str) -> Self {
+        self.origin = origin.into();
+        if let Some(catalog) = self.local_catalog() {
+            self.catalog = Arc::new(catalog);
+        }
         self
     }
 
@@ -191,7 +205,7 @@ impl Pipeline {
     /// main server's internal routes write through for remote workers).
     pub fn local_catalog(&self) -> Option<LocalCatalog> {
         let store = self.store.as_ref()?;
-        Some(LocalCatalog::with_vectors(Arc::clone(store), self.vectors()))
+        Some(LocalCatalog::with_vectors(Arc::clone(store), self.vectors()).by(&self.origin))
     }
 
     /// Searches with `retrieval`'s fusion settings and default mode.

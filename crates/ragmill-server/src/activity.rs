@@ -1,120 +1,76 @@
-//! What the workers did since start-up, for the whole service and for each user: the counters
-//! behind the dashboard's rates (`GET /v1/stats`). A client turns them into rates by reading
-//! them twice; levels (documents by state, queue depth) are read from the store instead.
+//! What only this process knows about its workers: how many are busy now, for the whole
+//! service and on each user's documents, and how long the process has been up.
 //!
-//! In memory only: they restart from zero with the process, which `uptime_s` tells.
+//! Everything that happened (documents finished, chunks, cache hits, time, failures) is read
+//! from the store's processing log instead ([`crate::processing`]), which counts every
+//! process's work and survives a restart; this keeps only the present.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use ragmill_core::UserId;
-use ragmill_pipeline::Ingested;
-use serde::Serialize;
-use utoipa::ToSchema;
-
-/// Counters of one scope (a user, or the service).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
-pub struct Counters {
-    /// Documents that became ready (unchanged re-uploads included).
-    pub documents_ready: u64,
-    /// Documents that failed for good.
-    pub documents_failed: u64,
-    /// Documents actually processed (not unchanged), whose time is in `processing_seconds`.
-    pub documents_processed: u64,
-    /// Total processing time of those documents, read to stored.
-    pub processing_seconds: f64,
-    /// Chunks stored by those documents.
-    pub chunks_stored: u64,
-    /// Distinct chunk texts sent to the embedder.
-    pub chunks_embedded: u64,
-    /// Chunks whose vector came from the cache.
-    pub cache_hits: u64,
-    /// Workers processing one of this scope's documents now.
-    pub workers_busy: u64,
-}
-
-impl Counters {
-    fn done(&mut self, ok: &Ingested) {
-        self.documents_ready += 1;
-        if ok.unchanged {
-            return;
-        }
-        self.documents_processed += 1;
-        self.processing_seconds += ok.timings.get("total").copied().unwrap_or(0.0);
-        self.chunks_stored += ok.chunks as u64;
-        self.chunks_embedded += ok.embedded as u64;
-        self.cache_hits += ok.cache_hits as u64;
-    }
-}
 
 #[derive(Default)]
-struct Scopes {
-    service: Counters,
-    users: HashMap<UserId, Counters>,
+struct Busy {
+    service: u64,
+    users: HashMap<UserId, u64>,
 }
 
-/// The service's and every user's [`Counters`].
+/// Workers busy now, for the service and per user, and the process's uptime.
 pub struct Activity {
     started: Instant,
-    scopes: Mutex<Scopes>,
+    busy: Mutex<Busy>,
 }
 
 impl Default for Activity {
     fn default() -> Self {
-        Self { started: Instant::now(), scopes: Mutex::default() }
+        Self { started: Instant::now(), busy: Mutex::default() }
     }
 }
 
 impl Activity {
-    /// Seconds since the counters started.
+    /// Seconds since this process started.
     pub fn uptime_s(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
 
-    fn update(&self, user: UserId, f: impl Fn(&mut Counters)) {
-        let mut scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut scopes.service);
-        f(scopes.users.entry(user).or_default());
-    }
-
-    /// `user`'s document became ready.
-    pub fn done(&self, user: UserId, ok: &Ingested) {
-        self.update(user, |c| c.done(ok));
-    }
-
-    /// `user`'s document failed for good.
-    pub fn failed(&self, user: UserId) {
-        self.update(user, |c| c.documents_failed += 1);
-    }
-
     /// Counts a worker busy on `user`'s document until the guard is dropped.
-    pub fn busy(&self, user: UserId) -> Busy<'_> {
-        self.update(user, |c| c.workers_busy += 1);
-        Busy { activity: self, user }
+    pub fn busy(&self, user: UserId) -> BusyGuard<'_> {
+        let mut b = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        b.service += 1;
+        *b.users.entry(user).or_default() += 1;
+        BusyGuard { activity: self, user }
     }
 
-    /// The whole service's counters.
-    pub fn service(&self) -> Counters {
-        self.scopes.lock().unwrap_or_else(PoisonError::into_inner).service
+    /// Workers busy now on anyone's documents.
+    pub fn service_busy(&self) -> u64 {
+        self.busy.lock().unwrap_or_else(PoisonError::into_inner).service
     }
 
-    /// `user`'s counters (zero for a user with no activity since start-up).
-    pub fn user(&self, user: UserId) -> Counters {
-        let scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
-        scopes.users.get(&user).copied().unwrap_or_default()
+    /// Workers busy now on `user`'s documents.
+    pub fn user_busy(&self, user: UserId) -> u64 {
+        let b = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        b.users.get(&user).copied().unwrap_or(0)
     }
 }
 
 /// Returned by [`Activity::busy`].
-pub struct Busy<'a> {
+pub struct BusyGuard<'a> {
     activity: &'a Activity,
     user: UserId,
 }
 
-impl Drop for Busy<'_> {
+impl Drop for BusyGuard<'_> {
     fn drop(&mut self) {
-        self.activity.update(self.user, |c| c.workers_busy = c.workers_busy.saturating_sub(1));
+        let mut b = self.activity.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        b.service = b.service.saturating_sub(1);
+        if let Some(n) = b.users.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                b.users.remove(&self.user);
+            }
+        }
     }
 }
 
@@ -122,38 +78,19 @@ impl Drop for Busy<'_> {
 mod tests {
     use super::*;
 
-    fn ingested(unchanged: bool) -> Ingested {
-        Ingested {
-            id: ragmill_core::DocumentId(1),
-            chunks: 4,
-            cache_hits: 1,
-            embedded: 3,
-            unchanged,
-            timings: [("total".to_owned(), 0.5)].into(),
-        }
-    }
-
     #[test]
-    fn each_user_sees_their_own_counters_and_the_service_the_sum() {
+    fn busy_workers_are_counted_per_user_and_for_the_service_until_dropped() {
         let a = Activity::default();
         let (alice, bob) = (UserId(1), UserId(2));
-        a.done(alice, &ingested(false));
-        a.done(alice, &ingested(true));
-        a.failed(bob);
-        let busy = a.busy(bob);
-        let mine = a.user(alice);
-        assert_eq!(
-            (mine.documents_ready, mine.documents_processed, mine.chunks_stored, mine.cache_hits),
-            (2, 1, 4, 1),
-            "an unchanged document is ready but did no work"
-        );
-        assert_eq!((mine.documents_failed, mine.workers_busy), (0, 0));
-        assert_eq!((a.user(bob).documents_failed, a.user(bob).workers_busy), (1, 1));
-        let all = a.service();
-        assert_eq!((all.documents_ready, all.documents_failed, all.workers_busy), (2, 1, 1));
-        assert!((all.processing_seconds - 0.5).abs() < 1e-9);
-        drop(busy);
-        assert_eq!((a.user(bob).workers_busy, a.service().workers_busy), (0, 0));
-        assert_eq!(a.user(UserId(9)), Counters::default());
+        let one = a.busy(alice);
+        let two = a.busy(alice);
+        let three = a.busy(bob);
+        assert_eq!((a.user_busy(alice), a.user_busy(bob), a.service_busy()), (2, 1, 3));
+        drop(one);
+        drop(three);
+        assert_eq!((a.user_busy(alice), a.user_busy(bob), a.service_busy()), (1, 0, 1));
+        drop(two);
+        assert_eq!((a.user_busy(alice), a.service_busy()), (0, 0));
+        assert_eq!(a.user_busy(UserId(9)), 0);
     }
 }

@@ -1,6 +1,8 @@
 //! The whole service's figures (`GET /v1/stats` as an administrator sees it) every
 //! [`INTERVAL`] for the last [`KEEP`] samples, so a dashboard opened now starts with the last
-//! minutes instead of an empty chart. In memory only, like the counters it samples.
+//! minutes instead of an empty chart. In memory only: what the samples add to the processing
+//! log (which `GET /v1/stats/history` reads afresh) is the present of this process (queue
+//! depth, workers busy, batches and endpoints), which is not recorded anywhere else.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
@@ -22,7 +24,8 @@ pub const KEEP: usize = 180;
 pub struct Sample {
     /// When, in milliseconds since the Unix epoch.
     pub t_ms: u64,
-    /// What `GET /v1/stats` answered an administrator then.
+    /// What `GET /v1/stats` answered an administrator then (without `processing`: the log
+    /// can be read again for any time).
     pub stats: Stats,
 }
 
@@ -59,7 +62,7 @@ pub async fn record(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        match figures(&state, None).await {
+        match figures(&state, None, false).await {
             Ok(stats) => state.history.push(Sample { t_ms: now_ms(), stats }),
             Err(e) => tracing::warn!(error = ?e, "cannot sample the service's figures"),
         }

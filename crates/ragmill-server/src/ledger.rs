@@ -160,7 +160,9 @@ impl Ledger {
         message: &str,
     ) -> Result<(), CatalogError> {
         let (c, m) = (code.to_owned(), message.to_owned());
-        on_store(&self.store, move |s| s.user(user).mark_failed(id, &c, &m)).await?;
+        let attempt = ragmill_store::Attempt::by(crate::state::ORIGIN);
+        on_store(&self.store, move |s| s.user(user).with_attempt(attempt).mark_failed(id, &c, &m))
+            .await?;
         self.reporter.failed(user, id, code, message);
         Ok(())
     }

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod processing;
 pub mod roster;
 mod routes;
 mod state;

@@ -140,7 +140,7 @@ pub struct Inner {
     pub config: ServerConfig,
     /// Operational metrics (`GET /metrics`).
     pub metrics: Arc<Metrics>,
-    /// Per-user and service counters since start-up (`GET /v1/stats`).
+    /// Workers busy now, per user and for the service (`GET /v1/stats`).
     pub activity: Arc<Activity>,
     /// How workers (here, and remote ones through `/internal`) begin and end jobs.
     pub jobs: Arc<LocalJobs>,
@@ -153,6 +153,10 @@ pub struct Inner {
     pub local_addr: OnceLock<SocketAddr>,
 }
 
+/// Who the serving process's own work is logged as in the store's processing log (its
+/// workers' outcomes, and the failures its ledger records).
+pub const ORIGIN: &str = "server";
+
 impl AppState {
     /// Assembles the state; the pipeline's embedding batches are reported to its metrics.
     pub fn new(
@@ -163,7 +167,7 @@ impl AppState {
         config: ServerConfig,
     ) -> Self {
         let metrics = Metrics::new();
-        let pipeline = pipeline.with_batch_observer(metrics.batch_observer());
+        let pipeline = pipeline.with_batch_observer(metrics.batch_observer()).with_origin(ORIGIN);
         let Seams { queue, events, live, roster } = seams;
         let reporter = Reporter::new(Arc::clone(&events), Arc::clone(&live));
         let wake = Arc::new(Notify::new());

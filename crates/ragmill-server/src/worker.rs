@@ -45,7 +45,8 @@ pub struct WorkerContext {
     pub wake: Arc<Notify>,
     /// Operational metrics.
     pub metrics: Arc<Metrics>,
-    /// Counters since start-up, per user and for the service.
+    /// Workers busy now, per user and for the service (what is done is in the store's
+    /// processing log).
     pub activity: Arc<Activity>,
     /// Where this process reports its workers, for the dashboard.
     pub roster: Arc<dyn Roster>,
@@ -270,7 +271,6 @@ async fn process(state: &WorkerContext, lease: &Lease) {
     let ended = match outcome {
         Outcome::Done(ok, was_available) => {
             state.metrics.document_done(&ok);
-            state.activity.done(user, &ok);
             reporter.ready(user, id, ok.chunks);
             if !was_available {
                 reporter.rag_available(user);
@@ -291,7 +291,6 @@ async fn process(state: &WorkerContext, lease: &Lease) {
         }
         Outcome::Failed(e) => {
             state.metrics.document_failed(e.code());
-            state.activity.failed(user);
             reporter.failed(user, id, e.code(), &e.to_string());
             state.queue.complete(lease).await
         }
@@ -299,7 +298,6 @@ async fn process(state: &WorkerContext, lease: &Lease) {
             tracing::error!(document = id.0, panic = message, "processing panicked");
             let e = IngestError::Crashed(message);
             state.metrics.document_failed(e.code());
-            state.activity.failed(user);
             if let Err(err) = state.jobs.give_up(user, id, e.code(), &e.to_string()).await {
                 tracing::error!(document = id.0, error = %err, "cannot record the crash");
             }
@@ -318,7 +316,6 @@ async fn process(state: &WorkerContext, lease: &Lease) {
                     Ok(())
                 }
                 Ok(Failed::Parked) => {
-                    state.activity.failed(user);
                     let message = format!("gave up after repeated failures: {e}");
                     if let Err(err) = state.jobs.give_up(user, id, e.code(), &message).await {
                         tracing::error!(document = id.0, error = %err, "cannot record the failure");

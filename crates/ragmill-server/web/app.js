@@ -91,7 +91,6 @@ class Session {
 
   onMessage(m) {
     this.documents.onMessage(m);
-    this.dashboard.onMessage(m);
   }
 
   onLiveState(state) {

@@ -9,9 +9,10 @@ const COLORS = ['--c1', '--c2', '--c3', '--c4', '--c5', '--c6'];
 export class LineChart {
   /**
    * @param {string} title
-   * @param {{ unit?: string, digits?: number, percent?: boolean, min?: number, integer?: boolean }} options
+   * @param {{ unit?: string, digits?: number, percent?: boolean, min?: number, integer?: boolean, caption?: string }} options
    *   `integer`: the series counts things, so the axis steps by whole numbers; `percent`: a rate
-   *   of 0 to 1, whose axis ends at 100 % unless a value passes it
+   *   of 0 to 1, whose axis ends at 100 % unless a value passes it; `caption`: one line under
+   *   the chart saying what it counts and over which window
    */
   constructor(title, options = {}) {
     this.title = title;
@@ -20,7 +21,8 @@ export class LineChart {
     this.now = el('span', { class: 'now' });
     this.legend = el('div', { class: 'legend' });
     this.node = el('figure', { class: 'chart', 'data-chart': title },
-      el('header', {}, el('h3', {}, title), this.now), this.canvas, this.legend);
+      el('header', {}, el('h3', {}, title), this.now), this.canvas, this.legend,
+      ...(options.caption ? [el('figcaption', { class: 'caption' }, options.caption)] : []));
   }
 
   format(v) {
@@ -87,6 +89,13 @@ export class LineChart {
         open = true;
       });
       ctx.stroke();
+      // A value with no neighbour draws no line: a dot, so one bucket of work still shows.
+      ctx.fillStyle = color(i);
+      s.values.forEach((v, j) => {
+        if (!Number.isFinite(v) || times[j] < t0) return;
+        if (Number.isFinite(s.values[j - 1]) || Number.isFinite(s.values[j + 1])) return;
+        ctx.beginPath(); ctx.arc(x(times[j]), y(v), 2.5, 0, 2 * Math.PI); ctx.fill();
+      });
     });
 
     const latest = series.map((s) => lastFinite(s.values));

@@ -8,6 +8,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::now_ms;
+use crate::processing::{self, Ended, Outcome};
 use crate::{StoreError, UserId, UserStore, keyword};
 
 /// Where a document stands.
@@ -238,7 +239,8 @@ impl UserStore<'_> {
     }
 
     /// Records that a version of `doc` failed. A document that was ready keeps its searchable
-    /// version and carries the error; a new one is stored as failed.
+    /// version and carries the error; a new one is stored as failed. The same transaction adds
+    /// the failure to the processing log.
     pub fn record_failure(
         &self,
         doc: &NewDocument<'_>,
@@ -277,6 +279,13 @@ impl UserStore<'_> {
             _ => self.upsert_document(&tx, doc, "failed", Some((code, message)), None, 0)?,
         };
         crate::vectors::unstage(&tx, self.user, id.0)?;
+        let ended = Ended {
+            document: id,
+            outcome: Outcome::Failed(code.to_owned()),
+            chunks: 0,
+            timings: &doc.timings,
+        };
+        processing::append(&tx, self.user, &ended, &self.attempt, self.store.log_retention())?;
         tx.commit()?;
         Ok(id)
     }
@@ -325,6 +334,8 @@ impl UserStore<'_> {
     /// Records that the user's document `id` failed for good with `code` and `message`
     /// (attempts exhausted, or its job was lost): an older searchable version stays ready and
     /// carries the error, otherwise the document is `failed`. False if there is no such document.
+    /// The failure goes to the processing log in the same transaction, unless the log's newest
+    /// row for the document already is a failure with `code` (the last attempt's own).
     pub fn mark_failed(
         &self,
         id: DocumentId,
@@ -341,6 +352,17 @@ impl UserStore<'_> {
             params![code, message, now_ms(), id.0, self.user.0],
         )?;
         crate::vectors::unstage(&tx, self.user, id.0)?;
+        // Logged unless the attempt that failed logged itself (a job parked after its last
+        // attempt's failure was recorded): a crash or a lost job is logged here only.
+        if n > 0 && !processing::last_failed_with(&tx, self.user, id, code)? {
+            let ended = Ended {
+                document: id,
+                outcome: Outcome::Failed(code.to_owned()),
+                chunks: 0,
+                timings: &Timings::new(),
+            };
+            processing::append(&tx, self.user, &ended, &self.attempt, self.store.log_retention())?;
+        }
         tx.commit()?;
         Ok(n > 0)
     }

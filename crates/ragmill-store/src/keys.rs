@@ -238,7 +238,7 @@ mod tests {
                 "DROP TABLE api_keys; ALTER TABLE users DROP COLUMN admin;
                  ALTER TABLE documents DROP COLUMN vector_gen; ALTER TABLE documents DROP COLUMN staged_gen;
                  ALTER TABLE documents DROP COLUMN staged_hash; DROP TABLE vector_garbage; DROP TABLE meta;
-                 DROP TABLE conversation_messages; DROP TABLE conversations;
+                 DROP TABLE conversation_messages; DROP TABLE conversations; DROP TABLE processing_log;
                  PRAGMA user_version = 1;",
             )
             .expect("downgrade");

@@ -12,6 +12,11 @@
 //! [`Store::user`] hands out for one [`UserId`]; every query it runs carries `user_id = ?`.
 //! There is no method that reads documents or chunks without a user.
 //!
+//! **The processing log** (`processing.rs`) keeps one row per processing attempt that ended,
+//! written in the same transaction as the version stored or the failure recorded, whichever
+//! process wrote it (the server, a remote worker through it, `ragmill ingest`): the dashboard's
+//! rates and per-stage percentiles are read from it.
+//!
 //! ```no_run
 //! # fn run() -> Result<(), ragmill_store::StoreError> {
 //! let store = ragmill_store::Store::open("ragmill-data".as_ref())?;
@@ -31,6 +36,7 @@ mod keys;
 mod keyword;
 mod listing;
 mod live;
+mod processing;
 mod schema;
 mod search;
 mod vectors;
@@ -50,6 +56,10 @@ pub use error::StoreError;
 pub use indexes::{IndexSettings, IndexStats};
 pub use keys::{Account, UserSummary};
 pub use listing::{DocumentQuery, SortBy};
+pub use processing::{
+    Attempt, LogEntry, LogSeries, LogTotals, Outcome, Retention, STAGES, StageTime, StageTimes,
+    percentile,
+};
 pub use ragmill_core::{DocumentId, UserId};
 pub use search::{Nearest, Scores, SearchHit};
 pub use vectors::{Garbage, VectorGarbage, VectorState};
@@ -64,6 +74,8 @@ pub struct Store {
     readers: Mutex<Vec<Connection>>,
     /// Every user's live vector index.
     indexes: indexes::Indexes,
+    /// How much of the processing log is kept (`processing.rs`).
+    retention: Mutex<processing::Retention>,
 }
 
 /// A read-only connection from the store's pool, returned to it when dropped.
@@ -114,6 +126,7 @@ impl Store {
             conn: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             indexes: indexes::Indexes::new(settings),
+            retention: Mutex::new(processing::Retention::default()),
         })
     }
 
@@ -224,7 +237,7 @@ impl Store {
 
     /// The handle through which everything `user` owns is read and written.
     pub fn user(&self, user: UserId) -> UserStore<'_> {
-        UserStore { store: self, user }
+        UserStore { store: self, user, attempt: processing::Attempt::default() }
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -255,6 +268,9 @@ impl Store {
 pub struct UserStore<'a> {
     store: &'a Store,
     user: UserId,
+    /// What the processing attempt this handle writes for did, for the processing log
+    /// ([`UserStore::with_attempt`]).
+    attempt: processing::Attempt,
 }
 
 impl UserStore<'_> {

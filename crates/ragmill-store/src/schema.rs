@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE users (
@@ -118,6 +118,33 @@ CREATE TABLE conversation_messages (
 CREATE INDEX conversation_messages_in_order ON conversation_messages(conversation_id, id);
 ";
 
+/// Version 7: the processing log (`processing.rs`), one row per processing attempt that ended
+/// (stored, or failed with its code), written in the transaction that records the outcome.
+/// The stages' seconds are columns, so percentiles read no JSON. A user's rows go with them;
+/// a document's stay when it is deleted (they are history). `AUTOINCREMENT`: ids only grow, so
+/// pruning to the newest N rows is one range delete on the primary key.
+const PROCESSING_LOG: &str = "
+CREATE TABLE processing_log (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    document_id  INTEGER NOT NULL,
+    finished_at  INTEGER NOT NULL,
+    outcome      TEXT NOT NULL,
+    error_code   TEXT,
+    chunks       INTEGER NOT NULL,
+    embedded     INTEGER NOT NULL,
+    cache_hits   INTEGER NOT NULL,
+    extracting   REAL,
+    chunking     REAL,
+    embedding    REAL,
+    storing      REAL,
+    total        REAL,
+    by           TEXT
+);
+CREATE INDEX processing_log_by_user ON processing_log(user_id, finished_at);
+CREATE INDEX processing_log_by_time ON processing_log(finished_at);
+";
+
 /// Sets WAL mode and the pragmas every connection needs, and creates the schema if new.
 pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -132,7 +159,7 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
         // Version 4 (keyword tables) needs no statement for a new store: each user's table is
         // created with their first chunks.
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} {VECTOR_BOOKKEEPING} {CONVERSATIONS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} {VECTOR_BOOKKEEPING} {CONVERSATIONS} {PROCESSING_LOG} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
         return Ok(());
     }
@@ -159,6 +186,9 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version <= 5 {
         conn.execute_batch(&format!("BEGIN; {CONVERSATIONS} PRAGMA user_version = 6; COMMIT;"))?;
+    }
+    if version <= 6 {
+        conn.execute_batch(&format!("BEGIN; {PROCESSING_LOG} PRAGMA user_version = 7; COMMIT;"))?;
     }
     Ok(())
 }

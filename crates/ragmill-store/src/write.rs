@@ -1,14 +1,19 @@
-//! Storing a processed document version: its row, chunks, vectors and keyword rows in one
-//! transaction, then its block of vectors in the live index, in commit order.
+//! Storing a processed document version: its row, chunks, vectors, keyword rows and its row
+//! of the processing log in one transaction, then its block of vectors in the live index, in
+//! commit order.
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::codec::vector_to_blob;
+use crate::processing::{self, Ended, Outcome};
 use crate::{DocumentId, NewChunk, NewDocument, StoreError, UserStore, keyword, vectors};
 
 impl UserStore<'_> {
     /// Stores a processed version of a document, replacing any earlier version of the same name,
-    /// in one transaction: searches see the old version or the new one, never a mix.
+    /// in one transaction: searches see the old version or the new one, never a mix. The same
+    /// transaction adds its row to the processing log (with the handle's
+    /// [`crate::Attempt`], and the time this write took as its `storing` stage unless the
+    /// timings have one).
     ///
     /// `model` and `dimensions` name the embedding model of the vectors; the user's collection
     /// takes the first model it is given and refuses any other.
@@ -63,6 +68,8 @@ impl UserStore<'_> {
         {
             return Err(StoreError::Dimension { got: bad.vector.len(), want: dimensions });
         }
+        let started = std::time::Instant::now();
+        let keep = self.store.log_retention();
         let mut conn = self.store.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         self.claim_model(&tx, model, dimensions)?;
@@ -71,6 +78,15 @@ impl UserStore<'_> {
         for (doc, chunks) in docs {
             let id = self.write_chunks(&tx, doc, chunks, model)?;
             vectors::switch(&tx, self.user, id, generation)?;
+            let mut timings = doc.timings.clone();
+            timings.entry("storing".into()).or_insert_with(|| started.elapsed().as_secs_f64());
+            let ended = Ended {
+                document: id,
+                outcome: Outcome::Ready,
+                chunks: chunks.len() as u64,
+                timings: &timings,
+            };
+            processing::append(&tx, self.user, &ended, &self.attempt, keep)?;
             ids.push(id);
         }
         tx.commit()?;

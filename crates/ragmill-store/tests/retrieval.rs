@@ -196,7 +196,8 @@ fn a_store_from_before_keyword_search_gets_its_index_built() {
             "DROP TABLE {}; ALTER TABLE documents DROP COLUMN vector_gen;
              ALTER TABLE documents DROP COLUMN staged_gen; ALTER TABLE documents DROP COLUMN staged_hash;
              DROP TABLE vector_garbage; DROP TABLE meta;
-             DROP TABLE conversation_messages; DROP TABLE conversations; PRAGMA user_version = 3;",
+             DROP TABLE conversation_messages; DROP TABLE conversations; DROP TABLE processing_log;
+             PRAGMA user_version = 3;",
             tables[0]
         ))
         .expect("downgrade");

@@ -15,11 +15,13 @@ use ragmill_store::UserSummary;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::activity::Counters;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse, blocking};
+use crate::history::now_ms;
+use crate::processing::{self, Counters};
 use crate::routes::ApiJson;
 use crate::state::AppState;
+use ragmill_store::LogTotals;
 
 /// An authenticated administrator.
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +64,8 @@ pub struct AdminUser {
     pub bytes: u64,
     /// Keys not revoked.
     pub active_keys: u64,
-    /// What their documents' processing did since the server started.
+    /// What their documents' processing did in the last 24 hours, from the processing log
+    /// (any process's work), and this server's workers busy on them now.
     pub activity: Counters,
 }
 
@@ -108,10 +111,22 @@ pub struct Revoked {
     pub revoked: u64,
 }
 
-fn view(state: &AppState, u: UserSummary) -> AdminUser {
+/// The window of a user's `activity` in the users' list: the last 24 hours.
+const ACTIVITY_WINDOW_S: u64 = 24 * 3600;
+
+/// `u` with their processing log's totals over [`ACTIVITY_WINDOW_S`]. Blocking (SQLite).
+fn with_log(
+    store: &ragmill_store::Store,
+    u: UserSummary,
+) -> Result<(UserSummary, LogTotals), ragmill_store::StoreError> {
+    let log = processing::totals(store, Some(u.id), now_ms(), ACTIVITY_WINDOW_S)?;
+    Ok((u, log))
+}
+
+fn view(state: &AppState, (u, log): (UserSummary, LogTotals)) -> AdminUser {
     AdminUser {
         id: u.id.0,
-        activity: state.activity.user(u.id),
+        activity: Counters::new(ACTIVITY_WINDOW_S, &log, state.activity.user_busy(u.id)),
         name: u.name,
         admin: u.admin,
         created_at: u.created_at,
@@ -126,7 +141,9 @@ fn view(state: &AppState, u: UserSummary) -> AdminUser {
 async fn user(state: &AppState, raw: &str) -> Result<AdminUser, ApiError> {
     let id: i64 = raw.parse().map_err(|_| ApiError::not_found("user"))?;
     let store = Arc::clone(&state.store);
-    let found = blocking(move || store.user_summary(UserId(id))).await??;
+    let found =
+        blocking(move || store.user_summary(UserId(id))?.map(|u| with_log(&store, u)).transpose())
+            .await??;
     Ok(view(state, found.ok_or_else(|| ApiError::not_found("user"))?))
 }
 
@@ -138,7 +155,10 @@ async fn user(state: &AppState, raw: &str) -> Result<AdminUser, ApiError> {
     security(("bearer" = [])))]
 pub async fn users(State(state): State<AppState>, _: Admin) -> Result<Json<AdminUsers>, ApiError> {
     let store = Arc::clone(&state.store);
-    let all = blocking(move || store.users()).await??;
+    let all = blocking(move || {
+        store.users()?.into_iter().map(|u| with_log(&store, u)).collect::<Result<Vec<_>, _>>()
+    })
+    .await??;
     Ok(Json(AdminUsers { users: all.into_iter().map(|u| view(&state, u)).collect() }))
 }
 

@@ -60,9 +60,14 @@ fn catalog_error(e: CatalogError) -> ApiError {
     }
 }
 
+/// The store as remote workers write to it; their outcomes are logged as a `remote worker`'s.
 fn catalog(state: &AppState) -> Result<LocalCatalog, ApiError> {
-    state.pipeline.local_catalog().ok_or_else(|| ApiError::internal("no store"))
+    let catalog = state.pipeline.local_catalog().ok_or_else(|| ApiError::internal("no store"))?;
+    Ok(catalog.by(REMOTE_WORKER))
 }
+
+/// Who a remote worker's outcomes are logged as in the processing log.
+pub const REMOTE_WORKER: &str = "remote worker";
 
 /// `{user, name}`.
 #[derive(Debug, Serialize, Deserialize)]

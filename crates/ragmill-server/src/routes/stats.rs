@@ -1,6 +1,13 @@
 //! `GET /v1/stats`: the live figures behind the dashboard, and `GET /v1/stats/history`, the
 //! service's of the last minutes; `GET /v1/me`: who the key belongs to.
 //!
+//! Where each figure comes from, one owner each: documents by state and the queue, from the
+//! store and the queue now; what processing did (documents finished, chunks, cache hits, time
+//! per document and per stage, failures), from the store's processing log
+//! ([`crate::processing`]), so `ragmill ingest` and every worker process count; workers busy,
+//! from this process ([`crate::activity`]); batches and endpoints, from the embedder and
+//! batcher of this process.
+//!
 //! Every user sees their own documents, queue and activity; an administrator
 //! (`ragmill users add NAME --admin`) sees the whole service's. The embedding backend (model,
 //! batches, pool endpoints with latency, errors and circuit state) is shared by everyone, so
@@ -17,10 +24,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::activity::Counters;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse, blocking};
+use crate::history::now_ms;
 use crate::metrics::BatchTotals;
+use crate::processing::{self, Counters, Processing};
 use crate::routes::QueueDepth;
 use crate::state::AppState;
 
@@ -39,7 +47,7 @@ pub enum Scope {
 pub struct Stats {
     /// `user` or `service` (administrators).
     pub scope: Scope,
-    /// Seconds since the counters in `activity` started (the process start).
+    /// Seconds since this server process started.
     pub uptime_s: f64,
     /// Documents by state and their chunks, now.
     #[schema(value_type = Object)]
@@ -49,8 +57,13 @@ pub struct Stats {
     pub queue: QueueDepth,
     /// Background workers: `busy` on this scope's documents now, and `total`.
     pub workers: Workers,
-    /// Counters since start-up; read twice for rates.
+    /// What processing did over the last `activity.window_s` seconds, from the processing log
+    /// (every process's work, `ragmill ingest` included), and the workers busy now.
     pub activity: Counters,
+    /// The processing log over the last `window_s` seconds in buckets, who did the work, and
+    /// each stage's p50/p95 per document. Null in `GET /v1/stats/history`'s samples (the
+    /// answer carries the log's series itself).
+    pub processing: Option<Processing>,
     /// The embedding model.
     #[schema(value_type = Object)]
     pub model: Value,
@@ -58,8 +71,8 @@ pub struct Stats {
     /// histogram and circuit; for the local model, engine, precision and kernels.
     #[schema(value_type = Object)]
     pub embedder: Option<Value>,
-    /// The batcher that feeds the embedder: batches, texts, texts joined to one already queued,
-    /// failures and time.
+    /// The batcher that feeds the embedder in this process: batches, texts, texts joined to one
+    /// already queued, failures and time (since this process started).
     pub batcher: Batcher,
     /// Every worker process of the cluster heard from lately (this server's own and
     /// `ragmill worker`s elsewhere); administrators only, empty for users.
@@ -120,7 +133,8 @@ pub struct Batcher {
     pub joined: u64,
     /// Batches that failed.
     pub failures: u64,
-    /// Time the embedder took for all batches, in seconds.
+    /// Time the embedder took for all batches, in seconds (divide by `batches` for the time
+    /// per batch).
     pub seconds: f64,
 }
 
@@ -175,33 +189,50 @@ pub async fn stats(
 ) -> Result<Json<Stats>, ApiError> {
     let store = Arc::clone(&state.store);
     let admin = blocking(move || store.is_admin(user)).await??;
-    Ok(Json(figures(&state, (!admin).then_some(user)).await?))
+    Ok(Json(figures(&state, (!admin).then_some(user), true).await?))
 }
 
-/// The figures of `user`, or of the whole service for `None`.
-pub(crate) async fn figures(state: &AppState, user: Option<UserId>) -> Result<Stats, ApiError> {
+/// The figures of `user`, or of the whole service for `None`; with `detail`, the processing
+/// log's series and stage percentiles too (else `processing` is `None`).
+pub(crate) async fn figures(
+    state: &AppState,
+    user: Option<UserId>,
+    detail: bool,
+) -> Result<Stats, ApiError> {
     let store = Arc::clone(&state.store);
-    let documents = blocking(move || match user {
-        Some(user) => store.user(user).totals(),
-        None => store.totals(),
+    let now = now_ms();
+    let (documents, log, totals) = blocking(move || -> Result<_, ragmill_store::StoreError> {
+        let documents = match user {
+            Some(user) => store.user(user).totals()?,
+            None => store.totals()?,
+        };
+        let (log, totals) = if detail {
+            let log = processing::read(&store, user, now)?;
+            let totals = log.totals();
+            (Some(log), totals)
+        } else {
+            (None, processing::totals(&store, user, now, processing::WINDOW_S)?)
+        };
+        Ok((documents, log, totals))
     })
     .await??;
     let depth = match user {
         Some(_) => None,
         None => Some(state.queue.depth().await?),
     };
-    let (scope, activity, queue) = match (user, depth) {
+    let (scope, busy, queue) = match (user, depth) {
         (None, Some(d)) => (
             Scope::Service,
-            state.activity.service(),
+            state.activity.service_busy(),
             QueueDepth { queued: d.queued, leased: d.leased, parked: d.parked },
         ),
         (user, _) => (
             Scope::User,
-            user.map_or_else(Counters::default, |u| state.activity.user(u)),
+            user.map_or(0, |u| state.activity.user_busy(u)),
             QueueDepth { queued: documents.queued, leased: documents.processing, parked: 0 },
         ),
     };
+    let activity = Counters::new(processing::WINDOW_S, &totals, busy);
     let embedder = state.pipeline.embedder();
     let info = embedder.info();
     let mut backend = embedder.stats();
@@ -222,8 +253,9 @@ pub(crate) async fn figures(state: &AppState, user: Option<UserId>) -> Result<St
         uptime_s: state.activity.uptime_s(),
         documents,
         queue,
-        workers: Workers { busy: activity.workers_busy, total: state.config.workers as u64 },
+        workers: Workers { busy, total: state.config.workers as u64 },
         activity,
+        processing: log,
         model: json!({
             "id": info.id,
             "space": info.space,
@@ -249,8 +281,12 @@ pub struct StatsHistory {
     pub interval_s: u64,
     /// The server's clock now, in milliseconds since the Unix epoch (to align `t_ms`).
     pub now_ms: u64,
-    /// Oldest first.
+    /// What `GET /v1/stats` answered an administrator (its `processing` null), sampled while
+    /// this process ran: queue, workers, batches and endpoints. Oldest first.
     pub samples: Vec<crate::history::Sample>,
+    /// The whole service's processing log over its window, read now: every process's work,
+    /// also what was done before this server started.
+    pub processing: Processing,
 }
 
 /// `GET /v1/stats/history`.
@@ -259,7 +295,7 @@ pub struct StatsHistory {
     path = "/v1/stats/history",
     operation_id = "getStatsHistory",
     summary = "The whole service's figures of the last minutes (administrators)",
-    description = "What `GET /v1/stats` answered an administrator, sampled every `interval_s` seconds since start-up, for the last few minutes, so a dashboard opened now starts with a past.",
+    description = "What `GET /v1/stats` answered an administrator, sampled every `interval_s` seconds since start-up, for the last few minutes, so a dashboard opened now starts with a past; and the processing log's series over its window, read now (every process's work, also before this server started).",
     tag = "service",
     responses(
         (status = 200, description = "Samples, oldest first", body = StatsHistory),
@@ -281,10 +317,13 @@ pub async fn history(
             "the service's history is for administrators (ragmill users add NAME --admin)",
         ));
     }
+    let (store, now) = (Arc::clone(&state.store), now_ms());
+    let log = blocking(move || processing::read(&store, None, now)).await??;
     Ok(Json(StatsHistory {
         interval_s: crate::history::INTERVAL.as_secs(),
-        now_ms: crate::history::now_ms(),
+        now_ms: now,
         samples: state.history.samples(),
+        processing: log,
     }))
 }
 
@@ -314,6 +353,7 @@ pub(crate) mod tests {
             queue: QueueDepth { queued: 0, leased: 0, parked: 0 },
             workers: Workers { busy: 0, total: 0 },
             activity: Counters::default(),
+            processing: None,
             model: Value::Null,
             embedder: None,
             batcher: Batcher { batches: 0, texts: 0, joined: 0, failures: 0, seconds: 0.0 },
