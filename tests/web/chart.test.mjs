@@ -27,6 +27,7 @@ test('dashboard axes: whole steps for counts, rates up to 100 %', async () => {
         rate: drawn({ percent: true }, [0.2, 0.8]),
         over: axisTop(1.5, { percent: true }),
         plain: drawn({}, [0.2, 0.7]),
+        empty: drawn({ unit: 's' }, [null, null]),
       };
     });
     assert.equal(ticks.count, '0,1,2,3,4', 'a count of 1: whole steps');
@@ -34,6 +35,7 @@ test('dashboard axes: whole steps for counts, rates up to 100 %', async () => {
     assert.equal(ticks.rate, '0%,25%,50%,75%,100%', 'a rate of 80 % ends at 100 %');
     assert.ok(ticks.over >= 1.5, 'a rate over 100 % still fits');
     assert.equal(ticks.plain, '0,0.2,0.4,0.6,0.8', 'other series keep fractional steps');
+    assert.equal(ticks.empty, '0,0.25,0.5,0.75,1', 'a quarter step is 0.25, not 0.3');
     assert.deepEqual(errors, []);
   } finally {
     await context.close();

@@ -112,7 +112,8 @@ export class LineChart {
   axis(v) {
     if (this.options.percent) return `${Math.round(v * 100)}%`;
     if (this.options.integer) return v >= 1000 ? `${(v / 1000).toFixed(1)}k` : String(Math.round(v));
-    return v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v >= 10 || v === 0 ? String(Math.round(v)) : v.toFixed(1);
+    // Up to two decimals, as many as the step needs: 0.25, 0.5, 0.75 (never 0.3 for 0.25).
+    return v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v >= 10 || v === 0 ? String(Math.round(v)) : String(Number(v.toFixed(2)));
   }
 }
 
