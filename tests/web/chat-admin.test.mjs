@@ -30,8 +30,13 @@ async function audit(page, name) {
  * after `state.delay` ms. Every request is kept.
  */
 async function startChat() {
-  const state = { delay: 5, filler: 6, requests: [] };
+  const state = { delay: 5, filler: 6, requests: [], models: null };
   const server = createServer((req, res) => {
+    // Ollama's model list, when the test gives one (otherwise a 404, as from an old server).
+    if (req.method === 'GET' && req.url === '/api/tags' && state.models) {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      return res.end(JSON.stringify({ models: state.models.map((name) => ({ name, model: name, size: 1 })) }));
+    }
     if (req.method !== 'POST' || req.url !== '/api/chat') {
       res.writeHead(404, { 'Content-Type': 'application/json' });
       return res.end('{"error":"not found"}');
@@ -150,7 +155,7 @@ test('conversations are kept: saved turns with sources, reopened after a reload,
     await page.click('nav a[data-page=chat]');
     await page.waitForSelector('#chat-model:not([hidden])');
     assert.equal(await page.textContent('#chat-model'), 'Model: standin-llm (ollama)', 'the one model, shown read-only');
-    assert.equal(await page.$$eval('#page-chat select', (s) => s.filter((x) => /model/i.test(x.id)).length), 0, 'no model picker for one model');
+    assert.ok(await page.isHidden('#chat-model-row'), 'no model picker for one model');
     assert.ok(await page.isVisible('#conversations-empty'));
     await page.waitForFunction(() => !document.getElementById('rag-toggle').disabled && document.getElementById('rag-toggle').checked);
 
@@ -284,6 +289,42 @@ test('conversations are kept: saved turns with sources, reopened after a reload,
     const foreign = requests.filter((u) => !u.startsWith(server.origin) && !u.startsWith(server.origin.replace('http', 'ws')));
     assert.deepEqual(foreign, []);
     assert.deepEqual(errors, [], 'no script errors');
+  } finally {
+    await context.close();
+    await server.stop();
+    await chat.stop();
+  }
+});
+
+test('a model picker when the chat server offers several: the pick answers, and is remembered', async () => {
+  const chat = await startChat();
+  chat.state.models = ['standin-llm', 'standin-large', 'nomic-embed-text'];
+  const server = await startServer(['--chat-backend', 'ollama', '--chat-endpoint', chat.url, '--chat-model', 'standin-llm']);
+  const { page, context, errors } = await openPage(chrome.browser, server.origin, undefined, { bypassCSP: true });
+  try {
+    await signIn(page, server.key);
+    await page.click('nav a[data-page=chat]');
+    await page.waitForSelector('#chat-model-row:not([hidden])');
+    assert.ok(await page.isHidden('#chat-model'), 'the picker, not the read-only line');
+    const options = await page.$$eval('#chat-model-pick option', (o) => o.map((x) => [x.value, x.textContent]));
+    assert.deepEqual(options, [['standin-llm', 'standin-llm (default)'], ['standin-large', 'standin-large']],
+      'the default first; the embedding model left out');
+    await page.selectOption('#chat-model-pick', 'standin-large');
+    assert.equal(await page.getAttribute('#chat-input', 'placeholder'), 'Ask standin-large…');
+    await ask(page, 'Which model answers?', 1);
+    assert.equal(chat.state.requests.at(-1).model, 'standin-large');
+    await shot(page, '36-chat-model-picker');
+    await audit(page, 'chat with a model picker');
+
+    await page.reload();
+    await page.waitForSelector('#app:not([hidden])');
+    await page.click('nav a[data-page=chat]');
+    await page.waitForSelector('#chat-model-row:not([hidden])');
+    assert.equal(await page.inputValue('#chat-model-pick'), 'standin-large', 'remembered on this browser');
+    await page.selectOption('#chat-model-pick', 'standin-llm');
+    await ask(page, 'And now?', 1);
+    assert.equal(chat.state.requests.at(-1).model, 'standin-llm', 'the default');
+    assert.deepEqual(errors, []);
   } finally {
     await context.close();
     await server.stop();

@@ -7,11 +7,16 @@
 //! line). OpenAI answers Server-Sent Events: `data: {"choices": [{"delta": {"content": "tok"}}]}`
 //! lines, comments and blank lines between them, and `data: [DONE]` at the end.
 //!
+//! [`ChatClient::offered`] says which models a chat may pick (the configured one, and those the
+//! server lists or the configuration names); [`ChatClient::for_model`] answers with another.
+//!
 //! [`ChatClient::stream`] waits for the answer's head (an error status is an error there), then
 //! hands back the content deltas in order as a [`ChatStream`]. Nothing read from the peer is
 //! trusted: a line that is not the protocol's ends the stream with
 //! [`RemoteError::InvalidResponse`], never a panic; a server silent for longer than the idle
 //! timeout ends it with [`RemoteError::Timeout`].
+
+mod models;
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -71,6 +76,8 @@ pub struct ChatClient {
     model: String,
     api_key: Option<String>,
     idle_timeout: Duration,
+    /// The models a chat may pick ([`ChatClient::offered`]).
+    offer: models::Offer,
 }
 
 impl std::fmt::Debug for ChatClient {
@@ -119,6 +126,7 @@ impl ChatClient {
             model: model.trim().to_owned(),
             api_key: api_key.filter(|k| !k.is_empty()),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            offer: models::Offer::default(),
         })
     }
 

@@ -119,6 +119,7 @@ struct State {
     token_delay_us: AtomicU64,
     chat_requests: AtomicUsize,
     last_chat: Mutex<Option<Value>>,
+    models: Mutex<Vec<String>>,
     rerank_fault: Mutex<Option<RerankFault>>,
     rerank_requests: AtomicUsize,
     last_rerank: Mutex<Option<(Value, Option<String>)>>,
@@ -177,6 +178,7 @@ impl FakeServer {
             token_delay_us: AtomicU64::new(0),
             chat_requests: AtomicUsize::new(0),
             last_chat: Mutex::new(None),
+            models: Mutex::new(Vec::new()),
             rerank_fault: Mutex::new(None),
             rerank_requests: AtomicUsize::new(0),
             last_rerank: Mutex::new(None),
@@ -189,13 +191,14 @@ impl FakeServer {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let (embed, chat) = match self.state.wire {
-            Wire::Ollama => ("/api/embed", "/api/chat"),
-            Wire::OpenAi => ("/v1/embeddings", "/v1/chat/completions"),
+        let (embed, chat, models) = match self.state.wire {
+            Wire::Ollama => ("/api/embed", "/api/chat", "/api/tags"),
+            Wire::OpenAi => ("/v1/embeddings", "/v1/chat/completions", "/v1/models"),
         };
         let router = Router::new()
             .route(embed, post(handle))
             .route(chat, post(handle_chat))
+            .route(models, axum::routing::get(handle_models))
             .route("/rerank", post(rerank::handle_tei))
             .route("/v1/rerank", post(rerank::handle_cohere))
             .with_state(self.state.clone());
@@ -309,6 +312,13 @@ impl FakeServer {
     /// The last chat request's JSON body.
     pub fn last_chat_request(&self) -> Option<Value> {
         self.state.last_chat.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The models the server lists (Ollama's `GET /api/tags`, OpenAI's `GET /v1/models`;
+    /// default: none).
+    pub fn set_models(&self, models: &[&str]) {
+        let models = models.iter().map(|m| (*m).to_owned()).collect();
+        *self.state.models.lock().unwrap_or_else(PoisonError::into_inner) = models;
     }
 
     /// Stops like a crashed process: the listener closes (connections are refused) and every open
@@ -491,6 +501,20 @@ pub fn chat_reply(request: &Value) -> String {
         }
     }
     reply
+}
+
+/// `GET /api/tags` or `GET /v1/models`: the models set with [`FakeServer::set_models`], in the
+/// wire's shape.
+async fn handle_models(Extract(state): Extract<Arc<State>>) -> axum::Json<Value> {
+    let models = state.models.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    axum::Json(match state.wire {
+        Wire::Ollama => json!({"models": models.iter().map(|m| json!({
+            "name": m, "model": m, "size": 1, "details": {"family": "stand-in"},
+        })).collect::<Vec<_>>()}),
+        Wire::OpenAi => json!({"object": "list", "data": models.iter().map(|m| json!({
+            "id": m, "object": "model", "owned_by": "stand-in",
+        })).collect::<Vec<_>>()}),
+    })
 }
 
 async fn handle_chat(

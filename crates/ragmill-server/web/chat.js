@@ -167,6 +167,7 @@ export class Chat {
       this.configured = !!c.configured;
       this.model = c.model;
       this.backend = c.backend;
+      this.models = Array.isArray(c.models) ? c.models : [];
     } catch {
       // Not known: the chat stays, and says so if a message is refused.
     }
@@ -188,11 +189,36 @@ export class Chat {
     this.$('chat-input').disabled = off;
     this.$('chat-send').disabled = off || !!this.abort;
     this.$('chat-stop').hidden = !this.abort;
-    if (this.configured && this.model) this.$('chat-input').placeholder = `Ask ${this.model}…`;
-    // The server offers one chat model (GET /v1/chat names it): shown, not picked.
+    // One chat model: shown, not picked. Several (GET /v1/chat's `models`): a picker, the
+    // choice remembered on this browser while the server still offers it.
+    const several = !!this.configured && (this.models?.length ?? 0) > 1;
     const model = this.$('chat-model');
-    model.hidden = !(this.configured && this.model);
+    model.hidden = !(this.configured && this.model) || several;
     model.textContent = this.model ? `Model: ${this.model}${this.backend ? ` (${this.backend})` : ''}` : '';
+    const pick = this.$('chat-model-pick');
+    this.$('chat-model-row').hidden = !several;
+    if (several && pick.options.length !== this.models.length) {
+      pick.replaceChildren(...this.models.map((m, i) =>
+        el('option', { value: m }, i === 0 ? `${m} (default)` : m)));
+      const saved = localStorage.getItem('ragmill.chatModel');
+      pick.value = this.models.includes(saved) ? saved : this.models[0];
+      if (!pick.dataset.wired) {
+        pick.dataset.wired = '1';
+        this.on(pick, 'change', () => {
+          localStorage.setItem('ragmill.chatModel', pick.value);
+          this.renderConfig();
+        });
+      }
+    }
+    const chosen = this.chosenModel() || this.model;
+    if (this.configured && chosen) this.$('chat-input').placeholder = `Ask ${chosen}…`;
+  }
+
+  /** The model picked, when the server offers several and it is not the default; else null. */
+  chosenModel() {
+    if (!((this.models?.length ?? 0) > 1)) return null;
+    const v = this.$('chat-model-pick').value;
+    return v && v !== this.models[0] && this.models.includes(v) ? v : null;
   }
 
   /** The RAG status changed (snapshot, `rag.available`, or a re-read). */
@@ -299,6 +325,8 @@ export class Chat {
       }
       const mode = this.$('search-mode').value;
       const request = { messages: this.messages, rag, mode, top_k: this.topK() };
+      const picked = this.chosenModel();
+      if (picked) request.model = picked;
       if (this.picked.size) request.documents = [...this.picked.keys()];
       if (conversation) request.conversation = conversation;
       if (abort.signal.aborted) throw new DOMException('stopped', 'AbortError');

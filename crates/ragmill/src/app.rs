@@ -96,7 +96,10 @@ pub fn chat(args: &ServeArgs) -> Result<Option<ChatClient>> {
     };
     let client = ChatClient::new(kind, endpoint, model, args.chat_api_key.clone())
         .with_context(|| format!("setting up the {name} chat model {model}"))?;
-    Ok(Some(client))
+    Ok(Some(match &args.chat_models {
+        Some(models) => client.with_models(models),
+        None => client,
+    }))
 }
 
 /// The extractor: PDF and DOCX are parsed in a child process (this binary's hidden

@@ -667,6 +667,11 @@ pub struct ServeArgs {
     /// API key for the chat server, sent as a Bearer token.
     #[arg(long, env = "RAGMILL_CHAT_API_KEY", hide_env_values = true)]
     pub chat_api_key: Option<String>,
+    /// The chat models users may pick besides --chat-model (comma-separated). Without it they
+    /// may pick any the chat server lists (Ollama's /api/tags, OpenAI's /v1/models), models
+    /// that embed, transcribe or draw left out.
+    #[arg(long, env = "RAGMILL_CHAT_MODELS", value_delimiter = ',')]
+    pub chat_models: Option<Vec<String>>,
     /// The job queue and the cluster's worker key.
     #[command(flatten)]
     pub cluster: ClusterArgs,

@@ -68,6 +68,7 @@
 //! endpoint = "http://localhost:11434"
 //! model = "llama3.2"
 //! # api_key = "..."
+//! # models = ["llama3.2", "qwen2.5:14b"]   # what users may pick (default: what the server lists)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -166,6 +167,7 @@ struct Chat {
     endpoint: Option<String>,
     model: Option<String>,
     api_key: Option<String>,
+    models: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -377,6 +379,9 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
             }
             if let Some(v) = c.api_key.clone().filter(|_| unset(sub, "chat_api_key")) {
                 a.chat_api_key = Some(v);
+            }
+            if let Some(v) = c.models.clone().filter(|_| unset(sub, "chat_models")) {
+                a.chat_models = Some(v);
             }
         }
         _ => {}

@@ -201,13 +201,19 @@ async fn chat_with_rag_cites_exactly_the_passages_it_sent_over_both_wire_formats
     let openai = FakeOpenAi::start(8).await.expect("stand-in");
     let mut uploaded = false;
     for (backend, fake) in [("ollama", &ollama), ("openai", &openai)] {
+        // The server lists an embedding model too: it is not offered.
+        fake.set_models(&["bigger", "nomic-embed-text", "stand-in"]);
         let server = Serve::with_chat(data.path(), backend, fake);
         if !uploaded {
             ready_document(&server, &key).await;
             uploaded = true;
         }
         let (_, status) = get(&server, &key, "/v1/chat").await;
-        assert_eq!(status, json!({"configured": true, "backend": backend, "model": "stand-in"}));
+        assert_eq!(
+            status,
+            json!({"configured": true, "backend": backend, "model": "stand-in",
+                   "models": ["stand-in", "bigger"]})
+        );
 
         // With RAG: the passages go into the prompt, numbered, and come back as the sources.
         fake.set_token_delay(Duration::from_millis(2));
@@ -267,6 +273,18 @@ async fn chat_with_rag_cites_exactly_the_passages_it_sent_over_both_wire_formats
         assert_eq!(text, format!("Stand-in answer to: {QUESTION}."));
         let sent = fake.last_chat_request().expect("asked");
         assert_eq!(sent["messages"], json!([{"role": "user", "content": QUESTION}]));
+
+        // Another model the server offers answers when picked; one it does not is refused.
+        let body = json!({"messages": [{"role": "user", "content": QUESTION}], "model": "bigger"});
+        let events = Events::new(chat(&server, &key, &body).await).all().await;
+        assert_eq!(answer(&events).2["model"], "bigger", "{backend}");
+        assert_eq!(fake.last_chat_request().expect("asked")["model"], "bigger");
+        for model in ["gpt-9", "nomic-embed-text"] {
+            let body = json!({"messages": [{"role": "user", "content": "hi"}], "model": model});
+            let (status, code, message) = refused(&server, &key, &body).await;
+            assert_eq!((status, code.as_str()), (400, "unknown_model"), "{model}: {message}");
+            assert!(message.contains("stand-in, bigger"), "{message}");
+        }
     }
 }
 
@@ -339,7 +357,10 @@ async fn without_a_chat_model_chat_says_how_to_configure_one_and_search_still_wo
     let server = Serve::start(data.path(), &[], &[]);
     assert!(server.chat_line.starts_with("chat: no chat model configured"), "{}", server.chat_line);
     let (status, body) = get(&server, &key, "/v1/chat").await;
-    assert_eq!((status, body), (200, json!({"configured": false, "backend": null, "model": null})));
+    assert_eq!(
+        (status, body),
+        (200, json!({"configured": false, "backend": null, "model": null, "models": []}))
+    );
     let body = json!({"messages": [{"role": "user", "content": QUESTION}], "rag": true});
     let (status, code, message) = refused(&server, &key, &body).await;
     assert_eq!((status, code.as_str()), (503, "chat_unconfigured"));
@@ -365,7 +386,7 @@ async fn chat_settings_layer_file_env_flags_and_bad_ones_are_one_line_errors() {
     let fake = FakeOpenAi::start(8).await.expect("stand-in");
     let config = data.path().join("ragmill.toml");
     let toml = format!(
-        "[chat]\nbackend = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"from-file\"\napi_key = \"k\"\n",
+        "[chat]\nbackend = \"openai\"\nendpoint = \"{}/v1\"\nmodel = \"from-file\"\napi_key = \"k\"\nmodels = [\"other\"]\n",
         fake.url()
     );
     std::fs::write(&config, toml).expect("write config");
@@ -373,7 +394,12 @@ async fn chat_settings_layer_file_env_flags_and_bad_ones_are_one_line_errors() {
 
     let server = Serve::start(data.path(), &["--config", config], &[]);
     let (_, status) = get(&server, &key, "/v1/chat").await;
-    assert_eq!(status, json!({"configured": true, "backend": "openai", "model": "from-file"}));
+    assert_eq!(
+        status,
+        json!({"configured": true, "backend": "openai", "model": "from-file",
+               "models": ["from-file", "other"]}),
+        "the file's fixed list, not the server's"
+    );
     let url = fake.url();
     assert_eq!(server.chat_line, format!("chat: openai model from-file at {url}/v1"));
     let body = json!({"messages": [{"role": "user", "content": "hi"}]});

@@ -50,8 +50,11 @@ pub struct ChatStatus {
     pub configured: bool,
     /// The API of the chat model's server, or null.
     pub backend: Option<ChatBackendView>,
-    /// The chat model's name, or null.
+    /// The chat model's name, or null: the default of `POST /v1/chat`.
     pub model: Option<String>,
+    /// The models a chat may pick with `model` (the default first; the chat server's list,
+    /// or the configured one); empty when no chat model is configured.
+    pub models: Vec<String>,
 }
 
 /// The API a chat model's server speaks (mirrors `ragmill_remote::chat::ChatBackend`).
@@ -93,6 +96,8 @@ pub struct ChatRequest {
     /// `POST /v1/search`; default: the server's).
     #[schema(value_type = Option<String>, example = "hybrid")]
     pub mode: Option<String>,
+    /// The chat model to answer with, one of `GET /v1/chat`'s `models` (default: its `model`).
+    pub model: Option<String>,
     /// Save this turn (the question, then the answer with its sources) into this conversation
     /// of the user's (`POST /v1/conversations`); a stopped answer is saved as far as it came.
     pub conversation: Option<i64>,
@@ -202,10 +207,15 @@ impl ChatEvent {
 )]
 pub async fn status(State(state): State<AppState>, Auth(_user): Auth) -> Json<ChatStatus> {
     let chat = state.config.chat.as_ref();
+    let models = match chat {
+        Some(c) => c.offered().await,
+        None => Vec::new(),
+    };
     Json(ChatStatus {
         configured: chat.is_some(),
         backend: chat.map(|c| c.backend().into()),
         model: chat.map(|c| c.model().to_owned()),
+        models,
     })
 }
 
@@ -227,7 +237,7 @@ mid-answer, `error` (`ErrorBody` with code `chat_backend_failed`) ends the strea
     request_body = ChatRequest,
     responses(
         (status = 200, description = "Server-Sent Events: `sources`, `token`..., then `done` (or `error`); each `data:` is one `ChatEvent` as JSON", body = ChatEvent, content_type = "text/event-stream"),
-        (status = 400, description = "`invalid_messages`, `invalid_top_k` or `invalid_json`", body = ErrorResponse),
+        (status = 400, description = "`invalid_messages`, `invalid_top_k`, `unknown_model` or `invalid_json`", body = ErrorResponse),
         (status = 401, description = "Missing or unknown API key", body = ErrorResponse),
         (status = 409, description = "`rag_unavailable`: `rag` is on and none of the user's documents is ready; or `model_mismatch`", body = ErrorResponse),
         (status = 413, description = "`body_too_large`", body = ErrorResponse),
@@ -243,10 +253,20 @@ pub async fn chat(
     Auth(user): Auth,
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let Some(client) = state.config.chat.clone() else {
+    let Some(mut client) = state.config.chat.clone() else {
         return Err(unconfigured());
     };
     let top_k = validate(&req)?;
+    if let Some(model) = req.model.as_deref().filter(|m| *m != client.model()) {
+        let offered = client.offered().await;
+        if !offered.iter().any(|o| o == model) {
+            return Err(ApiError::bad_request(
+                "unknown_model",
+                format!("{model:?} is not offered here: pick one of {}", offered.join(", ")),
+            ));
+        }
+        client = client.for_model(model);
+    }
     let started = Instant::now();
     let question = req.messages.last().map(|m| m.content.clone()).unwrap_or_default();
     let mut recorder = match req.conversation {
@@ -450,7 +470,15 @@ mod tests {
     }
 
     fn request(messages: Vec<ChatTurn>, top_k: Option<usize>) -> ChatRequest {
-        ChatRequest { messages, rag: true, top_k, documents: None, mode: None, conversation: None }
+        ChatRequest {
+            messages,
+            rag: true,
+            top_k,
+            documents: None,
+            mode: None,
+            conversation: None,
+            model: None,
+        }
     }
 
     fn code(r: Result<usize, ApiError>) -> &'static str {
