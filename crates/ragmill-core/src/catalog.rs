@@ -128,6 +128,17 @@ pub trait Catalog: Send + Sync {
         model: &str,
         hashes: Vec<ContentHash>,
     ) -> Result<HashMap<ContentHash, Vec<f32>>, CatalogError>;
+    /// Keeps vectors of `model` just embedded for a version still in progress (by text hash)
+    /// in the cache at once, so that a version stopped midway (paused, cancelled, crashed,
+    /// handed to another worker) does not embed them again when it runs anew. Best effort:
+    /// the default keeps nothing, and everything is cached with the finished version anyway.
+    async fn remember(
+        &self,
+        _model: &str,
+        _vectors: Vec<(ContentHash, Vec<f32>)>,
+    ) -> Result<(), CatalogError> {
+        Ok(())
+    }
     /// Caches the fresh vectors and stores the version with its chunks, in one step. Answers
     /// the document's id.
     async fn finish(&self, user: UserId, version: Finished) -> Result<DocumentId, CatalogError>;

@@ -202,6 +202,20 @@ impl Catalog for LocalCatalog {
         self.run(move |s| s.cache_get(&model, &hashes)).await
     }
 
+    async fn remember(
+        &self,
+        model: &str,
+        vectors: Vec<(ContentHash, Vec<f32>)>,
+    ) -> Result<(), CatalogError> {
+        let model = model.to_owned();
+        self.run(move |s| {
+            let entries: Vec<(ContentHash, &[f32])> =
+                vectors.iter().map(|(h, v)| (*h, v.as_slice())).collect();
+            s.cache_put(&model, &entries)
+        })
+        .await
+    }
+
     async fn finish(&self, user: UserId, v: Finished) -> Result<DocumentId, CatalogError> {
         if let Some(vectors) = &self.vectors {
             return self.finish_external(vectors, user, v).await;

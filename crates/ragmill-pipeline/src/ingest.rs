@@ -14,6 +14,10 @@ use ragmill_store::{DocumentId, Timings, UserId};
 
 use crate::{IngestError, Pipeline, ProgressFn, blocking};
 
+/// Fresh vectors of a version in progress are cached every this many (while a quarter of that
+/// is still to come), so a version stopped midway loses at most this much embedding.
+const REMEMBER_EVERY: usize = 256;
+
 /// Where a document's bytes come from.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -231,6 +235,9 @@ impl Pipeline {
             hashes.iter().filter(|h| hs.contains_key(h)).count()
         };
         let mut fresh = std::collections::HashSet::with_capacity(embedded);
+        // Fresh vectors go to the cache every REMEMBER_EVERY, not only with the finished
+        // version: a version stopped midway keeps what it embedded for its next run.
+        let mut unsaved: Vec<(ContentHash, Vec<f32>)> = Vec::new();
         progress(Progress { stage: Stage::Embedding, done: count_for(&vectors), total });
         while let Some((hash, result)) = waiting.next().await {
             let v = match result {
@@ -247,7 +254,14 @@ impl Pipeline {
                 }
             };
             fresh.insert(hash);
+            unsaved.push((hash, v.to_vec()));
             vectors.insert(hash, v);
+            if unsaved.len() >= REMEMBER_EVERY && waiting.len() >= REMEMBER_EVERY / 4 {
+                let batch = std::mem::take(&mut unsaved);
+                if let Err(e) = self.catalog.remember(&info.id, batch).await {
+                    tracing::warn!(document = %meta.name, error = %e, "embedded vectors not cached yet");
+                }
+            }
             progress(Progress { stage: Stage::Embedding, done: count_for(&vectors), total });
         }
         lap(&mut timings, Stage::Embedding);

@@ -151,3 +151,49 @@ async fn oversized_files_are_refused_before_reading() {
     assert!(out[1].1.is_ok(), "the small file still goes in");
     assert_eq!(out[2].1.as_ref().expect_err("missing").code(), "unreadable");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_stopped_midway_keeps_what_it_embedded_for_its_next_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = pipeline(dir.path());
+    let user = p.store().expect("store").ensure_user("alice").expect("user");
+    let body: String = (0..4000)
+        .map(|i| {
+            format!(
+                "Entry {i}: keeper {} of lighthouse {} logged {} ships and a tide of {} metres.\n\n",
+                i * 7 % 113,
+                i * 11 % 89,
+                i * 13 % 97,
+                i % 17
+            )
+        })
+        .collect();
+
+    // Stopped (its task dropped, as a worker drops a paused or cancelled job) once more than
+    // 2 × 256 chunks are embedded.
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&done);
+    let progress: ProgressFn = Arc::new(move |_, p: &Progress| {
+        if p.stage == Stage::Embedding {
+            seen.store(p.done, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let (first, input) = (p.clone(), text("ledger.md", &body));
+    let task = tokio::spawn(async move { first.ingest(user, vec![input], progress).await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 600 {
+        assert!(!task.is_finished(), "finished before it could be stopped");
+        assert!(std::time::Instant::now() < deadline, "embedding never got that far");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    task.abort();
+    let _ = task.await;
+    assert!(p.store().expect("store").user(user).documents().expect("list").is_empty());
+
+    // Run anew: what the first run embedded comes from the cache.
+    let outcomes = p.ingest(user, vec![text("ledger.md", &body)], no_progress()).await;
+    let again = outcomes[0].1.as_ref().expect("ingested");
+    assert!(again.chunks > 1500, "{again:?}");
+    assert!(again.cache_hits >= 512, "at least two batches of 256 kept: {again:?}");
+    assert_eq!(again.embedded + again.cache_hits, again.chunks);
+}

@@ -170,7 +170,8 @@ impl UserStore<'_> {
     /// Pauses the version of document `id` waiting for or in processing: it becomes `paused`
     /// (an older searchable version stays searchable), and a generation staged for it in an
     /// external index becomes garbage, as for a cancel: what a worker had done of it is dropped,
-    /// and resuming starts the document over. `false` if the user has no such document waiting
+    /// and resuming starts the document over (vectors it had embedded stay in the embedding
+    /// cache). `false` if the user has no such document waiting
     /// or in processing.
     pub fn pause_document(&self, id: DocumentId) -> Result<bool, StoreError> {
         let mut conn = self.store.conn()?;

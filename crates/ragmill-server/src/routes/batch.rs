@@ -7,8 +7,9 @@
 //! within half a second and drops the work (nothing of the version is written: a version is
 //! stored in one transaction at its end; texts still queued for embedding are dropped).
 //! Pausing stops it the same way but holds the document as `paused` instead of ending it, and
-//! resuming queues it again: a document that was being processed starts over (its vectors
-//! reach the embedding cache only when a version is stored), one that was waiting loses nothing.
+//! resuming queues it again: a document that was being processed starts over, but the chunks
+//! it had embedded come from the embedding cache (kept every 256 as they are embedded), so
+//! little is embedded twice; one that was waiting loses nothing.
 
 use std::sync::Arc;
 
@@ -170,7 +171,7 @@ pub async fn cancel_one(
     path = "/v1/documents/{id}/pause",
     operation_id = "pauseDocument",
     summary = "Hold a document waiting for or in processing",
-    description = "The document becomes `paused` (an older searchable version stays searchable); a worker processing it lets go within a second and drops what it had done (resuming starts that document over).",
+    description = "The document becomes `paused` (an older searchable version stays searchable); a worker processing it lets go within a second (resuming starts that document over; the chunks it had embedded come from the embedding cache, kept every 256).",
     tag = "documents",
     params(("id" = i64, Path, description = "The document's id")),
     responses(
