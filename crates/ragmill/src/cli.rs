@@ -544,6 +544,7 @@ pub struct ServerArgs {
 
 /// Which documents a `ragmill documents` action applies to.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Documents")]
 pub struct Targets {
     /// Documents by id or by name (as listed by `ragmill documents list`).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
