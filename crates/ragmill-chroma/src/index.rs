@@ -15,6 +15,10 @@ use crate::config::ChromaConfig;
 use crate::http::{Api, ApiError};
 use crate::wire::{self, CollectionInfo, Embeddings, Page, Query, RecordKey, Upsert};
 
+/// Pauses before a search asks Chroma again after an unavailable answer (see `query`).
+const QUERY_RETRIES: [std::time::Duration; 2] =
+    [std::time::Duration::from_millis(50), std::time::Duration::from_millis(250)];
+
 /// The most records one upsert carries, whatever the server allows: bounds a request's body
 /// (1,000 vectors of 1,024 floats are about 5.5 MB as base64).
 const MAX_UPSERT: usize = 1_000;
@@ -220,7 +224,23 @@ impl ChromaIndex {
         documents: Option<&HashSet<i64>>,
     ) -> Result<Vec<VectorHit>, ApiError> {
         let route = self.path(&[&c.id, "query"]);
-        let answer = self.api.post(&route, query).await?;
+        // Chroma 1.5 answers some queries on a collection just written with a 500 ("Error
+        // creating hnsw segment reader: Nothing found on disk") and the same query a moment
+        // later with hits: a search tries again twice, briefly, before it gives up as
+        // unavailable. Told apart by kind (5xx, no answer), never by the message.
+        let mut pauses = QUERY_RETRIES.iter();
+        let answer = loop {
+            match self.api.post(&route, query).await {
+                Err(ApiError::Unavailable(why)) => match pauses.next() {
+                    Some(pause) => {
+                        tracing::debug!(collection = %c.id, error = %why, "chroma query retried");
+                        tokio::time::sleep(*pause).await;
+                    }
+                    None => return Err(ApiError::Unavailable(why)),
+                },
+                other => break other?,
+            }
+        };
         wire::hits(answer, query.n_results, documents)
             .map_err(|why| ApiError::Invalid(format!("chroma answered a query on {}: {why}", c.id)))
     }

@@ -27,6 +27,10 @@ struct Shared {
     reply: Mutex<(u16, String, Duration)>,
     /// The token headers of the last heartbeat.
     tokens: Mutex<Vec<String>>,
+    /// Record requests still to answer with Chroma 1.5's transient 500 before `reply`.
+    transient: Mutex<usize>,
+    /// Record requests received.
+    calls: Mutex<usize>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -81,6 +85,17 @@ async fn collection(Path((t, d, name)): Path<(String, String, String)>) -> (Stat
 }
 
 async fn records(State(s): State<Arc<Shared>>) -> (StatusCode, String) {
+    *lock(&s.calls) += 1;
+    {
+        let mut transient = lock(&s.transient);
+        if *transient > 0 {
+            *transient -= 1;
+            let message = "Error executing plan: Internal error: Error creating hnsw segment \
+                           reader: Nothing found on disk";
+            let body = json!({"error": "InternalError", "message": message});
+            return (StatusCode::INTERNAL_SERVER_ERROR, body.to_string());
+        }
+    }
     let (status, body, delay) = lock(&s.reply).clone();
     tokio::time::sleep(delay).await;
     (StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT), body)
@@ -125,6 +140,23 @@ async fn garbage_answers_are_failures() {
     fake.answer(200, format!(r#"{{"ids":["1:2:0"],"metadatas":[{META}]}}"#));
     let inventory = index.inventory(UserId(1)).await;
     assert!(matches!(inventory, Err(IndexError::Failed(m)) if m.contains("disagrees")));
+}
+
+#[tokio::test]
+async fn a_search_outlasts_two_transient_failures_but_not_three() {
+    let fake = GarbageChroma::start().await;
+    let index = index(&fake).await;
+    let good =
+        format!(r#"{{"ids":[["1:1:0"]],"distances":[[0.2]],"metadatas":[[{META}]],"include":[]}}"#);
+    fake.answer(200, good);
+    *lock(&fake.state.transient) = 2;
+    *lock(&fake.state.calls) = 0;
+    assert_eq!(search(&index).await, Ok(1), "asked again after each 500");
+    assert_eq!(*lock(&fake.state.calls), 3);
+    *lock(&fake.state.transient) = 3;
+    *lock(&fake.state.calls) = 0;
+    assert!(matches!(search(&index).await, Err(IndexError::Unavailable(m)) if m.contains("hnsw")));
+    assert_eq!(*lock(&fake.state.calls), 3, "three tries, then unavailable");
 }
 
 #[tokio::test]
