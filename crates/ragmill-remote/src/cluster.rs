@@ -120,6 +120,14 @@ impl Catalog for MainServer {
         Ok(found.into_iter().collect())
     }
 
+    async fn remember(
+        &self,
+        model: &str,
+        vectors: Vec<(ContentHash, Vec<f32>)>,
+    ) -> Result<(), CatalogError> {
+        self.post::<_, ()>("remember", &json!({"model": model, "vectors": vectors})).await
+    }
+
     async fn finish(&self, user: UserId, version: Finished) -> Result<DocumentId, CatalogError> {
         let document = version.version.document;
         self.post("finish", &json!({"user": user, "version": version})).await.map_err(|e| {

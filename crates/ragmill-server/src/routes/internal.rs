@@ -106,6 +106,26 @@ pub async fn cached(
     Ok(Json(found.into_iter().collect()))
 }
 
+/// `{model, vectors}`: vectors a worker just embedded for a version still in progress.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RememberRequest {
+    /// The model id.
+    pub model: String,
+    /// `[[hash, vector], …]`.
+    pub vectors: Vec<(ContentHash, Vec<f32>)>,
+}
+
+/// `POST /internal/v1/remember`: caches a worker's vectors before its version is finished
+/// (`Catalog::remember`), so a version stopped midway embeds only the rest when it runs anew.
+pub async fn remember(
+    State(state): State<AppState>,
+    _: WorkerAuth,
+    Json(r): Json<RememberRequest>,
+) -> Result<StatusCode, ApiError> {
+    catalog(&state)?.remember(&r.model, r.vectors).await.map_err(catalog_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `{user, version}`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UserVersion<V> {

@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
     let internal = Router::new()
         .route("/internal/v1/stored", post(internal::stored))
         .route("/internal/v1/cached", post(internal::cached))
+        .route("/internal/v1/remember", post(internal::remember))
         .route("/internal/v1/finish", post(internal::finish))
         .route("/internal/v1/fail", post(internal::fail))
         .route("/internal/v1/begin", post(internal::begin))

@@ -125,17 +125,23 @@ impl TestApp {
 
     /// An app whose queue is `wrap(embedded queue)`.
     pub async fn build(wrap: impl FnOnce(Arc<dyn JobQueue>) -> Arc<dyn JobQueue>) -> Self {
-        Self::assemble(wrap, |p| p).await
+        Self::assemble(wrap, |p| p, |_| {}).await
     }
 
     /// An app whose pipeline is `adapt(the test pipeline)` (a reranker, retrieval settings).
     pub async fn with_pipeline(adapt: impl FnOnce(Pipeline) -> Pipeline) -> Self {
-        Self::assemble(|q| q, adapt).await
+        Self::assemble(|q| q, adapt, |_| {}).await
+    }
+
+    /// An app whose settings are the test's, changed by `change` (a worker key, limits).
+    pub async fn with_config(change: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::assemble(|q| q, |p| p, change).await
     }
 
     async fn assemble(
         wrap: impl FnOnce(Arc<dyn JobQueue>) -> Arc<dyn JobQueue>,
         adapt: impl FnOnce(Pipeline) -> Pipeline,
+        change: impl FnOnce(&mut ServerConfig),
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(Store::open(dir.path()).expect("store"));
@@ -158,7 +164,8 @@ impl TestApp {
         );
         let pipeline = adapt(pipeline);
         let blobs = Blobs::new(dir.path()).expect("blobs");
-        let config = ServerConfig { workers: 2, ..ServerConfig::default() };
+        let mut config = ServerConfig { workers: 2, ..ServerConfig::default() };
+        change(&mut config);
         let seams = Seams::embedded(wrap(Arc::new(queue)));
         let state = AppState::new(store, seams, pipeline, blobs, config);
         let router = ragmill_server::app(state.clone());
@@ -174,7 +181,7 @@ impl TestApp {
         let index =
             Arc::new(ragmill_chroma::ChromaIndex::connect(config).await.expect("connect chroma"));
         let vectors = Arc::clone(&index) as Arc<dyn ragmill_core::VectorIndex>;
-        let app = Self::assemble(|q| q, move |p| p.with_vector_index(vectors)).await;
+        let app = Self::assemble(|q| q, move |p| p.with_vector_index(vectors), |_| {}).await;
         (app, index)
     }
 
