@@ -41,6 +41,7 @@ static ASSETS: &[Asset] = &[
     asset!("live.js", JS),
     asset!("util.js", JS),
     asset!("documents.js", JS),
+    asset!("progress.js", JS),
     asset!("batch.js", JS),
     asset!("chat.js", JS),
     asset!("conversations.js", JS),

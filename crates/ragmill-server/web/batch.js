@@ -68,7 +68,7 @@ const ENDED = new Set(['ready', 'failed', 'cancelled']);
 export class Batch {
   /**
    * @param {{ cancel: (ids: number[], keys: string[]) => Promise<void>, pause: (ids: number[]) => Promise<void>, resume: (ids: number[]) => Promise<void>, retry: (ids: number[]) => Promise<void>, finished?: () => void }} actions
-   * @param {typeof import('./documents.js').RateMeter} Meter
+   * @param {typeof import('./progress.js').RateMeter} Meter
    */
   constructor(actions, Meter) {
     this.actions = actions;
