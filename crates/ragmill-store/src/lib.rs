@@ -31,6 +31,7 @@ mod codec;
 mod conversations;
 mod documents;
 mod error;
+mod failures;
 mod indexes;
 mod keys;
 mod keyword;
