@@ -313,6 +313,14 @@ test('a model picker when the chat server offers several: the pick answers, and 
     assert.equal(await page.getAttribute('#chat-input', 'placeholder'), 'Ask standin-large…');
     await ask(page, 'Which model answers?', 1);
     assert.equal(chat.state.requests.at(-1).model, 'standin-large');
+    await page.waitForSelector('#chat-log .msg.assistant .answered-by');
+    assert.equal(await page.textContent('#chat-log .msg.assistant .answered-by'), 'standin-large');
+    const conversation = Number(await page.getAttribute('#conversation-list li', 'data-id'));
+    const saved = await until(async () => {
+      const r = await call(page, server.key, 'GET', `/v1/conversations/${conversation}`);
+      return r.body.history.length === 2 ? r.body : null;
+    }, 'the turn saved');
+    assert.equal(saved.history[1].model, 'standin-large', 'the answer keeps the model that gave it');
     await shot(page, '36-chat-model-picker');
     await audit(page, 'chat with a model picker');
 

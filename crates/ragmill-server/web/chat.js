@@ -275,7 +275,7 @@ export class Chat {
         const body = el('div', { class: 'answer' });
         const bubble = el('div', { class: 'msg assistant' }, body);
         log.append(bubble);
-        this.finish(bubble, body, m.content, m.sources || [], m.stopped);
+        this.finish(bubble, body, m.content, m.sources || [], m.stopped, m.model);
       }
       if (m.content.trim()) this.messages.push({ role: m.role, content: m.content });
     }
@@ -308,6 +308,7 @@ export class Chat {
     let answer = '';
     let sources = [];
     let failed = false;
+    let model = null;
     const abort = new AbortController();
     this.abort = abort;
     this.stopping = false;
@@ -336,6 +337,8 @@ export class Chat {
           answer += data.content;
           body.textContent = answer;
           log.scrollTop = log.scrollHeight;
+        } else if (name === 'done') {
+          model = data.model || null;
         } else if (name === 'error') {
           failed = true;
           bubble.append(el('p', { class: 'error' }, `The chat model failed: ${data.message}`));
@@ -343,14 +346,14 @@ export class Chat {
       }, abort.signal);
       if (abort.signal.aborted) throw new DOMException('stopped', 'AbortError');
       if (answer) this.messages.push({ role: 'assistant', content: answer });
-      this.finish(bubble, body, answer, sources, failed);
+      this.finish(bubble, body, answer, sources, failed, model);
       if (conversation) this.conversations.touched(conversation, 2);
     } catch (e) {
       if (e.name === 'AbortError' || abort.signal.aborted) {
         if (this.stopping && bubble.isConnected) {
           // Stopped by the user: the partial answer stays, marked, as the server saved it.
           if (answer) this.messages.push({ role: 'assistant', content: answer });
-          this.finish(bubble, body, answer, sources, true);
+          this.finish(bubble, body, answer, sources, true, this.chosenModel() || this.model);
           if (conversation) this.conversations.touched(conversation, 2);
         }
       } else {
@@ -370,10 +373,11 @@ export class Chat {
   }
 
   /**
-   * An answer as it ended (live or reopened alike): formatted, its sources, a copy button, and
-   * a note when it was stopped before its end.
+   * An answer as it ended (live or reopened alike): formatted, its sources, a copy button, a
+   * note when it was stopped before its end, and which model gave it when that is worth saying
+   * (the server offers several, or it is not the one answering now).
    */
-  finish(bubble, body, answer, sources, stopped) {
+  finish(bubble, body, answer, sources, stopped, model) {
     if (answer) this.format(body, answer, sources);
     else body.textContent = stopped ? '' : '(no answer)';
     if (stopped) {
@@ -382,7 +386,13 @@ export class Chat {
       bubble.append(el('p', { class: 'stopped-note small' }, 'Stopped: the answer ends here.'));
     }
     if (sources.length) bubble.append(this.sourceList(sources));
-    if (answer) bubble.append(this.copyButton(answer));
+    if (answer) {
+      const actions = this.copyButton(answer);
+      if (model && ((this.models?.length ?? 0) > 1 || model !== this.model)) {
+        actions.append(el('span', { class: 'answered-by muted small', title: 'The model that gave this answer' }, model));
+      }
+      bubble.append(actions);
+    }
   }
 
   copyButton(text) {

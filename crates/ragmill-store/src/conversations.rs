@@ -33,6 +33,8 @@ pub struct SavedMessage {
     pub sources: Option<String>,
     /// For an answer: it was stopped before its end (what came is kept).
     pub stopped: bool,
+    /// For an answer: the chat model that gave it (none for answers saved before schema v8).
+    pub model: Option<String>,
     /// Milliseconds since the epoch.
     pub created_at: i64,
 }
@@ -48,6 +50,8 @@ pub struct NewMessage<'a> {
     pub sources: Option<&'a str>,
     /// For an answer: stopped before its end.
     pub stopped: bool,
+    /// For an answer: the chat model that gave it.
+    pub model: Option<&'a str>,
 }
 
 /// The longest title kept, in characters.
@@ -109,7 +113,7 @@ impl UserStore<'_> {
             .optional()?;
         let Some((title, created_at, updated_at)) = head else { return Ok(None) };
         let mut stmt = tx.prepare(
-            "SELECT role, content, sources, stopped, created_at FROM conversation_messages
+            "SELECT role, content, sources, stopped, created_at, model FROM conversation_messages
              WHERE conversation_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([id], |r| {
@@ -119,6 +123,7 @@ impl UserStore<'_> {
                 sources: r.get(2)?,
                 stopped: r.get::<_, i64>(3)? != 0,
                 created_at: r.get(4)?,
+                model: r.get(5)?,
             })
         })?;
         let messages: Vec<SavedMessage> = rows.collect::<Result<_, _>>()?;
@@ -181,11 +186,12 @@ impl UserStore<'_> {
             )?;
         }
         let mut insert = tx.prepare_cached(
-            "INSERT INTO conversation_messages (conversation_id, role, content, sources, stopped, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO conversation_messages (conversation_id, role, content, sources, stopped, created_at, model)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for m in messages {
-            insert.execute(params![id, m.role, m.content, m.sources, i64::from(m.stopped), now])?;
+            let stopped = i64::from(m.stopped);
+            insert.execute(params![id, m.role, m.content, m.sources, stopped, now, m.model])?;
         }
         drop(insert);
         tx.commit()?;
@@ -211,12 +217,14 @@ mod tests {
             content: "Why do  tides\\nhappen?",
             sources: None,
             stopped: false,
+            model: None,
         };
         let answer = NewMessage {
             role: "assistant",
             content: "The Moon [1].",
             sources: Some("[{\"n\":1}]"),
             stopped: true,
+            model: Some("llama3.2"),
         };
         assert!(a.append_messages(c.id, &[question, answer]).expect("append"));
         let (summary, messages) = a.conversation(c.id).expect("read").expect("mine");
@@ -226,9 +234,10 @@ mod tests {
         );
         assert_eq!(messages.len(), 2);
         assert_eq!(
-            (messages[1].sources.as_deref(), messages[1].stopped),
-            (Some("[{\"n\":1}]"), true)
+            (messages[1].sources.as_deref(), messages[1].stopped, messages[1].model.as_deref()),
+            (Some("[{\"n\":1}]"), true, Some("llama3.2"))
         );
+        assert_eq!(messages[0].model, None);
         // Another user sees nothing of it and can change nothing.
         let b = store.user(bob);
         assert!(b.conversation(c.id).expect("read").is_none());

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA: &str = "
 CREATE TABLE users (
@@ -118,6 +118,9 @@ CREATE TABLE conversation_messages (
 CREATE INDEX conversation_messages_in_order ON conversation_messages(conversation_id, id);
 ";
 
+/// Version 8: which chat model gave each saved answer.
+const MESSAGE_MODEL: &str = "ALTER TABLE conversation_messages ADD COLUMN model TEXT;";
+
 /// Version 7: the processing log (`processing.rs`), one row per processing attempt that ended
 /// (stored, or failed with its code), written in the transaction that records the outcome.
 /// The stages' seconds are columns, so percentiles read no JSON. A user's rows go with them;
@@ -159,7 +162,7 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
         // Version 4 (keyword tables) needs no statement for a new store: each user's table is
         // created with their first chunks.
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} {VECTOR_BOOKKEEPING} {CONVERSATIONS} {PROCESSING_LOG} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} {VECTOR_BOOKKEEPING} {CONVERSATIONS} {PROCESSING_LOG} {MESSAGE_MODEL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
         return Ok(());
     }
@@ -189,6 +192,9 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version <= 6 {
         conn.execute_batch(&format!("BEGIN; {PROCESSING_LOG} PRAGMA user_version = 7; COMMIT;"))?;
+    }
+    if version <= 7 {
+        conn.execute_batch(&format!("BEGIN; {MESSAGE_MODEL} PRAGMA user_version = 8; COMMIT;"))?;
     }
     Ok(())
 }

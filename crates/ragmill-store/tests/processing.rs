@@ -261,7 +261,11 @@ fn a_version_6_store_gains_the_log() {
     drop(Store::open(dir.path()).expect("open"));
     {
         let conn = rusqlite::Connection::open(dir.path().join("ragmill.db")).expect("sqlite");
-        conn.execute_batch("DROP TABLE processing_log; PRAGMA user_version = 6;").expect("v6");
+        conn.execute_batch(
+            "DROP TABLE processing_log; ALTER TABLE conversation_messages DROP COLUMN model;
+             PRAGMA user_version = 6;",
+        )
+        .expect("v6");
     }
     let store = Store::open(dir.path()).expect("migrated");
     let alice = store.ensure_user("alice").expect("user");

@@ -488,6 +488,10 @@ async fn conversations_keep_each_turn_with_its_sources_even_a_stopped_one() {
     assert_eq!(history[1]["content"].as_str(), Some(text.as_str()));
     assert_eq!(history[1]["sources"], Value::Array(sources));
     assert_eq!(history[1]["stopped"], false);
+    assert_eq!(
+        (history[0]["model"].clone(), history[1]["model"].as_str()),
+        (Value::Null, Some("stand-in"))
+    );
 
     // Stopped mid-answer (the client goes away): what came is kept, marked stopped.
     fake.set_token_delay(Duration::from_millis(100));

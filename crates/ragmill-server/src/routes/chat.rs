@@ -292,6 +292,7 @@ pub async fn chat(
     let model = client.model().to_owned();
     if let Some(r) = recorder.as_mut() {
         r.sources(&sources);
+        r.model(client.model());
     }
     let first = futures::stream::once(async move { ChatEvent::Sources(ChatSources { sources }) });
     // The recorder rides in the stream's state: finished at `done`, dropped (saved as

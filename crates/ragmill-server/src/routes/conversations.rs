@@ -65,6 +65,8 @@ pub struct MessageView {
     pub sources: Option<serde_json::Value>,
     /// For an answer: stopped before its end (what came is kept).
     pub stopped: bool,
+    /// For an answer: the chat model that gave it (null for answers saved before it was kept).
+    pub model: Option<String>,
     /// Milliseconds since the epoch.
     pub created_at: i64,
 }
@@ -151,6 +153,7 @@ fn message_view(m: SavedMessage) -> MessageView {
         content: m.content,
         sources: m.sources.and_then(|s| serde_json::from_str(&s).ok()),
         stopped: m.stopped,
+        model: m.model,
         created_at: m.created_at,
     }
 }
@@ -216,6 +219,7 @@ pub struct Recorder {
     question: String,
     sources: String,
     answer: String,
+    model: String,
     saved: bool,
 }
 
@@ -239,6 +243,7 @@ impl Recorder {
             question,
             sources: "[]".into(),
             answer: String::new(),
+            model: String::new(),
             saved: false,
         })
     }
@@ -246,6 +251,11 @@ impl Recorder {
     /// The sources the answer is given, as the API sends them.
     pub fn sources<T: Serialize>(&mut self, sources: &T) {
         self.sources = serde_json::to_string(sources).unwrap_or_else(|_| "[]".into());
+    }
+
+    /// The chat model giving the answer.
+    pub fn model(&mut self, model: &str) {
+        model.clone_into(&mut self.model);
     }
 
     /// The next piece of the answer.
@@ -265,19 +275,27 @@ impl Recorder {
         self.saved = true;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let (store, user, id) = (Arc::clone(&self.store), self.user, self.conversation);
-        let (question, answer, sources) = (
+        let (question, answer, sources, model) = (
             std::mem::take(&mut self.question),
             std::mem::take(&mut self.answer),
             std::mem::take(&mut self.sources),
+            std::mem::take(&mut self.model),
         );
         runtime.spawn_blocking(move || {
             let turn = [
-                NewMessage { role: "user", content: &question, sources: None, stopped: false },
+                NewMessage {
+                    role: "user",
+                    content: &question,
+                    sources: None,
+                    stopped: false,
+                    model: None,
+                },
                 NewMessage {
                     role: "assistant",
                     content: &answer,
                     sources: Some(&sources),
                     stopped,
+                    model: Some(&model).filter(|m| !m.is_empty()).map(String::as_str),
                 },
             ];
             match store.user(user).append_messages(id, &turn) {
