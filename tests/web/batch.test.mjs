@@ -302,12 +302,15 @@ test('cancel mid-embedding stops within seconds; retry failed; cancel all; a sil
       return [
         stalled({ state: 'processing', stage: 'embedding', lastEvent: 0 }, 30000),
         stalled({ state: 'processing', stage: 'embedding', lastEvent: 0 }, 75000),
+        stalled({ state: 'processing', stage: 'extracting', lastEvent: 0 }, 75000),
         stalled({ state: 'processing', stage: 'extracting', lastEvent: 0 }, 130000),
+        stalled({ state: 'processing', stage: 'storing', lastEvent: 0 }, 45000),
         stalled({ state: 'processing', stage: 'waiting', lastEvent: 0 }, 600000),
         stalled({ state: 'queued', stage: null, lastEvent: 0 }, 600000),
       ];
     });
-    assert.deepEqual(said, [null, 'no progress for 1 min — still working?', 'no progress for 2 min — still working?', null, null]);
+    assert.deepEqual(said, [null, 'no progress for 1 min — still working?', null, 'no progress for 2 min — still working?',
+      'no progress for 45 s — still working?', null, null], 'each stage its own limit');
     assert.deepEqual(errors, []);
   } finally {
     await page.context().close();

@@ -50,9 +50,12 @@ export function describe(doc) {
 /**
  * How long each stage may go without an event before the row says so (milliseconds; none for
  * a document waiting for a worker, or for the vector store, which say what they wait for).
- * Embedding sends an event per batch of chunks, the other stages take seconds.
+ * Extracting sends no event until it ends, and the server gives it 60 s before it fails the
+ * document: a notice just before would only race the failure. Embedding sends an event per
+ * batch, and one batch to a slow remote endpoint may take its 30 s timeout and a retry.
+ * Chunking and storing take seconds even for big documents.
  */
-export const STALL_MS = { extracting: 60000, chunking: 60000, embedding: 60000, storing: 60000, null: 60000 };
+export const STALL_MS = { extracting: 90000, chunking: 30000, embedding: 60000, storing: 30000, null: 60000 };
 
 /** "no progress for 2 min — still working?", when a processing document has been silent too long. */
 export function stalled(doc, now) {
