@@ -36,6 +36,14 @@ test('dashboard axes: whole steps for counts, rates up to 100 %', async () => {
     assert.ok(ticks.over >= 1.5, 'a rate over 100 % still fits');
     assert.equal(ticks.plain, '0,0.2,0.4,0.6,0.8', 'other series keep fractional steps');
     assert.equal(ticks.empty, '0,0.25,0.5,0.75,1', 'a quarter step is 0.25, not 0.3');
+    // The live embedding rate: growth of the counter over the last 5 s, nothing without an
+    // earlier sample, nothing across a restart (the counter went back).
+    const rates = await page.evaluate(async () => {
+      const { perSecond } = await import('/assets/dashboard.js');
+      const S = [{ t: 0, n: 0 }, { t: 1, n: 10 }, { t: 2, n: 30 }, { t: 8, n: 90 }, { t: 9, n: 5 }];
+      return perSecond(S, (x) => x.n, 5);
+    });
+    assert.deepEqual(rates, [null, 10, 15, null, null]);
     assert.deepEqual(errors, []);
   } finally {
     await context.close();

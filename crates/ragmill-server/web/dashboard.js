@@ -46,6 +46,8 @@ export class Dashboard {
     this.charts = {
       chunks: new LineChart('Chunks per second', { digits: 1,
         caption: `Chunks stored, and chunk texts embedded (cache misses), per second in 10 s steps; ${log}.` }),
+      live: new LineChart('Embedding now', { digits: 1,
+        caption: 'Chunk texts this server\'s embedder embedded per second (every user\'s work; cache hits cost nothing and are not counted), over the last 5 s: it moves while a big document is still embedding, before the log counts it.' }),
       docs: new LineChart('Documents per minute', { digits: 0, integer: true,
         caption: `Documents stored, and processing attempts failed, in the trailing minute; ${log}.` }),
       time: new LineChart('Time per document', { unit: 's', digits: 2,
@@ -206,6 +208,7 @@ export class Dashboard {
     c.queue.draw(t, [{ name: 'waiting', values: S.map((x) => x.queued) }, { name: 'processing', values: S.map((x) => x.leased) }], SPAN);
     c.workers.options.min = this.latest.workers.total;
     c.workers.draw(t, [{ name: 'busy', values: S.map((x) => x.busy) }], SPAN);
+    c.live.draw(t, [{ name: 'texts per second', values: perSecond(S, (x) => x.texts, 5) }], SPAN);
     const names = [...new Set(S.flatMap((x) => x.endpoints.map((e) => e.name)))];
     c.latency.draw(t, names.map((name) => ({
       name,
@@ -303,7 +306,8 @@ function compact(s, t) {
   const endpoints = s.embedder?.endpoints
     ? s.embedder.endpoints.map((e) => ({ name: e.url, ms: e.latency.sum_ms, count: e.latency.count, errors: e.errors }))
     : [{ name: 'local model', ms: s.batcher.seconds * 1000, count: s.batcher.batches, errors: s.batcher.failures }];
-  return { t, uptime: s.uptime_s, queued: s.queue.queued, leased: s.queue.leased, busy: s.workers.busy, endpoints };
+  return { t, uptime: s.uptime_s, queued: s.queue.queued, leased: s.queue.leased, busy: s.workers.busy,
+    texts: s.batcher?.texts, endpoints };
 }
 
 function restore() {
@@ -322,6 +326,20 @@ function ago(ms) {
 }
 
 const ep = (x, name) => x.endpoints.find((e) => e.name === name);
+
+/**
+ * For each sample, how fast the counter `f` grew over the last `window` seconds (per second);
+ * null where there is no earlier sample in the window, or the counter went back (a restart).
+ */
+export function perSecond(samples, f, window) {
+  return samples.map((x, i) => {
+    let j = i;
+    while (j > 0 && samples[j - 1].t >= x.t - window) j--;
+    const first = samples[j];
+    const dt = x.t - first.t, d = f(x) - f(first);
+    return j < i && dt > 0 && Number.isFinite(d) && d >= 0 ? d / dt : null;
+  });
+}
 
 /** Sums of the trailing `n` buckets, for each bucket. */
 export function trailing(values, n) {
