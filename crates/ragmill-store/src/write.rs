@@ -151,34 +151,34 @@ impl UserStore<'_> {
     /// generation staged for it in an external index becomes garbage. `false` if the user has
     /// no such document waiting, in processing or paused (already ready, failed, or gone).
     pub fn cancel_document(&self, id: DocumentId) -> Result<bool, StoreError> {
-        let mut conn = self.store.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let n = tx.execute(
-            "UPDATE documents SET
-                 state = CASE WHEN chunk_count > 0 THEN 'ready' ELSE 'failed' END,
-                 error_code = 'cancelled', error_message = 'cancelled by the user', updated_at = ?1
-             WHERE id = ?2 AND user_id = ?3 AND state IN ('queued', 'processing', 'paused')",
-            params![crate::codec::now_ms(), id.0, self.user.0],
-        )?;
-        if n > 0 {
-            vectors::unstage(&tx, self.user, id.0)?;
-        }
-        tx.commit()?;
-        Ok(n > 0)
+        self.stop_version(
+            id,
+            "state = CASE WHEN chunk_count > 0 THEN 'ready' ELSE 'failed' END,
+             error_code = 'cancelled', error_message = 'cancelled by the user'",
+            "('queued', 'processing', 'paused')",
+        )
     }
 
     /// Pauses the version of document `id` waiting for or in processing: it becomes `paused`
     /// (an older searchable version stays searchable), and a generation staged for it in an
     /// external index becomes garbage, as for a cancel: what a worker had done of it is dropped,
     /// and resuming starts the document over (vectors it had embedded stay in the embedding
-    /// cache). `false` if the user has no such document waiting
-    /// or in processing.
+    /// cache). `false` if the user has no such document waiting or in processing.
     pub fn pause_document(&self, id: DocumentId) -> Result<bool, StoreError> {
+        self.stop_version(id, "state = 'paused'", "('queued', 'processing')")
+    }
+
+    /// Stops document `id`'s version in one of `states` (an SQL list of constants) with `set`
+    /// (SQL assignments of constants), and makes a generation staged for it garbage, in one
+    /// transaction. `false` if the user has no such document in those states.
+    fn stop_version(&self, id: DocumentId, set: &str, states: &str) -> Result<bool, StoreError> {
         let mut conn = self.store.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
-            "UPDATE documents SET state = 'paused', updated_at = ?1
-             WHERE id = ?2 AND user_id = ?3 AND state IN ('queued', 'processing')",
+            &format!(
+                "UPDATE documents SET {set}, updated_at = ?1
+                 WHERE id = ?2 AND user_id = ?3 AND state IN {states}"
+            ),
             params![crate::codec::now_ms(), id.0, self.user.0],
         )?;
         if n > 0 {
