@@ -45,8 +45,9 @@ pub enum StoreError {
     /// A stored row could not be decoded (the database was edited or is corrupt).
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    /// The document a version was being stored for has been deleted.
-    #[error("document {0:?} was deleted while it was being processed")]
+    /// The document a version was being stored for has been deleted, or no longer waits for
+    /// it (paused or cancelled while it was being processed).
+    #[error("document {0:?} was deleted, paused or cancelled while it was being processed")]
     DocumentGone(ragmill_core::DocumentId),
     /// Another writer staged vectors for the document after this version did (its generation
     /// is no longer the staged one): store it again, with a fresh generation.

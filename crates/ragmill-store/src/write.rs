@@ -76,6 +76,13 @@ impl UserStore<'_> {
         keyword::ensure_table(&tx, self.user)?;
         let mut ids = Vec::with_capacity(docs.len());
         for (doc, chunks) in docs {
+            // A worker's version (it names its document) counts only while the document waits
+            // for it: one paused or cancelled meanwhile is not made ready behind the user's
+            // back. With an external index the staged generation does the same (its switch
+            // fails once the staging is dropped).
+            if let (None, Some(id)) = (generation, doc.id) {
+                self.still_waiting(&tx, id)?;
+            }
             let id = self.write_chunks(&tx, doc, chunks, model)?;
             vectors::switch(&tx, self.user, id, generation)?;
             let mut timings = doc.timings.clone();
@@ -103,6 +110,21 @@ impl UserStore<'_> {
             }
         }
         Ok(ids)
+    }
+
+    /// [`StoreError::DocumentGone`] unless document `id` is waiting for or in processing.
+    fn still_waiting(&self, tx: &Transaction<'_>, id: DocumentId) -> Result<(), StoreError> {
+        let state: Option<String> = tx
+            .query_row(
+                "SELECT state FROM documents WHERE id = ?1 AND user_id = ?2",
+                params![id.0, self.user.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match state.as_deref() {
+            Some("queued" | "processing") => Ok(()),
+            _ => Err(StoreError::DocumentGone(id)),
+        }
     }
 
     /// Writes one document version's row, chunks and keyword rows inside `tx`.

@@ -354,6 +354,29 @@ fn a_paused_version_waits_while_the_old_one_stays_searchable_and_resumes_queued(
     assert_eq!(alice.document(id).expect("get").expect("row").state, DocumentState::Queued);
     assert_eq!(store.in_flight().expect("in flight").len(), 1);
 
+    // A worker's version for a paused document is refused (not made ready behind the user's
+    // back); resumed, it is stored.
+    assert!(alice.pause_document(id).expect("pause"));
+    let c = chunk(0, "version two");
+    let v = unit([0.0, 1.0, 0.0]);
+    let version = NewDocument { id: Some(id), ..doc("a.txt", "v2") };
+    let write = |version: &NewDocument<'_>| {
+        alice.replace_document(
+            version,
+            &[NewChunk { chunk: &c, hash: ContentHash::of(b"version two"), vector: &v }],
+            MODEL,
+            3,
+        )
+    };
+    assert!(matches!(write(&version), Err(StoreError::DocumentGone(gone)) if gone == id));
+    assert_eq!(alice.document(id).expect("get").expect("row").state, DocumentState::Paused);
+    assert!(alice.resume_document(id).expect("resume"));
+    assert_eq!(write(&version).expect("stored"), id);
+    assert!(!alice.is_processing(id).expect("processing"));
+    assert!(matches!(write(&version), Err(StoreError::DocumentGone(_))), "ready: nothing waits");
+    let next = alice.accept_upload("a.txt", ContentHash::of(b"v3"), 2, None).expect("accept");
+    assert_eq!(next, ragmill_store::Accepted::Queued(id));
+
     // A paused version can be cancelled: the older one stays, carrying why.
     assert!(alice.pause_document(id).expect("pause"));
     assert!(alice.cancel_document(id).expect("cancel"));
