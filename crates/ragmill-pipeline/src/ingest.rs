@@ -237,7 +237,7 @@ impl Pipeline {
         let mut fresh = std::collections::HashSet::with_capacity(embedded);
         // Fresh vectors go to the cache every REMEMBER_EVERY, not only with the finished
         // version: a version stopped midway keeps what it embedded for its next run.
-        let mut unsaved: Vec<(ContentHash, Vec<f32>)> = Vec::new();
+        let mut unsaved: Vec<ContentHash> = Vec::new();
         progress(Progress { stage: Stage::Embedding, done: count_for(&vectors), total });
         while let Some((hash, result)) = waiting.next().await {
             let v = match result {
@@ -254,10 +254,13 @@ impl Pipeline {
                 }
             };
             fresh.insert(hash);
-            unsaved.push((hash, v.to_vec()));
+            unsaved.push(hash);
             vectors.insert(hash, v);
             if unsaved.len() >= REMEMBER_EVERY && waiting.len() >= REMEMBER_EVERY / 4 {
-                let batch = std::mem::take(&mut unsaved);
+                let batch = std::mem::take(&mut unsaved)
+                    .into_iter()
+                    .filter_map(|h| vectors.get(&h).map(|v| (h, v.to_vec())))
+                    .collect();
                 if let Err(e) = self.catalog.remember(&info.id, batch).await {
                     tracing::warn!(document = %meta.name, error = %e, "embedded vectors not cached yet");
                 }

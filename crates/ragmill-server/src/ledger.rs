@@ -101,9 +101,7 @@ impl Ledger {
     pub async fn delete(&self, user: UserId, id: DocumentId) -> Result<bool, ApiError> {
         let store = Arc::clone(&self.store);
         let deleted = blocking(move || store.user(user).delete_document(id)).await??;
-        if let Err(e) = self.queue.cancel(user, id).await {
-            tracing::warn!(document = id.0, error = %e, "document deleted; its job stays until a worker drops it");
-        }
+        self.drop_job(user, id, "deleted").await;
         self.reporter.forget(user, id);
         Ok(deleted)
     }
@@ -117,9 +115,7 @@ impl Ledger {
         if !blocking(move || store.user(user).cancel_document(id)).await?? {
             return Ok(false);
         }
-        if let Err(e) = self.queue.cancel(user, id).await {
-            tracing::warn!(document = id.0, error = %e, "cancelled; its job stays until a worker drops it");
-        }
+        self.drop_job(user, id, "cancelled").await;
         self.reporter.failed(user, id, "cancelled", "cancelled by the user");
         Ok(true)
     }
@@ -132,9 +128,7 @@ impl Ledger {
         if !blocking(move || store.user(user).pause_document(id)).await?? {
             return Ok(false);
         }
-        if let Err(e) = self.queue.cancel(user, id).await {
-            tracing::warn!(document = id.0, error = %e, "paused; its job stays until a worker drops it");
-        }
+        self.drop_job(user, id, "paused").await;
         self.reporter.paused(user, id);
         Ok(true)
     }
@@ -165,6 +159,14 @@ impl Ledger {
             .await?;
         self.reporter.failed(user, id, code, message);
         Ok(())
+    }
+
+    /// Drops document `id`'s queued job after the store `did` something to it; a queue that is
+    /// down leaves the job to the worker that takes it, which finds the document unwanted.
+    async fn drop_job(&self, user: UserId, id: DocumentId, did: &str) {
+        if let Err(e) = self.queue.cancel(user, id).await {
+            tracing::warn!(document = id.0, error = %e, "{did}; its job stays until a worker drops it");
+        }
     }
 
     /// Queues `id`; a queue that is down leaves the document queued in the store for the

@@ -576,7 +576,7 @@ export class Documents {
     const doc = this.docs.get(key);
     try {
       await this.api.post(`/v1/documents/${key}/${op}`);
-      if (op === 'resume') this.requeued([key]);
+      if (op === 'resume') this.requeued([key], 'paused');
     } catch (e) {
       if (e.status === 409 || e.status === 404) { this.refresh(key); return; } // it moved on meanwhile
       this.hooks.onError(`Could not ${op} ${doc?.name ?? key}: ${e.message}`);
@@ -601,19 +601,23 @@ export class Documents {
     if (!ids.length) return;
     try {
       await this.api.post('/v1/documents/resume', { ids });
-      this.requeued(ids);
+      this.requeued(ids, 'paused');
     } catch (e) {
       this.hooks.onError(`Could not resume the batch: ${e.message}`);
       this.load().catch(() => {});
     }
   }
 
-  /** Documents `ids` were queued again (resumed): they wait for a worker. */
-  requeued(ids) {
+  /**
+   * Documents `ids` are queued again (retried, resumed, re-processed): they wait for a worker,
+   * at once, since their events may come before the request's answer. `from`: only those in
+   * that state.
+   */
+  requeued(ids, from = null) {
     for (const id of ids) {
       const doc = this.docs.get(id);
-      if (doc?.state === 'paused') {
-        Object.assign(doc, { state: 'queued', stage: null, progress: { done: 0, total: 0 }, meter: null, lastEvent: performance.now() });
+      if (doc && (!from || doc.state === from)) {
+        Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, meter: null, lastEvent: performance.now() });
         this.renderRow(id);
       }
       this.batch.set(id, 'queued');
@@ -623,15 +627,7 @@ export class Documents {
 
   /** Queues failed (and cancelled) documents `ids` again, in one request. */
   async retry(ids) {
-    for (const id of ids) {
-      const doc = this.docs.get(id);
-      if (doc) {
-        Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, meter: null, lastEvent: performance.now() });
-        this.renderRow(id);
-      }
-      this.batch.set(id, 'queued');
-    }
-    this.changed();
+    this.requeued(ids);
     try {
       await this.api.post('/v1/documents/retry', { ids });
     } catch (e) {
@@ -663,12 +659,8 @@ export class Documents {
 
   async reprocess(key) {
     const doc = this.docs.get(key);
-    this.batch.set(key, 'queued');
     const before = { ...doc };
-    // Queued before the request: its events may arrive before its answer does.
-    Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, meter: null, lastEvent: performance.now() });
-    this.renderRow(key);
-    this.changed();
+    this.requeued([key]);
     try {
       await this.api.post(`/v1/documents/${key}/reprocess`);
     } catch (e) {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ragmill_core::UserId;
+use ragmill_core::{DocumentId, UserId};
 use ragmill_store::{DocumentRecord, DocumentState};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -55,6 +55,7 @@ enum Op {
     Cancel,
     Pause,
     Resume,
+    Retry,
 }
 
 impl Op {
@@ -67,7 +68,17 @@ impl Op {
             ),
             Op::Pause => matches!(doc.state, DocumentState::Queued | DocumentState::Processing),
             Op::Resume => doc.state == DocumentState::Paused,
+            // Its last version failed: failed, or ready with an error (an older version).
+            Op::Retry => {
+                matches!(doc.state, DocumentState::Failed | DocumentState::Ready)
+                    && doc.error.is_some()
+            }
         }
+    }
+
+    /// Whether it queues documents, and so counts against the user's pending limit.
+    fn queues(self) -> bool {
+        matches!(self, Op::Resume | Op::Retry)
     }
 
     /// Applies it to `doc` through the ledger; false if the document had moved on meanwhile.
@@ -81,17 +92,20 @@ impl Op {
             Op::Cancel => state.ledger.cancel(user, doc.id).await,
             Op::Pause => state.ledger.pause(user, doc.id).await,
             Op::Resume => state.ledger.resume(user, doc.id, doc.size).await,
+            Op::Retry => state.ledger.reprocess(user, doc.id, doc.size).await.map(|()| true),
         }
     }
 
     /// 409 for a document this operation does not apply to.
     fn conflict(self, doc: &DocumentRecord) -> ApiError {
         let (code, wants) = match self {
-            Op::Cancel => {
-                ("not_in_progress", "only a waiting or processing document can be cancelled")
-            }
+            Op::Cancel => (
+                "not_in_progress",
+                "only a waiting, processing or paused document can be cancelled",
+            ),
             Op::Pause => ("not_in_progress", "only a waiting or processing document can be paused"),
             Op::Resume => ("not_paused", "only a paused document can be resumed"),
+            Op::Retry => ("not_failed", "only a document whose last version failed can be retried"),
         };
         ApiError::new(
             StatusCode::CONFLICT,
@@ -104,7 +118,7 @@ impl Op {
 /// One document: 204, or 409 when it is in no state `op` applies to.
 async fn one(state: &AppState, user: UserId, id: &str, op: Op) -> Result<StatusCode, ApiError> {
     let doc = find(state, user, id).await?;
-    if op == Op::Resume {
+    if op.queues() {
         check_pending(state, pending(state, user).await?, 1)?;
     }
     if op.applies(&doc) && op.apply(state, user, &doc).await? {
@@ -123,7 +137,7 @@ async fn many(
 ) -> Result<BulkResult, ApiError> {
     let (hit, others): (Vec<_>, Vec<_>) =
         selected(state, user, selection).await?.into_iter().partition(|d| op.applies(d));
-    if op == Op::Resume {
+    if op.queues() {
         check_pending(state, pending(state, user).await?, hit.len() as u64)?;
     }
     let mut result = BulkResult {
@@ -228,11 +242,21 @@ async fn selected(
         ));
     }
     let store = Arc::clone(&state.store);
-    let docs = blocking(move || store.user(user).documents()).await??;
-    Ok(match &selection.ids {
-        Some(ids) => docs.into_iter().filter(|d| ids.contains(&d.id.0)).collect(),
-        None => docs,
+    let ids = selection.ids.clone();
+    Ok(blocking(move || {
+        let u = store.user(user);
+        match ids {
+            // Each named document (another user's is skipped, as if it did not exist).
+            Some(mut ids) => {
+                ids.sort_unstable();
+                ids.dedup();
+                let found = ids.into_iter().map(|id| u.document(DocumentId(id)));
+                found.filter_map(Result::transpose).collect::<Result<Vec<_>, _>>()
+            }
+            None => u.documents(),
+        }
     })
+    .await??)
 }
 
 /// `POST /v1/documents/cancel`: stop many documents.
@@ -327,14 +351,5 @@ pub async fn retry_many(
     Auth(user): Auth,
     ApiJson(selection): ApiJson<Selection>,
 ) -> Result<Json<BulkResult>, ApiError> {
-    let docs = selected(&state, user, &selection).await?;
-    let (failed, others): (Vec<_>, Vec<_>) = docs.into_iter().partition(|d| {
-        matches!(d.state, DocumentState::Failed | DocumentState::Ready) && d.error.is_some()
-    });
-    check_pending(&state, pending(&state, user).await?, failed.len() as u64)?;
-    for doc in &failed {
-        state.ledger.reprocess(user, doc.id, doc.size).await?;
-    }
-    let skipped = if selection.ids.is_some() { others.len() as u64 } else { 0 };
-    Ok(Json(BulkResult { done: failed.len() as u64, skipped }))
+    Ok(Json(many(&state, user, &selection, Op::Retry).await?))
 }
