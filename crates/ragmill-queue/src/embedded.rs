@@ -6,7 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ragmill_core::{Depth, DocumentId, Failed, JobQueue, JobState, Lease, QueueError, UserId};
 
-use crate::queue::{QueueError as SqliteError, SqliteQueue};
+use crate::config::QueueError as SqliteError;
+use crate::queue::SqliteQueue;
 
 /// The embedded queue as a [`JobQueue`]: every call runs on tokio's blocking threads.
 #[derive(Debug, Clone)]

@@ -65,9 +65,11 @@
 //! ```
 
 mod clock;
+mod config;
 mod embedded;
 mod queue;
 
 pub use clock::{Clock, ManualClock};
+pub use config::{QueueConfig, QueueError};
 pub use embedded::EmbeddedQueue;
-pub use queue::{QueueConfig, QueueError, SqliteQueue};
+pub use queue::SqliteQueue;

@@ -5,10 +5,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use ragmill_core::{Depth, DocumentId, Failed, JobId, JobState, Lease, UserId};
+use ragmill_core::{DocumentId, Failed, JobId, Lease, UserId};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use crate::clock::{Clock, system_nanos};
+use crate::clock::system_nanos;
+use crate::config::{QueueConfig, QueueError};
+
+mod outside;
 
 /// The queue's tables. `queue_users` holds each user's turn for round-robin: `served` is the
 /// sequence number of the user's last lease (0: never served), `seen` the order in which users
@@ -45,53 +48,6 @@ CREATE TABLE IF NOT EXISTS queue_users (
 );
 CREATE INDEX IF NOT EXISTS queue_users_turn ON queue_users (served, seen);
 ";
-
-/// How the queue behaves. Build it with `..QueueConfig::default()` so new fields don't break you.
-#[derive(Debug, Clone)]
-pub struct QueueConfig {
-    /// How long a lease holds without a heartbeat (default 60 s).
-    pub lease: Duration,
-    /// Failed attempts before a job is parked (default 3; 0 is taken as 1). A release does
-    /// not count.
-    pub max_attempts: u32,
-    /// Leases that ran out (the worker died or hung) before a job is parked as a poison
-    /// document (default 5; 0 is taken as 1). Counted apart from failures so that workers
-    /// killed under a document for reasons of their own do not fail it after three deaths.
-    pub max_lost: u32,
-    /// Backoff before retry `n + 1` after attempt `n` failed: `backoff · 2^(n-1)` (default 1 s).
-    pub backoff: Duration,
-    /// Where time comes from (default the system clock).
-    pub clock: Clock,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        QueueConfig {
-            lease: Duration::from_secs(60),
-            max_attempts: 3,
-            max_lost: 5,
-            backoff: Duration::from_secs(1),
-            clock: Clock::System,
-        }
-    }
-}
-
-/// A failure of the queue itself.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// The database failed.
-    #[error("queue database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The lease's token no longer holds the job: it ran out and was taken over, or was ended.
-    #[error("the lease no longer holds the job")]
-    LeaseLost,
-    /// A lease that this queue did not make (its job id is not one of ours).
-    #[error("the lease's job id {0:?} is not this queue's")]
-    ForeignLease(String),
-    /// A thread panicked while holding the queue's connection.
-    #[error("the queue's connection was poisoned by a panic")]
-    Poisoned,
-}
 
 /// The embedded durable job queue (blocking calls). `Send + Sync`: share it in an `Arc` between workers.
 #[derive(Debug)]
@@ -505,121 +461,5 @@ impl SqliteQueue {
         tx.commit()?;
         tracing::debug!(job = id, user, document, "job released");
         Ok(())
-    }
-
-    /// Removes the document's queued and parked jobs (when it is deleted); answers how many. A
-    /// leased job is left alone: its worker will find the document gone.
-    pub fn cancel(&self, user: UserId, document: DocumentId) -> Result<u64, QueueError> {
-        let conn = self.conn()?;
-        let n = conn.execute(
-            "DELETE FROM queue_jobs
-             WHERE user_id = ?1 AND document_id = ?2 AND state IN ('queued', 'parked')",
-            params![user.0, document.0],
-        )?;
-        Ok(n as u64)
-    }
-
-    /// The user's parked jobs: each document with its last error, oldest job first.
-    pub fn parked(&self, user: UserId) -> Result<Vec<(DocumentId, String)>, QueueError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
-            "SELECT document_id, COALESCE(error, '') FROM queue_jobs
-             WHERE user_id = ?1 AND state = 'parked' ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![user.0], |r| Ok((DocumentId(r.get(0)?), r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The document's newest job and where it stands, if it has one.
-    pub fn job_state(
-        &self,
-        user: UserId,
-        document: DocumentId,
-    ) -> Result<Option<JobState>, QueueError> {
-        let conn = self.conn()?;
-        let row: Option<(String, Option<String>)> = conn
-            .query_row(
-                "SELECT state, error FROM queue_jobs WHERE user_id = ?1 AND document_id = ?2
-                 ORDER BY id DESC LIMIT 1",
-                params![user.0, document.0],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        Ok(row.map(|(state, error)| match state.as_str() {
-            "queued" => JobState::Queued,
-            "leased" => JobState::Leased,
-            _ => JobState::Parked(error.unwrap_or_default()),
-        }))
-    }
-
-    /// The names of the workers holding leases now.
-    pub fn lease_holders(&self) -> Result<Vec<String>, QueueError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
-            "SELECT DISTINCT COALESCE(worker, '') FROM queue_jobs WHERE state = 'leased'",
-        )?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Hands back every job leased by `worker`, which is known to be gone (a process that was
-    /// killed and restarted): queued again at once, the attempt not counted, since a crash of
-    /// the whole process is no fault of the document it was working on. Answers how many.
-    pub fn release_held_by(&self, worker: &str) -> Result<u64, QueueError> {
-        let now = self.now();
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let held: Vec<(i64, i64, i64)> = {
-            let mut stmt = tx.prepare(
-                "SELECT id, user_id, document_id FROM queue_jobs
-                 WHERE state = 'leased' AND worker = ?1",
-            )?;
-            let rows =
-                stmt.query_map(params![worker], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        for &(id, user, document) in &held {
-            self.hand_back(&tx, id, user, document, now)?;
-        }
-        tx.commit()?;
-        if !held.is_empty() {
-            tracing::info!(
-                worker,
-                jobs = held.len(),
-                "took back the jobs of a worker that is gone"
-            );
-        }
-        Ok(held.len() as u64)
-    }
-
-    /// Jobs in each state, all users.
-    pub fn depth(&self) -> Result<Depth, QueueError> {
-        self.count("SELECT state, COUNT(*) FROM queue_jobs GROUP BY state", params![])
-    }
-
-    /// Jobs in each state for one user.
-    pub fn depth_for(&self, user: UserId) -> Result<Depth, QueueError> {
-        self.count(
-            "SELECT state, COUNT(*) FROM queue_jobs WHERE user_id = ?1 GROUP BY state",
-            params![user.0],
-        )
-    }
-
-    fn count(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Depth, QueueError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(sql)?;
-        let mut rows = stmt.query(args)?;
-        let mut depth = Depth::default();
-        while let Some(row) = rows.next()? {
-            let state: String = row.get(0)?;
-            let n = to_u64(row.get(1)?);
-            match state.as_str() {
-                "queued" => depth.queued = n,
-                "leased" => depth.leased = n,
-                "parked" => depth.parked = n,
-                _ => {}
-            }
-        }
-        Ok(depth)
     }
 }

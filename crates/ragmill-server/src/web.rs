@@ -41,6 +41,8 @@ static ASSETS: &[Asset] = &[
     asset!("live.js", JS),
     asset!("util.js", JS),
     asset!("documents.js", JS),
+    asset!("actions.js", JS),
+    asset!("rows.js", JS),
     asset!("progress.js", JS),
     asset!("batch.js", JS),
     asset!("chat.js", JS),

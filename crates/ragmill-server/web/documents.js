@@ -2,16 +2,16 @@
 // the event stream reports it), states and errors in plain words, delete and re-process.
 // The page's list is also what the header and the chat's RAG status count (`status()`).
 
-import { el, bytes, number } from './util.js';
-import { RateMeter, describe, stalled } from './progress.js';
+import { number } from './util.js';
+import { RateMeter } from './progress.js';
 import { Batch, filesOfDrop, filesOfFolderInput, uploadName } from './batch.js';
+import { actions } from './actions.js';
+import { rows } from './rows.js';
 
 // Re-exported: the browser tests and other modules import them from here.
 export { RateMeter, STALL_MS, stalled } from './progress.js';
 
-const KIND = { text: 'Text', markdown: 'Markdown', html: 'HTML', pdf: 'PDF', docx: 'DOCX' };
 const UPLOADS_AT_ONCE = 3;
-const STATE_WORD = { uploading: 'Uploading', queued: 'Waiting', processing: 'Processing', ready: 'Ready', failed: 'Failed', paused: 'Paused' };
 /** Rows per page of the list: the API pages it (limit/offset/total), the page holds no more. */
 const PAGE_SIZE = 100;
 /** The list's filter chips, as the API's `state` parameter(s). */
@@ -444,247 +444,6 @@ export class Documents {
     this.changed();
   }
 
-  renderRow(key) {
-    const doc = this.docs.get(key);
-    if (!doc) return null;
-    let row = this.rows.get(key);
-    if (!row) {
-      row = this.newRow(key);
-      this.rows.set(key, row);
-      this.list.prepend(row);
-    }
-    const { pct, waiting, line } = describe(doc);
-    row.dataset.state = doc.state;
-    if (typeof key === 'number') row.dataset.id = key;
-    if (doc.firstEventMs !== undefined) row.dataset.firstEventMs = doc.firstEventMs;
-    row.querySelector('.doc-name').textContent = doc.name;
-    row.querySelector('.doc-meta').textContent = [KIND[doc.kind], doc.size !== undefined ? bytes(doc.size) : null,
-      doc.created_at ? `added ${new Date(doc.created_at).toLocaleString()}` : null].filter(Boolean).join(' · ');
-    const bar = row.querySelector('.bar');
-    bar.className = `bar ${doc.state}${waiting ? ' waiting' : ''}`;
-    // No figure on the line, none on the bar: it only says that something is going on.
-    if (pct === null) bar.removeAttribute('aria-valuenow');
-    else bar.setAttribute('aria-valuenow', String(Math.round(pct)));
-    bar.setAttribute('aria-valuetext', line);
-    bar.firstChild.style.width = `${(pct ?? 0).toFixed(1)}%`;
-    const state = row.querySelector('.state');
-    const cancelled = doc.error?.code === 'cancelled';
-    if (cancelled) row.dataset.error = 'cancelled'; else delete row.dataset.error;
-    state.className = `state ${cancelled ? 'cancelled' : doc.state}`;
-    state.textContent = cancelled ? 'Cancelled' : STATE_WORD[doc.state] || doc.state;
-    row.querySelector('.detail').textContent = line;
-    const stall = stalled(doc, performance.now());
-    row.querySelector('.stall').textContent = stall || '';
-    row.querySelector('.stall').hidden = !stall;
-    if (stall) row.dataset.stalled = 'true'; else delete row.dataset.stalled;
-    const err = row.querySelector('.doc-error');
-    // A cancel the user asked for is said by the state and the line, not as an alert.
-    err.hidden = !doc.error || cancelled;
-    err.textContent = doc.error && !cancelled ? `${doc.error.message} (${doc.error.code})` : '';
-    const busy = doc.state === 'uploading';
-    row.querySelector('.reprocess').hidden = busy || typeof key !== 'number';
-    row.querySelector('.open').hidden = busy || typeof key !== 'number';
-    row.querySelector('.delete').hidden = busy;
-    const going = typeof key === 'number' && (doc.state === 'queued' || doc.state === 'processing');
-    const cancel = row.querySelector('.cancel');
-    cancel.hidden = !going && !(typeof key === 'number' && doc.state === 'paused');
-    cancel.setAttribute('aria-label', `Cancel ${doc.name}`);
-    const pause = row.querySelector('.pause');
-    pause.hidden = !going;
-    pause.setAttribute('aria-label', `Pause ${doc.name}`);
-    const resume = row.querySelector('.resume');
-    resume.hidden = !(typeof key === 'number' && doc.state === 'paused');
-    resume.setAttribute('aria-label', `Resume ${doc.name}`);
-    row.querySelector('.reprocess').hidden ||= doc.state === 'paused';
-    row.querySelector('.delete').textContent = typeof key === 'number' ? 'Delete' : 'Dismiss';
-    return row;
-  }
-
-  newRow(key) {
-    const name = el('div', { class: 'doc-name' });
-    const open = el('button', { type: 'button', class: 'open' }, 'Open');
-    open.addEventListener('click', () => {
-      const doc = this.docs.get(key);
-      this.api.openOriginal(key, doc.name).catch((e) => this.hooks.onError(`Could not open ${doc.name}: ${e.message}`));
-    });
-    const reprocess = el('button', { type: 'button', class: 'reprocess' }, 'Re-process');
-    const cancel = el('button', { type: 'button', class: 'cancel danger' }, 'Cancel');
-    cancel.addEventListener('click', () => this.cancel(key));
-    const pause = el('button', { type: 'button', class: 'pause' }, 'Pause');
-    pause.addEventListener('click', () => this.act(key, 'pause'));
-    const resume = el('button', { type: 'button', class: 'resume' }, 'Resume');
-    resume.addEventListener('click', () => this.act(key, 'resume'));
-    const del = el('button', { type: 'button', class: 'delete danger' }, 'Delete');
-    reprocess.addEventListener('click', () => this.reprocess(key));
-    del.addEventListener('click', () => this.delete(key));
-    const bar = el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100' }, el('span'));
-    const row = el('li', { class: 'doc' },
-      name,
-      el('div', { class: 'doc-actions' }, pause, resume, cancel, open, reprocess, del),
-      el('div', { class: 'doc-meta' }),
-      el('div', { class: 'doc-progress' }, bar,
-        el('div', { class: 'doc-line' }, el('span', { class: 'state' }), el('span', { class: 'detail' }),
-          el('span', { class: 'stall', hidden: true }))),
-      el('div', { class: 'doc-error', role: 'alert' }));
-    bar.setAttribute('aria-label', 'Progress');
-    return row;
-  }
-
-  /** Cancels document `key` (waiting or processing): it ends cancelled, the server says when. */
-  async cancel(key) {
-    const doc = this.docs.get(key);
-    try {
-      await this.api.post(`/v1/documents/${key}/cancel`);
-    } catch (e) {
-      if (e.status === 409 || e.status === 404) { this.refresh(key); return; } // it ended meanwhile
-      this.hooks.onError(`Could not cancel ${doc?.name ?? key}: ${e.message}`);
-    }
-  }
-
-  /**
-   * Cancels the batch: documents `ids` in one request, uploads `keys` not sent yet are dropped,
-   * and those going up are cancelled once the server accepts them.
-   */
-  async cancelMany(ids, keys) {
-    const unsent = new Set(this.waiting.map((w) => w.key));
-    for (const key of keys) {
-      const doc = this.docs.get(key);
-      if (unsent.has(key)) {
-        this.waiting = this.waiting.filter((w) => w.key !== key);
-        this.batch.refuse(key, true);
-        if (doc) {
-          this.upsert(key, { state: 'failed', error: { code: 'cancelled', message: 'Cancelled before it was uploaded' } });
-          this.renderRow(key);
-        }
-      } else if (doc) {
-        doc.cancelWanted = true;
-      }
-    }
-    if (!ids.length) return;
-    try {
-      await this.api.post('/v1/documents/cancel', { ids });
-    } catch (e) {
-      this.hooks.onError(`Could not cancel the batch: ${e.message}`);
-    }
-  }
-
-  /**
-   * Pauses (`op` 'pause') or resumes ('resume') document `key`; the server's event says when
-   * it is paused, and a resumed one is waiting again at once.
-   */
-  async act(key, op) {
-    const doc = this.docs.get(key);
-    try {
-      await this.api.post(`/v1/documents/${key}/${op}`);
-      if (op === 'resume') this.requeued([key], 'paused');
-    } catch (e) {
-      if (e.status === 409 || e.status === 404) { this.refresh(key); return; } // it moved on meanwhile
-      this.hooks.onError(`Could not ${op} ${doc?.name ?? key}: ${e.message}`);
-    }
-  }
-
-  /** Pauses the batch: uploads not sent yet wait, documents `ids` are paused in one request. */
-  async pauseMany(ids) {
-    this.held = true;
-    if (!ids.length) return;
-    try {
-      await this.api.post('/v1/documents/pause', { ids });
-    } catch (e) {
-      this.hooks.onError(`Could not pause the batch: ${e.message}`);
-    }
-  }
-
-  /** Resumes the batch: its waiting uploads go up again and paused documents `ids` are queued. */
-  async resumeMany(ids) {
-    this.held = false;
-    this.pump();
-    if (!ids.length) return;
-    try {
-      await this.api.post('/v1/documents/resume', { ids });
-      this.requeued(ids, 'paused');
-    } catch (e) {
-      this.hooks.onError(`Could not resume the batch: ${e.message}`);
-      this.load().catch(() => {});
-    }
-  }
-
-  /**
-   * Documents `ids` are queued again (retried, resumed, re-processed): they wait for a worker,
-   * at once, since their events may come before the request's answer. `from`: only those in
-   * that state.
-   */
-  requeued(ids, from = null) {
-    for (const id of ids) {
-      const doc = this.docs.get(id);
-      if (doc && (!from || doc.state === from)) {
-        Object.assign(doc, { state: 'queued', stage: null, error: null, progress: { done: 0, total: 0 }, meter: null, lastEvent: performance.now() });
-        this.renderRow(id);
-      }
-      this.batch.set(id, 'queued');
-    }
-    this.changed();
-  }
-
-  /** Queues failed (and cancelled) documents `ids` again, in one request. */
-  async retry(ids) {
-    this.requeued(ids);
-    try {
-      await this.api.post('/v1/documents/retry', { ids });
-    } catch (e) {
-      this.hooks.onError(`Could not retry: ${e.message}`);
-      this.load().catch(() => {});
-    }
-  }
-
-  /** Queues every failed document again (the "Failed" chip's button). */
-  async retryAll() {
-    try {
-      await this.api.post('/v1/documents/retry', { all: true });
-    } catch (e) {
-      this.hooks.onError(`Could not retry: ${e.message}`);
-    }
-    this.load().catch(() => {});
-  }
-
-  /** Rows whose stage has had no event for too long say so (and stop saying it at the next event). */
-  checkStalls() {
-    const now = performance.now();
-    for (const [key, doc] of this.docs) {
-      const row = this.rows.get(key);
-      if (!row) continue;
-      const stall = stalled(doc, now);
-      if ((stall || '') !== row.querySelector('.stall').textContent) this.renderRow(key);
-    }
-  }
-
-  async reprocess(key) {
-    const doc = this.docs.get(key);
-    const before = { ...doc };
-    this.requeued([key]);
-    try {
-      await this.api.post(`/v1/documents/${key}/reprocess`);
-    } catch (e) {
-      Object.assign(doc, before);
-      this.renderRow(key);
-      this.changed();
-      this.hooks.onError(`Could not re-process ${doc.name}: ${e.message}`);
-    }
-  }
-
-  async delete(key) {
-    const doc = this.docs.get(key);
-    if (typeof key !== 'number') { this.remove(key); this.render(); return; }
-    if (!confirm(`Delete “${doc.name}”? Its passages stop being searchable.`)) return;
-    try {
-      await this.api.delete(`/v1/documents/${key}`);
-      this.remove(key);
-      this.render();
-    } catch (e) {
-      if (e.status === 404) { this.remove(key); this.render(); return; }
-      this.hooks.onError(`Could not delete ${doc.name}: ${e.message}`);
-    }
-  }
-
   /** The document called `id`, if listed. */
   byId(id) { return this.docs.get(id); }
 }
@@ -692,3 +451,9 @@ export class Documents {
 /**
  * @typedef {{ available: boolean, documents_ready: number, documents_processing: number }} RagCounts
  */
+
+// What a user does to documents (cancel, pause, resume, retry, re-process, delete), one by one
+// and as a batch: methods of `Documents`, kept in actions.js.
+Object.assign(Documents.prototype, actions);
+// Drawing one document's row, and the stall notices: methods too, kept in rows.js.
+Object.assign(Documents.prototype, rows);
