@@ -288,14 +288,16 @@ impl Metrics {
         self.document_errors.get_or_create(&CodeLabel { code: code.to_owned() }).inc();
     }
 
-    /// Counts a worker busy until the returned guard is dropped (also when its task is aborted).
-    pub fn worker_busy(&self) -> BusyGuard {
-        self.workers_busy.inc();
-        BusyGuard(self.workers_busy.clone())
-    }
-
-    /// Encodes every metric, after setting the levels read at scrape time.
-    pub fn encode(&self, documents: &[(String, u64)], depth: Depth) -> Result<String, String> {
+    /// Encodes every metric, after setting the levels read at scrape time: documents by state,
+    /// the queue's depth, and the workers busy now (counted by [`crate::activity::Activity`],
+    /// the one owner of that figure).
+    pub fn encode(
+        &self,
+        documents: &[(String, u64)],
+        depth: Depth,
+        workers_busy: u64,
+    ) -> Result<String, String> {
+        self.workers_busy.set(level(workers_busy));
         for state in DOCUMENT_STATES {
             self.documents.get_or_create(&StateLabel { state: state.to_owned() }).set(0);
         }
@@ -311,15 +313,6 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .map_err(|e| e.to_string())?;
         Ok(out)
-    }
-}
-
-/// Decrements the busy-workers gauge when dropped.
-pub struct BusyGuard(Gauge);
-
-impl Drop for BusyGuard {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 
@@ -353,11 +346,9 @@ mod tests {
         m.embed_api().request("/v1/embeddings", 200, 4);
         m.embed_api().request("/v1/embeddings", 200, 2);
         m.embed_api().request("/api/tags", 401, 0);
-        let busy = m.worker_busy();
         let text = m
-            .encode(&[("ready".into(), 4)], Depth { queued: 1, leased: 2, parked: 0 })
+            .encode(&[("ready".into(), 4)], Depth { queued: 1, leased: 2, parked: 0 }, 1)
             .expect("encodes");
-        drop(busy);
         for line in [
             "ragmill_documents{state=\"ready\"} 4",
             "ragmill_documents{state=\"failed\"} 0",
@@ -381,7 +372,7 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }
         assert!(
-            m.encode(&[], Depth::default()).expect("encodes").contains("ragmill_workers_busy 0")
+            m.encode(&[], Depth::default(), 0).expect("encodes").contains("ragmill_workers_busy 0")
         );
     }
 
@@ -390,7 +381,7 @@ mod tests {
         let m = Metrics::embedding_server();
         m.batch_observer().batch(5, Duration::from_millis(20), true);
         m.embed_api().request("/api/embed", 200, 5);
-        let text = m.encode(&[], Depth::default()).expect("encodes");
+        let text = m.encode(&[], Depth::default(), 0).expect("encodes");
         for line in [
             "ragmill_embedding_batch_size_sum 5.0",
             "ragmill_embedded_chunks_total 5",

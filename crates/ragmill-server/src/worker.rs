@@ -181,7 +181,6 @@ async fn run(
             }
             continue;
         };
-        let _busy = state.metrics.worker_busy();
         let _tally = tally.start();
         let mut job = std::pin::pin!(process(&state, &lease));
         tokio::select! {

@@ -321,7 +321,7 @@ pub fn standalone(
     router(service).route("/healthz", get(crate::routes::healthz)).route(
         "/metrics",
         get(move || async move {
-            match metrics.encode(&[], ragmill_core::Depth::default()) {
+            match metrics.encode(&[], ragmill_core::Depth::default(), 0) {
                 Ok(body) => {
                     Ok(([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body))
                 }

@@ -211,7 +211,7 @@ pub async fn metrics(
     let depth = state.queue.depth().await?;
     let body = state
         .metrics
-        .encode(&documents, depth)
+        .encode(&documents, depth, state.activity.service_busy())
         .map_err(|e| ApiError::internal(format_args!("cannot encode metrics: {e}")))?;
     Ok(([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body))
 }
