@@ -106,6 +106,9 @@ impl From<ragmill_store::StoreError> for ApiError {
             e @ ragmill_store::StoreError::ModelMismatch { .. } => {
                 Self::new(StatusCode::CONFLICT, "model_mismatch", e.to_string())
             }
+            e @ ragmill_store::StoreError::LastAdmin => {
+                Self::new(StatusCode::CONFLICT, "last_admin", e.to_string())
+            }
             e => Self::internal(e),
         }
     }

@@ -53,6 +53,9 @@ pub enum StoreError {
     /// is no longer the staged one): store it again, with a fresh generation.
     #[error("document {0:?}'s vectors were staged again by another writer; try again")]
     VectorsSuperseded(ragmill_core::DocumentId),
+    /// The change would leave the service without an administrator.
+    #[error("this is the last administrator: make someone else one first")]
+    LastAdmin,
     /// A thread panicked while holding the connection.
     #[error("store lock poisoned by an earlier panic")]
     Poisoned,

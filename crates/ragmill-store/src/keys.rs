@@ -109,11 +109,27 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Makes `user` an administrator, or not.
+    /// Makes `user` an administrator, or not. The last administrator stays one
+    /// ([`StoreError::LastAdmin`]): the check and the change are one statement, so two
+    /// administrators demoting each other at once cannot leave the service without one.
     pub fn set_admin(&self, user: UserId, admin: bool) -> Result<(), StoreError> {
-        self.conn()?
-            .execute("UPDATE users SET admin = ?1 WHERE id = ?2", params![admin, user.0])?;
-        Ok(())
+        let conn = self.conn()?;
+        if admin {
+            conn.execute("UPDATE users SET admin = 1 WHERE id = ?1", [user.0])?;
+            return Ok(());
+        }
+        let changed = conn.execute(
+            "UPDATE users SET admin = 0 WHERE id = ?1
+               AND (admin = 0 OR (SELECT COUNT(*) FROM users WHERE admin = 1) > 1)",
+            [user.0],
+        )?;
+        let is_admin: Option<bool> = conn
+            .query_row("SELECT admin FROM users WHERE id = ?1", [user.0], |r| r.get(0))
+            .optional()?;
+        match (changed, is_admin) {
+            (0, Some(true)) => Err(StoreError::LastAdmin),
+            _ => Ok(()),
+        }
     }
 
     /// Whether `user` is an administrator (an unknown user is not).
@@ -265,7 +281,13 @@ mod tests {
         );
         let admins: Vec<_> = store.users().expect("users").into_iter().map(|u| u.admin).collect();
         assert_eq!(admins, [false, true]);
-        store.set_admin(bob, false).expect("unset");
+        assert!(matches!(store.set_admin(bob, false), Err(StoreError::LastAdmin)));
+        assert!(store.is_admin(bob).expect("q"), "the last administrator stays one");
+        store.set_admin(alice, true).expect("set");
+        store.set_admin(bob, false).expect("unset, with alice an administrator");
         assert!(!store.is_admin(bob).expect("q"));
+        assert!(matches!(store.set_admin(alice, false), Err(StoreError::LastAdmin)));
+        store.set_admin(bob, false).expect("a user who is not one can be told so again");
+        store.set_admin(UserId(999), false).expect("an unknown user: nothing to change");
     }
 }
