@@ -57,7 +57,13 @@ impl UserStore<'_> {
             chunks: 0,
             timings: &doc.timings,
         };
-        processing::append(&tx, self.user, &ended, &self.attempt, self.store.log_retention())?;
+        processing::append(
+            &tx,
+            self.user,
+            &ended,
+            self.attempt.as_ref(),
+            self.store.log_retention(),
+        )?;
         tx.commit()?;
         Ok(id)
     }
@@ -92,7 +98,13 @@ impl UserStore<'_> {
                 chunks: 0,
                 timings: &Timings::new(),
             };
-            processing::append(&tx, self.user, &ended, &self.attempt, self.store.log_retention())?;
+            processing::append(
+                &tx,
+                self.user,
+                &ended,
+                self.attempt.as_ref(),
+                self.store.log_retention(),
+            )?;
         }
         tx.commit()?;
         Ok(n > 0)

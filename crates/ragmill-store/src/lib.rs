@@ -238,7 +238,7 @@ impl Store {
 
     /// The handle through which everything `user` owns is read and written.
     pub fn user(&self, user: UserId) -> UserStore<'_> {
-        UserStore { store: self, user, attempt: processing::Attempt::default() }
+        UserStore { store: self, user, attempt: None }
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -271,7 +271,7 @@ pub struct UserStore<'a> {
     user: UserId,
     /// What the processing attempt this handle writes for did, for the processing log
     /// ([`UserStore::with_attempt`]).
-    attempt: processing::Attempt,
+    attempt: Option<processing::Attempt>,
 }
 
 impl UserStore<'_> {

@@ -32,8 +32,8 @@ pub const STAGES: [&str; 5] = ["extracting", "chunking", "embedding", "storing",
 pub struct Attempt {
     /// Who did it: `server`, `remote worker`, `cli`, … (`None`: not said).
     pub by: Option<String>,
-    /// Distinct chunk texts that missed the cache and were embedded. Without an attempt, every
-    /// chunk of a stored version counts as embedded.
+    /// Distinct chunk texts that missed the cache and were embedded. A version written by a
+    /// handle that was given no attempt (a bulk load) counts every chunk as embedded.
     pub embedded: u64,
     /// Chunks whose vector came from the cache (or from another chunk of the same text).
     pub cache_hits: u64,
@@ -186,7 +186,7 @@ pub(crate) fn append(
     tx: &Transaction<'_>,
     user: UserId,
     ended: &Ended<'_>,
-    attempt: &Attempt,
+    attempt: Option<&Attempt>,
     keep: Retention,
 ) -> Result<(), StoreError> {
     let Ended { document, ref outcome, chunks, timings } = *ended;
@@ -201,8 +201,9 @@ pub(crate) fn append(
         Outcome::Failed(code) => ("failed", Some(code.as_str())),
     };
     let (embedded, hits) = match (outcome, attempt) {
-        (Outcome::Ready, Attempt { by: None, embedded: 0, cache_hits: 0 }) => (chunks, 0),
-        (_, a) => (a.embedded, a.cache_hits),
+        (_, Some(a)) => (a.embedded, a.cache_hits),
+        (Outcome::Ready, None) => (chunks, 0),
+        (Outcome::Failed(_), None) => (0, 0),
     };
     let now = now_ms();
     tx.prepare_cached(
@@ -224,7 +225,7 @@ pub(crate) fn append(
         stage("embedding"),
         stage("storing"),
         total,
-        attempt.by,
+        attempt.and_then(|a| a.by.as_deref()),
     ])?;
     let oldest = now.saturating_sub(i64::try_from(keep.max_age.as_millis()).unwrap_or(i64::MAX));
     tx.prepare_cached("DELETE FROM processing_log WHERE finished_at < ?1")?.execute([oldest])?;
@@ -437,7 +438,7 @@ impl UserStore<'_> {
     /// Says what the processing attempt this handle writes for did (who, and its chunks), for
     /// the processing log; see [`Attempt`].
     pub fn with_attempt(mut self, attempt: Attempt) -> Self {
-        self.attempt = attempt;
+        self.attempt = Some(attempt);
         self
     }
 

@@ -93,7 +93,7 @@ impl UserStore<'_> {
                 chunks: chunks.len() as u64,
                 timings: &timings,
             };
-            processing::append(&tx, self.user, &ended, &self.attempt, keep)?;
+            processing::append(&tx, self.user, &ended, self.attempt.as_ref(), keep)?;
             ids.push(id);
         }
         tx.commit()?;

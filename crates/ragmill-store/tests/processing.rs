@@ -83,6 +83,19 @@ fn a_stored_version_is_logged_with_what_its_attempt_did() {
     put(&store, "alice", "b.txt", &["x", "y"], &[unit([1.0, 0.0, 0.0]), unit([0.0, 1.0, 0.0])]);
     let row = &store.user(alice).processing_log(1).expect("log")[0];
     assert_eq!((row.chunks, row.embedded, row.cache_hits, row.by.as_deref()), (2, 2, 0, None));
+
+    // An attempt that says it embedded nothing (every chunk from the cache) is taken at its
+    // word, even one that names nobody.
+    let c = chunks(&["p", "q"]);
+    let v = unit([0.0, 0.0, 1.0]);
+    let attempt = Attempt { by: None, embedded: 0, cache_hits: 0 };
+    store
+        .user(alice)
+        .with_attempt(attempt)
+        .replace_document(&common::doc("c.txt", "c"), &new_chunks(&c, &v), MODEL, 3)
+        .expect("stored");
+    let row = &store.user(alice).processing_log(1).expect("log")[0];
+    assert_eq!((row.chunks, row.embedded, row.cache_hits), (2, 0, 0));
 }
 
 #[test]
