@@ -5,14 +5,19 @@
 // again is shown waiting at once, since its events may come before the request's answer.
 
 export const actions = {
-  /** Cancels document `key` (waiting or processing): it ends cancelled, the server says when. */
-  async cancel(key) {
+  /**
+   * Cancels (`op` 'cancel'), pauses ('pause') or resumes ('resume') document `key`; the
+   * server's event says when it is cancelled or paused, and a resumed one is waiting again at
+   * once. A document that moved on meanwhile (409, 404) is read again instead.
+   */
+  async act(key, op) {
     const doc = this.docs.get(key);
     try {
-      await this.api.post(`/v1/documents/${key}/cancel`);
+      await this.api.post(`/v1/documents/${key}/${op}`);
+      if (op === 'resume') this.requeued([key], 'paused');
     } catch (e) {
-      if (e.status === 409 || e.status === 404) { this.refresh(key); return; } // it ended meanwhile
-      this.hooks.onError(`Could not cancel ${doc?.name ?? key}: ${e.message}`);
+      if (e.status === 409 || e.status === 404) { this.refresh(key); return; }
+      this.hooks.onError(`Could not ${op} ${doc?.name ?? key}: ${e.message}`);
     }
   },
 
@@ -40,21 +45,6 @@ export const actions = {
       await this.api.post('/v1/documents/cancel', { ids });
     } catch (e) {
       this.hooks.onError(`Could not cancel the batch: ${e.message}`);
-    }
-  },
-
-  /**
-   * Pauses (`op` 'pause') or resumes ('resume') document `key`; the server's event says when
-   * it is paused, and a resumed one is waiting again at once.
-   */
-  async act(key, op) {
-    const doc = this.docs.get(key);
-    try {
-      await this.api.post(`/v1/documents/${key}/${op}`);
-      if (op === 'resume') this.requeued([key], 'paused');
-    } catch (e) {
-      if (e.status === 409 || e.status === 404) { this.refresh(key); return; } // it moved on meanwhile
-      this.hooks.onError(`Could not ${op} ${doc?.name ?? key}: ${e.message}`);
     }
   },
 

@@ -262,7 +262,7 @@ export class Documents {
     if (unchanged) this.refresh(accepted.id); else this.refreshMeta(accepted.id);
     // Cancelled while it was going up: cancel it now that it is a document; the same for a
     // batch paused while it was going up.
-    if (cancelWanted && !unchanged) this.cancel(accepted.id);
+    if (cancelWanted && !unchanged) this.act(accepted.id, 'cancel');
     else if (this.held && !unchanged && this.batch.has(accepted.id)) this.act(accepted.id, 'pause');
     // Not of the view (another filter, name or page): the batch still counts it, the list does not.
     if (!this.fits(this.docs.get(accepted.id)) || (!before && this.view.offset > 0)) {

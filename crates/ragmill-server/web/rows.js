@@ -75,7 +75,7 @@ export const rows = {
     });
     const reprocess = el('button', { type: 'button', class: 'reprocess' }, 'Re-process');
     const cancel = el('button', { type: 'button', class: 'cancel danger' }, 'Cancel');
-    cancel.addEventListener('click', () => this.cancel(key));
+    cancel.addEventListener('click', () => this.act(key, 'cancel'));
     const pause = el('button', { type: 'button', class: 'pause' }, 'Pause');
     pause.addEventListener('click', () => this.act(key, 'pause'));
     const resume = el('button', { type: 'button', class: 'resume' }, 'Resume');

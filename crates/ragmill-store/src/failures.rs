@@ -51,19 +51,7 @@ impl UserStore<'_> {
             _ => self.upsert_document(&tx, doc, "failed", Some((code, message)), None, 0)?,
         };
         crate::vectors::unstage(&tx, self.user, id.0)?;
-        let ended = Ended {
-            document: id,
-            outcome: Outcome::Failed(code.to_owned()),
-            chunks: 0,
-            timings: &doc.timings,
-        };
-        processing::append(
-            &tx,
-            self.user,
-            &ended,
-            self.attempt.as_ref(),
-            self.store.log_retention(),
-        )?;
+        self.log_failure(&tx, id, code, &doc.timings)?;
         tx.commit()?;
         Ok(id)
     }
@@ -92,21 +80,22 @@ impl UserStore<'_> {
         // Logged unless the attempt that failed logged itself (a job parked after its last
         // attempt's failure was recorded): a crash or a lost job is logged here only.
         if n > 0 && !processing::last_failed_with(&tx, self.user, id, code)? {
-            let ended = Ended {
-                document: id,
-                outcome: Outcome::Failed(code.to_owned()),
-                chunks: 0,
-                timings: &Timings::new(),
-            };
-            processing::append(
-                &tx,
-                self.user,
-                &ended,
-                self.attempt.as_ref(),
-                self.store.log_retention(),
-            )?;
+            self.log_failure(&tx, id, code, &Timings::new())?;
         }
         tx.commit()?;
         Ok(n > 0)
+    }
+
+    /// The processing log's row for a failure of document `id` with `code`, inside `tx`.
+    fn log_failure(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        id: DocumentId,
+        code: &str,
+        timings: &Timings,
+    ) -> Result<(), StoreError> {
+        let outcome = Outcome::Failed(code.to_owned());
+        let ended = Ended { document: id, outcome, chunks: 0, timings };
+        processing::append(tx, self.user, &ended, self.attempt.as_ref(), self.store.log_retention())
     }
 }
