@@ -311,6 +311,27 @@ test('cancel mid-embedding stops within seconds; retry failed; cancel all; a sil
     });
     assert.deepEqual(said, [null, 'no progress for 1 min — still working?', null, 'no progress for 2 min — still working?',
       'no progress for 45 s — still working?', null, null], 'each stage its own limit');
+
+    // A server whose documents take long in a one-event stage moves that stage's limit to 3×
+    // its p95, once 20 documents say so; never below the floor, and never embedding's.
+    const learned = await page.evaluate(async () => {
+      const { stallLimits, stalled } = await import('/assets/documents.js');
+      const slow = stallLimits({ stages: [
+        { stage: 'extracting', p50_s: 20, p95_s: 100, documents: 30 },
+        { stage: 'storing', p50_s: 0.1, p95_s: 2, documents: 30 },
+        { stage: 'chunking', p50_s: 30, p95_s: 50, documents: 19 },
+        { stage: 'embedding', p50_s: 200, p95_s: 900, documents: 30 },
+      ] });
+      const extracting = (now) => stalled({ state: 'processing', stage: 'extracting', lastEvent: 0 }, now, slow);
+      return {
+        limits: [slow.extracting, slow.storing, slow.chunking, slow.embedding],
+        said: [extracting(130000), extracting(310000)],
+        none: stallLimits(undefined).extracting,
+      };
+    });
+    assert.deepEqual(learned.limits, [300000, 30000, 30000, 60000]);
+    assert.deepEqual(learned.said, [null, 'no progress for 5 min — still working?']);
+    assert.equal(learned.none, 90000, 'no timings: the floors');
     assert.deepEqual(errors, []);
   } finally {
     await page.context().close();

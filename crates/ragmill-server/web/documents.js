@@ -3,13 +3,13 @@
 // The page's list is also what the header and the chat's RAG status count (`status()`).
 
 import { number } from './util.js';
-import { RateMeter } from './progress.js';
+import { RateMeter, STALL_MS, stallLimits } from './progress.js';
 import { Batch, filesOfDrop, filesOfFolderInput, uploadName } from './batch.js';
 import { actions } from './actions.js';
 import { rows } from './rows.js';
 
 // Re-exported: the browser tests and other modules import them from here.
-export { RateMeter, STALL_MS, stalled } from './progress.js';
+export { RateMeter, STALL_MS, stallLimits, stalled } from './progress.js';
 
 const UPLOADS_AT_ONCE = 3;
 /** Rows per page of the list: the API pages it (limit/offset/total), the page holds no more. */
@@ -54,6 +54,18 @@ export class Documents {
     this.wire();
     // A document in a stage with no event for longer than the stage should take says so.
     setInterval(() => this.checkStalls(), 1000);
+    // How long each stage may be silent here: learned from this server's timings, re-read.
+    this.limits = STALL_MS;
+    this.learnLimits();
+    setInterval(() => this.learnLimits(), 10 * 60 * 1000);
+  }
+
+  /** Reads this server's stage timings into the stall limits (the floors if it cannot). */
+  async learnLimits() {
+    try {
+      const stats = await this.api.get('/v1/stats');
+      this.limits = stallLimits(stats.processing?.stages);
+    } catch { /* keep the limits there are */ }
   }
 
   wire() {

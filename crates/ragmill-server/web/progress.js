@@ -57,10 +57,36 @@ export function describe(doc) {
  */
 export const STALL_MS = { extracting: 90000, chunking: 30000, embedding: 60000, storing: 30000, null: 60000 };
 
-/** "no progress for 2 min — still working?", when a processing document has been silent too long. */
-export function stalled(doc, now) {
+/** Stages that send one event for their whole run: their time per document is the silence. */
+const ONE_EVENT = new Set(['extracting', 'chunking', 'storing']);
+/** Documents a stage's p95 must rest on before it moves a limit. */
+const LEARN_FROM = 20;
+
+/**
+ * This server's limits, from its own timings (`GET /v1/stats`'s `processing.stages`): a stage
+ * that sends one event for its whole run may stay silent up to 3× its p95 per document, once
+ * that rests on 20 documents, and never less than `STALL_MS` (a server that extracts big PDFs
+ * with a longer timeout, or stores into a slow vector store, is not called stuck for it).
+ * Embedding sends an event per batch, so a document's embedding time says nothing of the
+ * silence between two: it keeps its own limit.
+ */
+export function stallLimits(stageTimes) {
+  const limits = { ...STALL_MS };
+  for (const s of stageTimes?.stages ?? []) {
+    if (ONE_EVENT.has(s.stage) && s.documents >= LEARN_FROM && Number.isFinite(s.p95_s)) {
+      limits[s.stage] = Math.max(STALL_MS[s.stage], Math.round(3000 * s.p95_s));
+    }
+  }
+  return limits;
+}
+
+/**
+ * "no progress for 2 min — still working?", when a processing document has been silent for
+ * longer than its stage's limit (`limits`, from `stallLimits`).
+ */
+export function stalled(doc, now, limits = STALL_MS) {
   if (doc.state !== 'processing' || doc.lastEvent === undefined) return null;
-  const limit = STALL_MS[doc.stage ?? 'null'];
+  const limit = limits[doc.stage ?? 'null'];
   if (!limit) return null;
   const quiet = now - doc.lastEvent;
   if (quiet < limit) return null;

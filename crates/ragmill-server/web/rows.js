@@ -39,7 +39,7 @@ export const rows = {
     state.className = `state ${cancelled ? 'cancelled' : doc.state}`;
     state.textContent = cancelled ? 'Cancelled' : STATE_WORD[doc.state] || doc.state;
     row.querySelector('.detail').textContent = line;
-    const stall = stalled(doc, performance.now());
+    const stall = stalled(doc, performance.now(), this.limits);
     row.querySelector('.stall').textContent = stall || '';
     row.querySelector('.stall').hidden = !stall;
     if (stall) row.dataset.stalled = 'true'; else delete row.dataset.stalled;
@@ -102,7 +102,7 @@ export const rows = {
     for (const [key, doc] of this.docs) {
       const row = this.rows.get(key);
       if (!row) continue;
-      const stall = stalled(doc, now);
+      const stall = stalled(doc, now, this.limits);
       if ((stall || '') !== row.querySelector('.stall').textContent) this.renderRow(key);
     }
   },
