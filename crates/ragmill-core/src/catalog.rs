@@ -122,18 +122,22 @@ pub trait Catalog: Send + Sync {
     /// `user`'s stored version of the document named `name`, if any.
     async fn stored(&self, user: UserId, name: &str)
     -> Result<Option<StoredVersion>, CatalogError>;
-    /// The cached vectors of `model` for those of `hashes` it has.
+    /// `user`'s cached vectors of `model` for those of `hashes` it has. The cache is each
+    /// user's own: another user's vectors never answer.
     async fn cached(
         &self,
+        user: UserId,
         model: &str,
         hashes: Vec<ContentHash>,
     ) -> Result<HashMap<ContentHash, Vec<f32>>, CatalogError>;
     /// Keeps vectors of `model` just embedded for a version still in progress (by text hash)
     /// in the cache at once, so that a version stopped midway (paused, cancelled, crashed,
-    /// handed to another worker) does not embed them again when it runs anew. Best effort:
-    /// the default keeps nothing, and everything is cached with the finished version anyway.
+    /// handed to another worker) does not embed them again when it runs anew. In `user`'s
+    /// cache. Best effort: the default keeps nothing, and everything is cached with the
+    /// finished version anyway.
     async fn remember(
         &self,
+        _user: UserId,
         _model: &str,
         _vectors: Vec<(ContentHash, Vec<f32>)>,
     ) -> Result<(), CatalogError> {

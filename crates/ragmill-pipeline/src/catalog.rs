@@ -112,7 +112,7 @@ impl LocalCatalog {
         };
         let v = Arc::new(v);
         let cached = Arc::clone(&v);
-        self.run(move |s| cache_fresh(s, &cached)).await?;
+        self.run(move |s| cache_fresh(s, user, &cached)).await?;
         let Some(id) = known else {
             let (stored, origin) = (Arc::clone(&v), Arc::clone(&self.origin));
             let id = self.run(move |s| store_version(s, user, &stored, None, &origin)).await?;
@@ -135,11 +135,12 @@ impl LocalCatalog {
     }
 }
 
-/// Caches the vectors `v` embedded afresh (so a retry of a failed store embeds nothing).
-fn cache_fresh(s: &Store, v: &Finished) -> Result<(), StoreError> {
+/// Caches the vectors `v` embedded afresh for `user` (so a retry of a failed store embeds
+/// nothing).
+fn cache_fresh(s: &Store, user: UserId, v: &Finished) -> Result<(), StoreError> {
     let fresh: Vec<(ContentHash, &[f32])> =
         v.chunks.iter().filter(|c| c.fresh).map(|c| (c.hash, &c.vector[..])).collect();
-    s.cache_put(&v.model, &fresh)
+    s.user(user).cache_put(&v.model, &fresh)
 }
 
 /// Stores version `v` of `user`'s document with its chunks, its vectors current in an external
@@ -195,15 +196,17 @@ impl Catalog for LocalCatalog {
 
     async fn cached(
         &self,
+        user: UserId,
         model: &str,
         hashes: Vec<ContentHash>,
     ) -> Result<HashMap<ContentHash, Vec<f32>>, CatalogError> {
         let model = model.to_owned();
-        self.run(move |s| s.cache_get(&model, &hashes)).await
+        self.run(move |s| s.user(user).cache_get(&model, &hashes)).await
     }
 
     async fn remember(
         &self,
+        user: UserId,
         model: &str,
         vectors: Vec<(ContentHash, Vec<f32>)>,
     ) -> Result<(), CatalogError> {
@@ -211,7 +214,7 @@ impl Catalog for LocalCatalog {
         self.run(move |s| {
             let entries: Vec<(ContentHash, &[f32])> =
                 vectors.iter().map(|(h, v)| (*h, v.as_slice())).collect();
-            s.cache_put(&model, &entries)
+            s.user(user).cache_put(&model, &entries)
         })
         .await
     }
@@ -222,7 +225,7 @@ impl Catalog for LocalCatalog {
         }
         let origin = Arc::clone(&self.origin);
         self.run(move |s| {
-            cache_fresh(s, &v)?;
+            cache_fresh(s, user, &v)?;
             store_version(s, user, &v, None, &origin)
         })
         .await

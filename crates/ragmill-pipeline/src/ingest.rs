@@ -214,7 +214,7 @@ impl Pipeline {
             chunks.iter().map(|c| ContentHash::of(c.text.as_bytes())).collect();
         let mut vectors: HashMap<ContentHash, Arc<[f32]>> = self
             .catalog
-            .cached(&info.id, hashes.clone())
+            .cached(user, &info.id, hashes.clone())
             .await
             .map_err(|e| fail(e.into(), kind, &timings))?
             .into_iter()
@@ -225,7 +225,8 @@ impl Pipeline {
         let mut submitted = std::collections::HashSet::new();
         for (chunk, hash) in chunks.iter().zip(&hashes) {
             if !vectors.contains_key(hash) && submitted.insert(*hash) {
-                let rx = self.batcher.submit(*hash, chunk.text.clone(), chunk.tokens);
+                let rx =
+                    self.batcher.submit(join_key(user, hash), chunk.text.clone(), chunk.tokens);
                 let hash = *hash;
                 waiting.push(async move { (hash, rx.await) });
             }
@@ -261,7 +262,7 @@ impl Pipeline {
                     .into_iter()
                     .filter_map(|h| vectors.get(&h).map(|v| (h, v.to_vec())))
                     .collect();
-                if let Err(e) = self.catalog.remember(&info.id, batch).await {
+                if let Err(e) = self.catalog.remember(user, &info.id, batch).await {
                     tracing::warn!(document = %meta.name, error = %e, "embedded vectors not cached yet");
                 }
             }
@@ -421,4 +422,13 @@ async fn read(source: Source, limit: u64) -> Result<Vec<u8>, IngestError> {
 
 fn internal(e: crate::SearchError) -> IngestError {
     IngestError::Internal(e.to_string())
+}
+
+/// The batcher's key for `user`'s text `hash`: a text already in flight for the same user is
+/// joined, never one in flight for another user (whose timing would tell that they are
+/// embedding it), just as each user's cache is their own.
+fn join_key(user: UserId, hash: &ContentHash) -> ContentHash {
+    let mut key = user.0.to_le_bytes().to_vec();
+    key.extend_from_slice(hash.as_bytes());
+    ContentHash::of(&key)
 }

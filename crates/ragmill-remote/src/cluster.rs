@@ -112,20 +112,23 @@ impl Catalog for MainServer {
 
     async fn cached(
         &self,
+        user: UserId,
         model: &str,
         hashes: Vec<ContentHash>,
     ) -> Result<HashMap<ContentHash, Vec<f32>>, CatalogError> {
-        let found: Vec<(ContentHash, Vec<f32>)> =
-            self.post("cached", &json!({"model": model, "hashes": hashes})).await?;
+        let body = json!({"user": user, "model": model, "hashes": hashes});
+        let found: Vec<(ContentHash, Vec<f32>)> = self.post("cached", &body).await?;
         Ok(found.into_iter().collect())
     }
 
     async fn remember(
         &self,
+        user: UserId,
         model: &str,
         vectors: Vec<(ContentHash, Vec<f32>)>,
     ) -> Result<(), CatalogError> {
-        self.post::<_, ()>("remember", &json!({"model": model, "vectors": vectors})).await
+        let body = json!({"user": user, "model": model, "vectors": vectors});
+        self.post::<_, ()>("remember", &body).await
     }
 
     async fn finish(&self, user: UserId, version: Finished) -> Result<DocumentId, CatalogError> {

@@ -33,16 +33,22 @@ async fn a_workers_remembered_vectors_are_in_the_main_servers_cache() {
     let worker: Arc<dyn Catalog> = Arc::new(MainServer::new(&url, "worker-key").expect("client"));
     let (a, b) = (ContentHash::of(b"first chunk"), ContentHash::of(b"second chunk"));
     let vectors = vec![(a, vec![0.6, 0.8]), (b, vec![1.0, 0.0])];
+    let alice = app.state.store.ensure_user("alice").expect("user");
+    let bob = app.state.store.ensure_user("bob").expect("user");
 
-    assert!(worker.cached("m", vec![a, b]).await.expect("cached").is_empty());
-    worker.remember("m", vectors.clone()).await.expect("remembered");
-    let found = worker.cached("m", vec![a, b]).await.expect("cached");
+    assert!(worker.cached(alice, "m", vec![a, b]).await.expect("cached").is_empty());
+    worker.remember(alice, "m", vectors.clone()).await.expect("remembered");
+    let found = worker.cached(alice, "m", vec![a, b]).await.expect("cached");
     assert_eq!(found.get(&a), Some(&vectors[0].1));
     assert_eq!(found.get(&b), Some(&vectors[1].1));
-    assert!(worker.cached("another model", vec![a]).await.expect("cached").is_empty());
+    assert!(worker.cached(alice, "another model", vec![a]).await.expect("cached").is_empty());
+    assert!(
+        worker.cached(bob, "m", vec![a, b]).await.expect("cached").is_empty(),
+        "another user's cache never answers"
+    );
 
     let stranger = MainServer::new(&url, "not-the-key").expect("client");
-    match stranger.remember("m", vectors).await {
+    match stranger.remember(alice, "m", vectors).await {
         Err(CatalogError::Failed(m)) => assert!(m.contains("401"), "{m}"),
         other => panic!("a wrong key must be refused: {other:?}"),
     }

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA: &str = "
 CREATE TABLE users (
@@ -121,6 +121,25 @@ CREATE INDEX conversation_messages_in_order ON conversation_messages(conversatio
 /// Version 8: which chat model gave each saved answer.
 const MESSAGE_MODEL: &str = "ALTER TABLE conversation_messages ADD COLUMN model TEXT;";
 
+/// Version 9: the embedding cache is each user's own, like everything else a user's documents
+/// leave behind. Shared, it told anyone whether someone else had embedded a given text (the
+/// cache hits of their upload, or its speed). Each user keeps the cached vectors of the texts
+/// their stored chunks hold; the rest of the old shared cache is dropped.
+const CACHE_BY_USER: &str = "
+CREATE TABLE embedding_cache_by_user (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    model   TEXT NOT NULL,
+    hash    BLOB NOT NULL,
+    vector  BLOB NOT NULL,
+    PRIMARY KEY (user_id, model, hash)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO embedding_cache_by_user (user_id, model, hash, vector)
+    SELECT DISTINCT ch.user_id, c.model, c.hash, c.vector
+    FROM chunks ch JOIN embedding_cache c ON c.hash = ch.hash;
+DROP TABLE embedding_cache;
+ALTER TABLE embedding_cache_by_user RENAME TO embedding_cache;
+";
+
 /// Version 7: the processing log (`processing.rs`), one row per processing attempt that ended
 /// (stored, or failed with its code), written in the transaction that records the outcome.
 /// The stages' seconds are columns, so percentiles read no JSON. A user's rows go with them;
@@ -162,7 +181,7 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
         // Version 4 (keyword tables) needs no statement for a new store: each user's table is
         // created with their first chunks.
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} {VECTOR_BOOKKEEPING} {CONVERSATIONS} {PROCESSING_LOG} {MESSAGE_MODEL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {API_KEYS} {ADMINS} {VECTOR_BOOKKEEPING} {CONVERSATIONS} {PROCESSING_LOG} {MESSAGE_MODEL} {CACHE_BY_USER} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
         return Ok(());
     }
@@ -195,6 +214,9 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version <= 7 {
         conn.execute_batch(&format!("BEGIN; {MESSAGE_MODEL} PRAGMA user_version = 8; COMMIT;"))?;
+    }
+    if version <= 8 {
+        conn.execute_batch(&format!("BEGIN; {CACHE_BY_USER} PRAGMA user_version = 9; COMMIT;"))?;
     }
     Ok(())
 }

@@ -147,15 +147,67 @@ fn a_collection_refuses_another_model() {
 }
 
 #[test]
-fn the_cache_is_keyed_by_model_and_text() {
+fn the_cache_is_keyed_by_user_model_and_text() {
     let (_dir, store) = open();
+    let (alice, bob) =
+        (store.ensure_user("alice").expect("user"), store.ensure_user("bob").expect("user"));
     let (h1, h2) = (ContentHash::of(b"one"), ContentHash::of(b"two"));
-    store.cache_put("m1", &[(h1, &[1.0, 2.0])]).expect("put");
-    let got = store.cache_get("m1", &[h1, h2]).expect("get");
+    store.user(alice).cache_put("m1", &[(h1, &[1.0, 2.0])]).expect("put");
+    let got = store.user(alice).cache_get("m1", &[h1, h2]).expect("get");
     assert_eq!(got.len(), 1);
     assert_eq!(got[&h1], vec![1.0, 2.0]);
-    assert!(store.cache_get("m2", &[h1]).expect("get").is_empty(), "another model never sees it");
+    let other_model = store.user(alice).cache_get("m2", &[h1]).expect("get");
+    assert!(other_model.is_empty(), "another model never sees it");
+    let other_user = store.user(bob).cache_get("m1", &[h1]).expect("get");
+    assert!(other_user.is_empty(), "another user never sees it, nor learns it is there");
     assert_eq!(store.cache_len("m1").expect("len"), 1);
+
+    // Bob's own entry for the same text is his, and goes with him.
+    store.user(bob).cache_put("m1", &[(h1, &[3.0, 4.0])]).expect("put");
+    assert_eq!(store.user(bob).cache_get("m1", &[h1]).expect("get")[&h1], vec![3.0, 4.0]);
+    assert_eq!(store.user(alice).cache_get("m1", &[h1]).expect("get")[&h1], vec![1.0, 2.0]);
+    assert!(store.delete_user(bob).expect("deleted"));
+    assert_eq!(store.cache_len("m1").expect("len"), 1);
+    // A user deleted while a worker embedded for them: nothing is cached, and no error.
+    store.user(bob).cache_put("m1", &[(h2, &[5.0, 6.0])]).expect("nothing to put");
+    assert_eq!(store.cache_len("m1").expect("len"), 1);
+}
+
+#[test]
+fn a_store_from_before_per_user_caches_keeps_each_users_own_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (held, stray) = (ContentHash::of(b"x"), ContentHash::of(b"nobody holds this"));
+    {
+        let store = Store::open(dir.path()).expect("open");
+        put(&store, "alice", "a.txt", &["x"], &[unit([1.0, 0.0, 0.0])]);
+        store.ensure_user("bob").expect("user");
+    }
+    {
+        // Make it look like a version 8 store: one cache shared by every user.
+        let conn = rusqlite::Connection::open(dir.path().join("ragmill.db")).expect("sqlite");
+        conn.execute_batch(
+            "DROP TABLE embedding_cache;
+             CREATE TABLE embedding_cache (model TEXT NOT NULL, hash BLOB NOT NULL,
+                 vector BLOB NOT NULL, PRIMARY KEY (model, hash)) WITHOUT ROWID;
+             PRAGMA user_version = 8;",
+        )
+        .expect("reshape");
+        let blob = |v: [f32; 3]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        for h in [held, stray] {
+            conn.execute(
+                "INSERT INTO embedding_cache (model, hash, vector) VALUES ('m', ?1, ?2)",
+                rusqlite::params![h.as_bytes().as_slice(), blob([1.0, 0.0, 0.0])],
+            )
+            .expect("insert");
+        }
+    }
+    let store = Store::open(dir.path()).expect("migrates");
+    let alice = store.find_user("alice").expect("read").expect("alice");
+    let bob = store.find_user("bob").expect("read").expect("bob");
+    let got = store.user(alice).cache_get("m", &[held, stray]).expect("get");
+    assert_eq!(got.keys().collect::<Vec<_>>(), [&held], "alice keeps what her chunks hold");
+    assert!(store.user(bob).cache_get("m", &[held, stray]).expect("get").is_empty());
+    assert_eq!(store.cache_len("m").expect("len"), 1, "what nobody holds is dropped");
 }
 
 #[test]
@@ -240,6 +292,7 @@ fn concurrent_writers_on_one_file_wait_instead_of_failing() {
                         .replace_document(&doc(&name, "x"), &new, MODEL, 3)
                         .expect("replace");
                     store
+                        .user(user)
                         .cache_put(MODEL, &[(ContentHash::of(format!("{t}-{i}").as_bytes()), &v)])
                         .expect("cache");
                 }

@@ -87,9 +87,11 @@ pub async fn stored(
     Ok(Json(catalog(&state)?.stored(r.user, &r.name).await.map_err(catalog_error)?))
 }
 
-/// `{model, hashes}`.
+/// `{user, model, hashes}`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CachedRequest {
+    /// Whose cache: each user's is their own.
+    pub user: UserId,
     /// The model id.
     pub model: String,
     /// Chunk-text hashes.
@@ -102,13 +104,15 @@ pub async fn cached(
     _: WorkerAuth,
     Json(r): Json<CachedRequest>,
 ) -> Result<Json<Vec<(ContentHash, Vec<f32>)>>, ApiError> {
-    let found = catalog(&state)?.cached(&r.model, r.hashes).await.map_err(catalog_error)?;
+    let found = catalog(&state)?.cached(r.user, &r.model, r.hashes).await.map_err(catalog_error)?;
     Ok(Json(found.into_iter().collect()))
 }
 
-/// `{model, vectors}`: vectors a worker just embedded for a version still in progress.
+/// `{user, model, vectors}`: vectors a worker just embedded for a version still in progress.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RememberRequest {
+    /// Whose document they were embedded for, so whose cache keeps them.
+    pub user: UserId,
     /// The model id.
     pub model: String,
     /// `[[hash, vector], …]`.
@@ -122,7 +126,7 @@ pub async fn remember(
     _: WorkerAuth,
     Json(r): Json<RememberRequest>,
 ) -> Result<StatusCode, ApiError> {
-    catalog(&state)?.remember(&r.model, r.vectors).await.map_err(catalog_error)?;
+    catalog(&state)?.remember(r.user, &r.model, r.vectors).await.map_err(catalog_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
