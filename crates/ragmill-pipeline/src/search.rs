@@ -6,12 +6,17 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ragmill_core::{Embedder, Reranker, VectorIndex};
 use ragmill_store::{DocumentId, Nearest, Scores, SearchHit, Store, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::{SearchError, blocking};
+
+/// How long a search waits, times its round, before asking an external index again when all it
+/// answered was stale.
+const STALE_PAUSE: Duration = Duration::from_millis(20);
 
 /// Which retrievers answer a search.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +214,12 @@ impl Retrieval<'_> {
             }
             if returned == ask {
                 ask *= 4;
+            }
+            if current.is_empty() {
+                // Only stale hits: the index is between two generations of what matches (a
+                // replacement written, the old one not yet forgotten; ChromaDB then answers
+                // with part of each for a moment). Give it a moment before asking again.
+                tokio::time::sleep(STALE_PAUSE * round).await;
             }
         }
     }
