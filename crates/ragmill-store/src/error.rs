@@ -53,6 +53,16 @@ pub enum StoreError {
     /// is no longer the staged one): store it again, with a fresh generation.
     #[error("document {0:?}'s vectors were staged again by another writer; try again")]
     VectorsSuperseded(ragmill_core::DocumentId),
+    /// The database was written by a newer ragmill, whose schema this one does not know.
+    #[error(
+        "this data directory was migrated by a newer ragmill (schema {found}; this one knows up to {known}): run that version, or restore the backup taken before the upgrade"
+    )]
+    NewerSchema {
+        /// The database's schema version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
     /// The change would leave the service without an administrator.
     #[error("this is the last administrator: make someone else one first")]
     LastAdmin,

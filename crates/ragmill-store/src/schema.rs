@@ -168,7 +168,7 @@ CREATE INDEX processing_log_by_time ON processing_log(finished_at);
 ";
 
 /// Sets WAL mode and the pragmas every connection needs, and creates the schema if new.
-pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
+pub(crate) fn prepare(conn: &Connection) -> Result<(), crate::StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: every commit syncs the WAL, so a document accepted (and answered 202) survives a
     // power cut; NORMAL would survive a crash of the process only (a few ms an upload).
@@ -176,6 +176,10 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        // A newer ragmill migrated it: this one would misread tables it does not know.
+        return Err(crate::StoreError::NewerSchema { found: version, known: SCHEMA_VERSION });
+    }
     // Each step migrates one version up, in its own transaction.
     if version == 0 {
         // Version 4 (keyword tables) needs no statement for a new store: each user's table is

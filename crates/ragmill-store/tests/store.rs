@@ -437,3 +437,22 @@ fn a_paused_version_waits_while_the_old_one_stays_searchable_and_resumes_queued(
     assert_eq!(rec.state, DocumentState::Ready);
     assert_eq!(rec.error.map(|(code, _)| code).as_deref(), Some("cancelled"));
 }
+
+#[test]
+fn a_database_from_a_newer_ragmill_is_refused_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(Store::open(dir.path()).expect("open"));
+    let path = dir.path().join("ragmill.db");
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    let known: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+    conn.pragma_update(None, "user_version", known + 1).expect("set");
+    drop(conn);
+    let Err(err) = Store::open(dir.path()) else { panic!("a newer schema must be refused") };
+    assert!(
+        matches!(err, StoreError::NewerSchema { found, known: k } if found == known + 1 && k == known)
+    );
+    assert!(err.to_string().contains("newer ragmill"), "{err}");
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    let after: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+    assert_eq!(after, known + 1, "left as it was");
+}
