@@ -428,7 +428,8 @@ fn internal(e: crate::SearchError) -> IngestError {
 /// joined, never one in flight for another user (whose timing would tell that they are
 /// embedding it), just as each user's cache is their own.
 fn join_key(user: UserId, hash: &ContentHash) -> ContentHash {
-    let mut key = user.0.to_le_bytes().to_vec();
-    key.extend_from_slice(hash.as_bytes());
+    let mut key = [0u8; 40];
+    key[..8].copy_from_slice(&user.0.to_le_bytes());
+    key[8..].copy_from_slice(hash.as_bytes());
     ContentHash::of(&key)
 }

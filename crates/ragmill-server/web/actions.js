@@ -40,37 +40,20 @@ export const actions = {
         doc.cancelWanted = true;
       }
     }
-    if (!ids.length) return;
-    try {
-      await this.api.post('/v1/documents/cancel', { ids });
-    } catch (e) {
-      this.hooks.onError(`Could not cancel the batch: ${e.message}`);
-    }
+    await this.bulk('cancel', { ids }, 'cancel the batch');
   },
 
   /** Pauses the batch: uploads not sent yet wait, documents `ids` are paused in one request. */
   async pauseMany(ids) {
     this.held = true;
-    if (!ids.length) return;
-    try {
-      await this.api.post('/v1/documents/pause', { ids });
-    } catch (e) {
-      this.hooks.onError(`Could not pause the batch: ${e.message}`);
-    }
+    await this.bulk('pause', { ids }, 'pause the batch');
   },
 
   /** Resumes the batch: its waiting uploads go up again and paused documents `ids` are queued. */
   async resumeMany(ids) {
     this.held = false;
     this.pump();
-    if (!ids.length) return;
-    try {
-      await this.api.post('/v1/documents/resume', { ids });
-      this.requeued(ids, 'paused');
-    } catch (e) {
-      this.hooks.onError(`Could not resume the batch: ${e.message}`);
-      this.load().catch(() => {});
-    }
+    if (ids.length && await this.bulk('resume', { ids }, 'resume the batch', true)) this.requeued(ids, 'paused');
   },
 
   /**
@@ -93,22 +76,29 @@ export const actions = {
   /** Queues failed (and cancelled) documents `ids` again, in one request. */
   async retry(ids) {
     this.requeued(ids);
-    try {
-      await this.api.post('/v1/documents/retry', { ids });
-    } catch (e) {
-      this.hooks.onError(`Could not retry: ${e.message}`);
-      this.load().catch(() => {});
-    }
+    await this.bulk('retry', { ids }, 'retry', true);
   },
 
   /** Queues every failed document again (the "Failed" chip's button). */
   async retryAll() {
+    if (await this.bulk('retry', { all: true }, 'retry', true)) this.load().catch(() => {});
+  },
+
+  /**
+   * `POST /v1/documents/{op}` for the documents `selection` names (`{ids}`, none: nothing to
+   * ask, or `{all: true}`). True once done; on failure it says so (`Could not <what>`), and
+   * with `reload` reads the list again (the page may have shown them queued already).
+   */
+  async bulk(op, selection, what, reload = false) {
+    if (selection.ids && !selection.ids.length) return true;
     try {
-      await this.api.post('/v1/documents/retry', { all: true });
+      await this.api.post(`/v1/documents/${op}`, selection);
+      return true;
     } catch (e) {
-      this.hooks.onError(`Could not retry: ${e.message}`);
+      this.hooks.onError(`Could not ${what}: ${e.message}`);
+      if (reload) this.load().catch(() => {});
+      return false;
     }
-    this.load().catch(() => {});
   },
 
   async reprocess(key) {

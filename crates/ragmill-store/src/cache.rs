@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use ragmill_core::ContentHash;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use crate::codec::{blob_to_vector, vector_to_blob};
 use crate::{Store, StoreError, UserStore};
@@ -46,10 +46,14 @@ impl UserStore<'_> {
     ) -> Result<(), StoreError> {
         let mut conn = self.store.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let user = tx.query_row("SELECT 1 FROM users WHERE id = ?1", [self.user.0], |_| Ok(()));
+        if user.optional()?.is_none() {
+            return Ok(());
+        }
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO embedding_cache (user_id, model, hash, vector)
-                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1)",
+                 VALUES (?1, ?2, ?3, ?4)",
             )?;
             for (h, v) in entries {
                 stmt.execute(params![

@@ -123,11 +123,15 @@ impl Store {
                AND (admin = 0 OR (SELECT COUNT(*) FROM users WHERE admin = 1) > 1)",
             [user.0],
         )?;
+        if changed > 0 {
+            return Ok(());
+        }
+        // Nothing changed: an unknown user, or the last administrator.
         let is_admin: Option<bool> = conn
             .query_row("SELECT admin FROM users WHERE id = ?1", [user.0], |r| r.get(0))
             .optional()?;
-        match (changed, is_admin) {
-            (0, Some(true)) => Err(StoreError::LastAdmin),
+        match is_admin {
+            Some(true) => Err(StoreError::LastAdmin),
             _ => Ok(()),
         }
     }

@@ -2,7 +2,7 @@
 //! of the processing log in one transaction, then its block of vectors in the live index, in
 //! commit order.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::codec::vector_to_blob;
 use crate::processing::{self, Ended, Outcome};
@@ -114,14 +114,7 @@ impl UserStore<'_> {
 
     /// [`StoreError::DocumentGone`] unless document `id` is waiting for or in processing.
     fn still_waiting(&self, tx: &Transaction<'_>, id: DocumentId) -> Result<(), StoreError> {
-        let state: Option<String> = tx
-            .query_row(
-                "SELECT state FROM documents WHERE id = ?1 AND user_id = ?2",
-                params![id.0, self.user.0],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match state.as_deref() {
+        match self.state_of(tx, id)?.as_deref() {
             Some("queued" | "processing") => Ok(()),
             _ => Err(StoreError::DocumentGone(id)),
         }
@@ -224,14 +217,13 @@ impl UserStore<'_> {
     /// Whether document `id` is being processed now (its state is `processing`): a worker
     /// whose document was cancelled, deleted or uploaded again meanwhile stops.
     pub fn is_processing(&self, id: DocumentId) -> Result<bool, StoreError> {
-        let conn = self.store.reader()?;
-        let state: Option<String> = conn
-            .query_row(
-                "SELECT state FROM documents WHERE id = ?1 AND user_id = ?2",
-                params![id.0, self.user.0],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(state.as_deref() == Some("processing"))
+        Ok(self.state_of(&*self.store.reader()?, id)?.as_deref() == Some("processing"))
+    }
+
+    /// Document `id`'s state as stored, if it is one of the user's.
+    fn state_of(&self, conn: &Connection, id: DocumentId) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT state FROM documents WHERE id = ?1 AND user_id = ?2";
+        let state = conn.query_row(sql, params![id.0, self.user.0], |r| r.get(0));
+        Ok(state.optional()?)
     }
 }
